@@ -1,0 +1,46 @@
+"""``demand-forecasting``: the command line for people (job tasks have their own entry points).
+
+Each sub-command lives in the module that owns its work; this file only wires them.
+A module named in :data:`COMMANDS` provides ``configure(parser)`` and ``main(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from demand_forecasting.task import configure_logging
+
+#: sub-command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("demand_forecasting.runner.cli", "run a bundle job locally, as its YAML declares"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="demand-forecasting",
+        description="Monthly demand forecasting: run the bundle's jobs locally and manage data "
+        "and models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure(command)
+        command.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``demand-forecasting`` console script."""
+    configure_logging()
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    return int(args._main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Logical names of the tables and volumes this project owns, within the run's schema.
+
+One place, so that step code, notebooks and tests agree. Full names come from
+:meth:`demand_forecasting.platform.context.RunContext.table`.
+"""
+
+# Data pipeline (landing -> bronze -> quality gate -> silver -> gold)
+LANDING_VOLUME = "landing"
+CHECKPOINT_VOLUME = "checkpoints"
+BRONZE = "bronze_sales"
+QUARANTINE = "quarantine_sales"
+SILVER = "silver_sales"
+FEATURES = "gold_features"
+
+# Models and governance
+EVALUATIONS = "model_evaluations"
+AUDIT = "model_audit"
+
+# Scoring and monitoring
+FORECASTS = "gold_forecasts"
+DRIFT = "drift_psi"
+ACCURACY = "forecast_accuracy"
+TELEMETRY = "run_telemetry"

@@ -1,0 +1,116 @@
+"""The run context: everything a step needs from the platform, built once and passed in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from mlflow.tracking import MlflowClient
+from pyspark.sql import SparkSession
+
+from demand_forecasting.platform.detect import on_databricks as detect_databricks
+from demand_forecasting.platform.mlflow_setup import (
+    DATABRICKS_STORE,
+    MlflowStore,
+    configure_mlflow,
+    local_store,
+)
+from demand_forecasting.platform.paths import LocalLayout, default_state_dir
+from demand_forecasting.platform.spark import get_spark
+from demand_forecasting.platform.tables import (
+    LocalDeltaTables,
+    TableName,
+    TableStore,
+    UnityCatalogTables,
+)
+from demand_forecasting.platform.task_values import TaskValues, current_task_values
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class RunContext:
+    """What step code gets from the platform. Steps never ask where they run."""
+
+    spark: SparkSession
+    tables: TableStore
+    mlflow: MlflowClient
+    mlflow_store: MlflowStore
+    task_values: TaskValues
+    target: str
+    catalog: str
+    schema: str
+    on_databricks: bool
+    #: Local state folder (None on Databricks, where state lives in Unity Catalog).
+    state_dir: Path | None
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    def table(self, name: str) -> str:
+        """The full name of a table of this run's schema: ``catalog.schema.<name>``."""
+        return str(TableName(self.catalog, self.schema, name))
+
+    def volume_path(self, volume: str, *parts: str) -> str:
+        """A path inside a Unity Catalog volume of this run's schema.
+
+        ``/Volumes/<catalog>/<schema>/<volume>/...`` on Databricks; the same layout under
+        the local state folder's ``volumes/`` otherwise.
+        """
+        if self.state_dir is None:
+            base = PurePosixPath("/Volumes", self.catalog, self.schema, volume)
+            return str(base.joinpath(*parts))
+        local = LocalLayout(self.state_dir).volumes / self.catalog / self.schema / volume
+        return str(local.joinpath(*parts))
+
+
+def build_context(
+    target: str,
+    catalog: str,
+    schema: str,
+    *,
+    state_dir: Path | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> RunContext:
+    """Build the context for ``target`` on whatever platform this process runs on.
+
+    Args:
+        target: bundle target (``dev``, ``test``, ``prod``), recorded on runs and models.
+        catalog: Unity Catalog catalog of every table this run reads and writes.
+        schema: schema within ``catalog``.
+        state_dir: local state folder (default: ``.local`` beside ``databricks.yml`` or
+            ``$DEMAND_FORECASTING_HOME``); ignored on Databricks.
+        clock: the time source (tests pin it).
+    """
+    databricks = detect_databricks()
+    if databricks:
+        spark = get_spark(on_databricks=True)
+        tables: TableStore = UnityCatalogTables(spark)
+        store = DATABRICKS_STORE
+        local_dir = None
+    else:
+        local_dir = (state_dir or default_state_dir()).resolve()
+        layout = LocalLayout(local_dir)
+        spark = get_spark(on_databricks=False, scratch_dir=layout.spark)
+        tables = LocalDeltaTables(spark, layout.warehouse)
+        store = local_store(layout.mlflow)
+    client = configure_mlflow(store)
+    return RunContext(
+        spark=spark,
+        tables=tables,
+        mlflow=client,
+        mlflow_store=store,
+        task_values=current_task_values(databricks),
+        target=target,
+        catalog=catalog,
+        schema=schema,
+        on_databricks=databricks,
+        state_dir=local_dir,
+        clock=clock,
+    )

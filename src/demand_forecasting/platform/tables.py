@@ -1,0 +1,159 @@
+"""Tables by their Unity Catalog name, on Unity Catalog or as local Delta folders.
+
+Step code names every table ``catalog.schema.table`` and goes through a :class:`TableStore`;
+only this module knows that locally the table is a Delta folder under the warehouse.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from delta.tables import DeltaTable
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class TableName:
+    """A three-level Unity Catalog name."""
+
+    catalog: str
+    schema: str
+    table: str
+
+    @classmethod
+    def parse(cls, name: str) -> TableName:
+        """Parse ``catalog.schema.table``.
+
+        Raises:
+            ValueError: the name is not three dot-separated identifiers.
+        """
+        parts = name.split(".")
+        if len(parts) != 3 or not all(_IDENTIFIER.match(p) for p in parts):
+            raise ValueError(
+                f"table name {name!r} is not a Unity Catalog name 'catalog.schema.table' "
+                "(three identifiers of letters, digits, '_' or '-', separated by dots)"
+            )
+        return cls(*parts)
+
+    def __str__(self) -> str:
+        return f"{self.catalog}.{self.schema}.{self.table}"
+
+
+class TableStore(ABC):
+    """Read, write and version Delta tables by Unity Catalog name."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+
+    @abstractmethod
+    def sql_ref(self, name: str) -> str:
+        """How SQL addresses the table (`` delta.`/path` `` locally, the name on UC)."""
+
+    @abstractmethod
+    def exists(self, name: str) -> bool:
+        """True when the table exists."""
+
+    @abstractmethod
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        """The table as a DataFrame, optionally as of a Delta version (time travel)."""
+
+    @abstractmethod
+    def delta_table(self, name: str) -> DeltaTable:
+        """The :class:`delta.tables.DeltaTable` handle (for MERGE, history)."""
+
+    @abstractmethod
+    def write(
+        self, df: DataFrame, name: str, mode: str = "append", **options: Any
+    ) -> None:
+        """Write ``df`` to the table in Delta format (``options``: e.g. replaceWhere)."""
+
+    @abstractmethod
+    def start_stream(self, writer: DataStreamWriter, name: str) -> StreamingQuery:
+        """Start a streaming write of ``writer`` into the table."""
+
+    def version(self, name: str) -> int | None:
+        """The table's latest Delta version, or None if it does not exist."""
+        if not self.exists(name):
+            return None
+        row = self.delta_table(name).history(1).select("version").first()
+        return int(row[0]) if row is not None else None
+
+    def ensure_schema(self, catalog: str, schema: str) -> None:  # noqa: B027 - optional hook
+        """Make sure the schema exists (locally a no-op: folders appear on write)."""
+
+
+class LocalDeltaTables(TableStore):
+    """Tables as Delta folders ``<warehouse>/<catalog>/<schema>/<table>``."""
+
+    def __init__(self, spark: SparkSession, warehouse: Path) -> None:
+        super().__init__(spark)
+        self.warehouse = warehouse
+
+    def path(self, name: str) -> Path:
+        """The local folder of a table."""
+        parsed = TableName.parse(name)
+        return self.warehouse / parsed.catalog / parsed.schema / parsed.table
+
+    def sql_ref(self, name: str) -> str:
+        return f"delta.`{self.path(name)}`"
+
+    def exists(self, name: str) -> bool:
+        return (self.path(name) / "_delta_log").is_dir()
+
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(str(self.path(name)))
+
+    def delta_table(self, name: str) -> DeltaTable:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.forPath(self.spark, str(self.path(name)))
+
+    def write(self, df: DataFrame, name: str, mode: str = "append", **options: Any) -> None:
+        df.write.format("delta").mode(mode).options(**options).save(str(self.path(name)))
+
+    def start_stream(self, writer: DataStreamWriter, name: str) -> StreamingQuery:
+        return writer.format("delta").start(str(self.path(name)))
+
+
+class UnityCatalogTables(TableStore):
+    """Managed Unity Catalog tables, addressed by name."""
+
+    def sql_ref(self, name: str) -> str:
+        parsed = TableName.parse(name)
+        return f"`{parsed.catalog}`.`{parsed.schema}`.`{parsed.table}`"
+
+    def exists(self, name: str) -> bool:
+        return bool(self.spark.catalog.tableExists(str(TableName.parse(name))))
+
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        reader = self.spark.read
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.table(str(TableName.parse(name)))
+
+    def delta_table(self, name: str) -> DeltaTable:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.forName(self.spark, str(TableName.parse(name)))
+
+    def write(self, df: DataFrame, name: str, mode: str = "append", **options: Any) -> None:
+        df.write.format("delta").mode(mode).options(**options).saveAsTable(
+            str(TableName.parse(name))
+        )
+
+    def start_stream(self, writer: DataStreamWriter, name: str) -> StreamingQuery:
+        return writer.toTable(str(TableName.parse(name)))
+
+    def ensure_schema(self, catalog: str, schema: str) -> None:
+        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")

@@ -1,0 +1,80 @@
+"""Task values: small JSON values a task sets for later tasks of the same job run.
+
+On Databricks they go through ``dbutils.jobs.taskValues``; under the local runner through
+the run's in-memory store, which the runner makes current while a task runs. Outside both
+(an entry point started by hand) values are kept in memory and logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class TaskValues(Protocol):
+    """What a task may do with task values."""
+
+    def set(self, key: str, value: Any) -> None:
+        """Publish ``value`` (JSON-serialisable) under ``key`` for downstream tasks."""
+
+    def get(self, task_key: str, key: str, default: Any = None) -> Any:
+        """Read ``key`` set by upstream task ``task_key``, or ``default``."""
+
+
+class LocalTaskValues:
+    """Task values of one local job run: ``{task_key: {key: value}}``."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {}
+        self._current_task: str | None = None
+
+    def set(self, key: str, value: Any) -> None:
+        json.dumps(value)  # the same rule as Databricks: values must be JSON-serialisable
+        task = self._current_task or "<no task>"
+        self.values.setdefault(task, {})[key] = value
+        log.info("task value %s.%s = %s", task, key, json.dumps(value)[:200])
+
+    def get(self, task_key: str, key: str, default: Any = None) -> Any:
+        return self.values.get(task_key, {}).get(key, default)
+
+    @contextmanager
+    def running(self, task_key: str) -> Iterator[LocalTaskValues]:
+        """Make this store current for ``task_key`` while the task runs in this process."""
+        token = _ACTIVE.set(self)
+        previous, self._current_task = self._current_task, task_key
+        try:
+            yield self
+        finally:
+            self._current_task = previous
+            _ACTIVE.reset(token)
+
+
+class DatabricksTaskValues:
+    """``dbutils.jobs.taskValues`` of the running Databricks job."""
+
+    def __init__(self) -> None:
+        from databricks.sdk.runtime import dbutils
+
+        self._task_values = dbutils.jobs.taskValues
+
+    def set(self, key: str, value: Any) -> None:
+        self._task_values.set(key=key, value=value)
+
+    def get(self, task_key: str, key: str, default: Any = None) -> Any:
+        return self._task_values.get(taskKey=task_key, key=key, default=default)
+
+
+_ACTIVE: ContextVar[LocalTaskValues | None] = ContextVar("task_values", default=None)
+
+
+def current_task_values(on_databricks: bool) -> TaskValues:
+    """The task-value store for the task running now."""
+    if on_databricks:
+        return DatabricksTaskValues()
+    return _ACTIVE.get() or LocalTaskValues()

@@ -1,0 +1,74 @@
+"""The shape of every job task's entry point: parse args -> typed config -> ``run(ctx, cfg)``.
+
+A ``python_wheel_task`` calls a console-script entry point with its ``parameters`` (or
+``named_parameters`` as ``--key=value``) in ``sys.argv``; the local runner does the same in
+process. Every task takes ``--catalog``, ``--schema`` and ``--target``; a task adds its own
+options with ``add_arguments``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from demand_forecasting.platform.context import RunContext, build_context
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+ConfigT = TypeVar("ConfigT")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr in one readable format (idempotent)."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_demand_forecasting", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
+        handler._demand_forecasting = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("py4j", "urllib3", "alembic", "great_expectations", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def base_parser(task: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every task takes."""
+    parser = argparse.ArgumentParser(prog=task, description=description)
+    parser.add_argument("--catalog", required=True, help="Unity Catalog catalog")
+    parser.add_argument("--schema", required=True, help="schema within the catalog")
+    parser.add_argument("--target", default="dev", help="bundle target (dev, test, prod)")
+    return parser
+
+
+def run_task(
+    task: str,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    make_config: Callable[[argparse.Namespace], ConfigT],
+    run: Callable[[RunContext, ConfigT], object],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Parse ``argv`` (default ``sys.argv[1:]``), build the context once and run the step.
+
+    Config errors (``ValueError`` from ``make_config``) surface as argparse errors naming
+    the option, before Spark starts.
+    """
+    configure_logging()
+    parser = base_parser(task, description)
+    add_arguments(parser)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        config = make_config(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    started = time.perf_counter()
+    ctx = build_context(args.target, args.catalog, args.schema)
+    log.info("%s: context ready in %.1fs (target=%s, %s.%s)", task,
+             time.perf_counter() - started, args.target, args.catalog, args.schema)
+    run(ctx, config)
