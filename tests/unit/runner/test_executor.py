@@ -1,0 +1,309 @@
+"""Running jobs: DAG order, conditions, run_if, task values, for_each, run_job, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import runner_fixture_tasks
+from runner_support import write_bundle
+
+from demand_forecasting.runner import (
+    BundleError,
+    JobResultState,
+    JobRunner,
+    JobRunResult,
+    TaskStatus,
+    load_bundle,
+)
+
+PKG = "package_name: runner_fixture_tasks"
+
+
+def run(root: Path, job: str, **params: str) -> JobRunResult:
+    runner = JobRunner(load_bundle(root), sleep=lambda _: None)
+    return runner.run(job, params)
+
+
+def statuses(result: JobRunResult) -> dict[str, str]:
+    return {task.task_key: task.status.value for task in result.tasks}
+
+
+def called() -> list[list[str]]:
+    return [args for _, args in runner_fixture_tasks.CALLS]
+
+
+def test_tasks_run_dependencies_first_in_a_stable_order(tmp_path: Path) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          tasks:
+            - task_key: report
+              depends_on: [{{task_key: left}}, {{task_key: right}}]
+              python_wheel_task: {{{PKG}, entry_point: record, parameters: [report]}}
+            - task_key: right
+              depends_on: [{{task_key: start}}]
+              python_wheel_task: {{{PKG}, entry_point: record, parameters: [right]}}
+            - task_key: left
+              depends_on: [{{task_key: start}}]
+              python_wheel_task: {{{PKG}, entry_point: record, parameters: [left]}}
+            - task_key: start
+              python_wheel_task: {{{PKG}, entry_point: record, parameters: [start]}}
+    """
+    result = run(write_bundle(tmp_path, jobs), "j")
+
+    assert called() == [["start"], ["right"], ["left"], ["report"]]
+    assert result.state is JobResultState.SUCCESS
+    assert runner_fixture_tasks.CALLS[0][0] == "record"  # argv[0] is the entry point
+
+
+CONDITION_JOB = f"""\
+resources:
+  jobs:
+    j:
+      parameters: [{{name: threshold, default: "2"}}]
+      tasks:
+        - task_key: drift
+          python_wheel_task: {{{PKG}, entry_point: set_values, parameters: ["--breaches=3"]}}
+        - task_key: retrain_needed
+          depends_on: [{{task_key: drift}}]
+          condition_task:
+            op: GREATER_THAN
+            left: "{{{{tasks.drift.values.breaches}}}}"
+            right: "{{{{job.parameters.threshold}}}}"
+        - task_key: train
+          depends_on: [{{task_key: retrain_needed, outcome: "true"}}]
+          python_wheel_task:
+            {PKG}
+            entry_point: record
+            parameters: ["--breaches={{{{tasks.drift.values.breaches}}}}"]
+        - task_key: keep_champion
+          depends_on: [{{task_key: retrain_needed, outcome: "false"}}]
+          python_wheel_task: {{{PKG}, entry_point: record, parameters: [keep]}}
+        - task_key: score
+          depends_on: [{{task_key: train}}, {{task_key: keep_champion}}]
+          python_wheel_task: {{{PKG}, entry_point: record, parameters: [score]}}
+"""
+
+
+def test_condition_true_runs_its_branch_and_excludes_the_other(tmp_path: Path) -> None:
+    result = run(write_bundle(tmp_path, CONDITION_JOB), "j")
+
+    assert statuses(result) == {
+        "drift": "SUCCESS",
+        "retrain_needed": "SUCCESS",
+        "train": "SUCCESS",
+        "keep_champion": "EXCLUDED",
+        "score": "SUCCESS",
+    }
+    assert called() == [["--breaches=3"], ["--breaches=3"], ["score"]]
+    condition = result.tasks[1]
+    assert condition.outcome == "true"
+    assert result.tasks[0].values == {"breaches": 3}
+
+
+def test_condition_false_with_param_override(tmp_path: Path) -> None:
+    result = run(write_bundle(tmp_path, CONDITION_JOB), "j", threshold="5")
+
+    assert statuses(result)["train"] == "EXCLUDED"
+    assert statuses(result)["keep_champion"] == "SUCCESS"
+    assert result.tasks[1].outcome == "false"
+    assert result.parameters == {"threshold": "5"}
+    assert called()[1:] == [["keep"], ["score"]]
+
+
+def test_failing_task_fails_the_job_and_skips_downstream(tmp_path: Path) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          tasks:
+            - task_key: ingest
+              python_wheel_task: {{{PKG}, entry_point: fail, parameters: [--month=2024-01]}}
+            - task_key: validate
+              depends_on: [{{task_key: ingest}}]
+              python_wheel_task: {{{PKG}, entry_point: record}}
+            - task_key: notify
+              depends_on: [{{task_key: ingest}}]
+              run_if: AT_LEAST_ONE_FAILED
+              python_wheel_task: {{{PKG}, entry_point: record, parameters: [notify]}}
+            - task_key: cleanup
+              depends_on: [{{task_key: validate}}]
+              run_if: ALL_DONE
+              python_wheel_task: {{{PKG}, entry_point: record, parameters: [cleanup]}}
+    """
+    result = run(write_bundle(tmp_path, jobs), "j")
+
+    assert statuses(result) == {
+        "ingest": "FAILED",
+        "validate": "UPSTREAM_FAILED",
+        "notify": "SUCCESS",
+        "cleanup": "SUCCESS",
+    }
+    # validate is upstream-failed and notify a leaf that succeeded; cleanup (a leaf) ran
+    assert result.state is JobResultState.SUCCESS_WITH_FAILURES
+    ingest = result.tasks[0]
+    assert ingest.error == "RuntimeError: boom: --month=2024-01"
+    assert "second line of the message" in (ingest.traceback or "")
+    assert [t.task_key for t in result.failed_tasks] == ["ingest"]
+
+
+def test_failure_handlers_are_excluded_when_nothing_fails(tmp_path: Path) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          tasks:
+            - task_key: a
+              python_wheel_task: {{{PKG}, entry_point: record}}
+            - task_key: on_failure
+              depends_on: [{{task_key: a}}]
+              run_if: AT_LEAST_ONE_FAILED
+              python_wheel_task: {{{PKG}, entry_point: record, parameters: [alert]}}
+            - task_key: after_handler
+              depends_on: [{{task_key: on_failure}}]
+              python_wheel_task: {{{PKG}, entry_point: record, parameters: [after]}}
+    """
+    result = run(write_bundle(tmp_path, jobs), "j")
+
+    assert statuses(result) == {
+        "a": "SUCCESS",
+        "on_failure": "EXCLUDED",
+        "after_handler": "EXCLUDED",
+    }
+    assert result.state is JobResultState.SUCCESS
+
+
+def test_exit_code_is_a_failure_and_retries_recover(tmp_path: Path) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          tasks:
+            - task_key: flaky
+              max_retries: 1
+              python_wheel_task: {{{PKG}, entry_point: flaky, parameters: [--name=x]}}
+            - task_key: exits
+              depends_on: [{{task_key: flaky}}]
+              python_wheel_task: {{{PKG}, entry_point: exit_nonzero}}
+    """
+    result = run(write_bundle(tmp_path, jobs), "j")
+
+    flaky, exits = result.tasks
+    assert (flaky.status, flaky.attempts) == (TaskStatus.SUCCESS, 2)
+    assert exits.status is TaskStatus.FAILED
+    assert exits.error == "TaskFailure: exited with code 3"
+    assert result.state is JobResultState.FAILED
+
+
+def test_for_each_runs_once_per_item_of_a_task_value_list(tmp_path: Path) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          tasks:
+            - task_key: drift
+              python_wheel_task:
+                {PKG}
+                entry_point: set_values
+                parameters: ['--segments=["food", "cafes"]']
+            - task_key: train_segments
+              depends_on: [{{task_key: drift}}]
+              for_each_task:
+                inputs: "{{{{tasks.drift.values.segments}}}}"
+                concurrency: 4
+                task:
+                  task_key: train_segment
+                  python_wheel_task:
+                    {PKG}
+                    entry_point: record
+                    named_parameters: {{segment: "{{{{input}}}}", run: "{{{{job.run_id}}}}"}}
+    """
+    result = run(write_bundle(tmp_path, jobs), "j")
+
+    loop = result.tasks[1]
+    assert loop.status is TaskStatus.SUCCESS
+    assert [it.input for it in loop.iterations] == ["food", "cafes"]
+    assert [args[0] for args in called()[1:]] == ["--segment=food", "--segment=cafes"]
+    assert called()[1][1] == f"--run={result.run_id}"
+    assert "run sequentially" in loop.note
+
+
+def test_for_each_fails_when_an_iteration_fails(tmp_path: Path) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          tasks:
+            - task_key: each
+              for_each_task:
+                inputs: '[{{"m": 1}}, {{"m": 2}}]'
+                task:
+                  task_key: one
+                  python_wheel_task: {{{PKG}, entry_point: fail, parameters: ["{{{{input.m}}}}"]}}
+    """
+    result = run(write_bundle(tmp_path, jobs), "j")
+
+    each = result.tasks[0]
+    assert each.status is TaskStatus.FAILED
+    assert each.error == "2 of 2 iterations failed; first: [0] RuntimeError: boom: 1"
+
+
+def test_run_job_task_runs_the_other_job_with_its_parameters(tmp_path: Path) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        monthly:
+          parameters: [{{name: month, default: "2024-01"}}]
+          tasks:
+            - task_key: full_retrain
+              run_job_task:
+                job_id: ${{resources.jobs.training.id}}
+                job_parameters: {{segments: all}}
+        training:
+          parameters: [{{name: segments, default: none}}, {{name: month, default: "?"}}]
+          tasks:
+            - task_key: fit
+              python_wheel_task:
+                {PKG}
+                entry_point: set_values
+                parameters:
+                  - '--seen="{{{{job.parameters.segments}}}}/{{{{job.parameters.month}}}}"'
+    """
+    result = run(write_bundle(tmp_path, jobs), "monthly")
+
+    child = result.tasks[0].child
+    assert child is not None and child.job_key == "training"
+    assert child.parameters == {"segments": "all", "month": "2024-01"}  # month pushed down
+    assert child.tasks[0].values == {"seen": "all/2024-01"}
+    assert result.state is JobResultState.SUCCESS
+
+
+def test_task_values_that_are_not_set_fail_the_task(tmp_path: Path) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          tasks:
+            - task_key: a
+              python_wheel_task: {{{PKG}, entry_point: record}}
+            - task_key: b
+              depends_on: [{{task_key: a}}]
+              python_wheel_task:
+                {PKG}
+                entry_point: record
+                parameters: ["{{{{tasks.a.values.missing}}}}"]
+    """
+    result = run(write_bundle(tmp_path, jobs), "j")
+
+    assert result.tasks[1].status is TaskStatus.FAILED
+    assert "task 'a' (success) did not set task value 'missing'" in (result.tasks[1].error or "")
+
+
+def test_unknown_param_is_refused_before_running(tmp_path: Path) -> None:
+    root = write_bundle(tmp_path, CONDITION_JOB)
+
+    with pytest.raises(BundleError, match="--param threshhold: not a parameter of this job"):
+        run(root, "j", threshhold="1")
+    assert called() == []
