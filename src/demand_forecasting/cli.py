@@ -15,7 +15,27 @@ from demand_forecasting.task import configure_logging
 
 #: sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "rollback": (
+        "demand_forecasting.models.rollback",
+        "restore a segment's previous (or a given) champion model version, audited",
+    ),
+    "approve": (
+        "demand_forecasting.models.approve",
+        "promote challengers awaiting approval (targets with require_approval)",
+    ),
     "run": ("demand_forecasting.runner.cli", "run a bundle job locally, as its YAML declares"),
+    "land": (
+        "demand_forecasting.data.landing",
+        "drop a dataset's monthly files into the landing volume (--until / --next-month)",
+    ),
+    "check-bundle": (
+        "demand_forecasting.bundle_checks.cli",
+        "check the bundle and Azure DevOps pipelines offline",
+    ),
+    "report": (
+        "demand_forecasting.monitoring.report_cli",
+        "write a monthly run's report again (drift, accuracy, time per task)",
+    ),
 }
 
 

@@ -7,8 +7,12 @@ One place, so that step code, notebooks and tests agree. Full names come from
 # Data pipeline (landing -> bronze -> quality gate -> silver -> gold)
 LANDING_VOLUME = "landing"
 CHECKPOINT_VOLUME = "checkpoints"
+#: Data-quality results (one JSON per validated batch), readable by data scientists.
+QUALITY_VOLUME = "data_quality"
 BRONZE = "bronze_sales"
 QUARANTINE = "quarantine_sales"
+#: Rows that passed the quality gate, typed and canonical (silver is built from these).
+VALIDATED = "validated_sales"
 SILVER = "silver_sales"
 FEATURES = "gold_features"
 

@@ -2,8 +2,9 @@
 
 A ``python_wheel_task`` calls a console-script entry point with its ``parameters`` (or
 ``named_parameters`` as ``--key=value``) in ``sys.argv``; the local runner does the same in
-process. Every task takes ``--catalog``, ``--schema`` and ``--target``; a task adds its own
-options with ``add_arguments``.
+process. Every task takes ``--catalog``, ``--schema`` and ``--target`` (and optionally
+``--job-run-id`` / ``--experiment`` for its telemetry); a task adds its own options with
+``add_arguments``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from demand_forecasting.monitoring.telemetry import TaskRecorder
 from demand_forecasting.platform.context import RunContext, build_context
 
 log = logging.getLogger(__name__)
@@ -24,13 +26,24 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 ConfigT = TypeVar("ConfigT")
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (pytest and runners swap it)."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Log to stderr in one readable format (idempotent)."""
     root = logging.getLogger()
-    if not any(getattr(h, "_demand_forecasting", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _CurrentStderrHandler) for h in root.handlers):
+        handler = _CurrentStderrHandler()
         handler.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
-        handler._demand_forecasting = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("py4j", "urllib3", "alembic", "great_expectations", "matplotlib"):
@@ -39,10 +52,22 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def base_parser(task: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every task takes."""
-    parser = argparse.ArgumentParser(prog=task, description=description)
+    # "resolve": a task may redeclare a common option (e.g. make --experiment required).
+    parser = argparse.ArgumentParser(prog=task, description=description, conflict_handler="resolve")
     parser.add_argument("--catalog", required=True, help="Unity Catalog catalog")
     parser.add_argument("--schema", required=True, help="schema within the catalog")
     parser.add_argument("--target", default="dev", help="bundle target (dev, test, prod)")
+    parser.add_argument(
+        "--job-run-id",
+        default=None,
+        help="{{job.run_id}}: groups the tasks' telemetry under one MLflow "
+        "parent run (omit when running a task by hand)",
+    )
+    parser.add_argument(
+        "--experiment",
+        default=None,
+        help="MLflow experiment of the job's parent run (telemetry metrics)",
+    )
     return parser
 
 
@@ -57,7 +82,9 @@ def run_task(
     """Parse ``argv`` (default ``sys.argv[1:]``), build the context once and run the step.
 
     Config errors (``ValueError`` from ``make_config``) surface as argparse errors naming
-    the option, before Spark starts.
+    the option, before Spark starts. Every run is recorded by
+    :class:`~demand_forecasting.monitoring.telemetry.TaskRecorder`: ``run`` may return a
+    summary with ``rows_in`` / ``rows_out`` (attributes or keys) for the telemetry table.
     """
     configure_logging()
     parser = base_parser(task, description)
@@ -67,8 +94,17 @@ def run_task(
         config = make_config(args)
     except ValueError as exc:
         parser.error(str(exc))
-    started = time.perf_counter()
-    ctx = build_context(args.target, args.catalog, args.schema)
-    log.info("%s: context ready in %.1fs (target=%s, %s.%s)", task,
-             time.perf_counter() - started, args.target, args.catalog, args.schema)
-    run(ctx, config)
+    # Telemetry (duration, rows in/out, peak memory, outcome) of every task, context included.
+    with TaskRecorder(task, args.target, args.job_run_id, args.experiment) as recorder:
+        started = time.perf_counter()
+        ctx = build_context(args.target, args.catalog, args.schema)
+        recorder.bind(ctx)
+        log.info(
+            "%s: context ready in %.1fs (target=%s, %s.%s)",
+            task,
+            time.perf_counter() - started,
+            args.target,
+            args.catalog,
+            args.schema,
+        )
+        recorder.observe(run(ctx, config))

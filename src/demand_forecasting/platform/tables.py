@@ -70,14 +70,23 @@ class TableStore(ABC):
         """The :class:`delta.tables.DeltaTable` handle (for MERGE, history)."""
 
     @abstractmethod
-    def write(
-        self, df: DataFrame, name: str, mode: str = "append", **options: Any
-    ) -> None:
+    def write(self, df: DataFrame, name: str, mode: str = "append", **options: Any) -> None:
         """Write ``df`` to the table in Delta format (``options``: e.g. replaceWhere)."""
 
     @abstractmethod
     def start_stream(self, writer: DataStreamWriter, name: str) -> StreamingQuery:
         """Start a streaming write of ``writer`` into the table."""
+
+    @abstractmethod
+    def read_stream(self, name: str) -> DataFrame:
+        """The table as a streaming source (new appends since a query's checkpoint)."""
+
+    def declare_primary_key(self, name: str, columns: tuple[str, ...]) -> None:  # noqa: B027
+        """Declare ``columns`` the table's primary key where the catalog supports it.
+
+        Unity Catalog registers a Delta table with a primary key as a feature table; local
+        Delta has no primary keys, so locally this is a no-op (uniqueness is tested instead).
+        """
 
     def version(self, name: str) -> int | None:
         """The table's latest Delta version, or None if it does not exist."""
@@ -125,6 +134,9 @@ class LocalDeltaTables(TableStore):
     def start_stream(self, writer: DataStreamWriter, name: str) -> StreamingQuery:
         return writer.format("delta").start(str(self.path(name)))
 
+    def read_stream(self, name: str) -> DataFrame:
+        return self.spark.readStream.format("delta").load(str(self.path(name)))
+
 
 class UnityCatalogTables(TableStore):
     """Managed Unity Catalog tables, addressed by name."""
@@ -154,6 +166,25 @@ class UnityCatalogTables(TableStore):
 
     def start_stream(self, writer: DataStreamWriter, name: str) -> StreamingQuery:
         return writer.toTable(str(TableName.parse(name)))
+
+    def read_stream(self, name: str) -> DataFrame:
+        return self.spark.readStream.table(str(TableName.parse(name)))
+
+    def declare_primary_key(self, name: str, columns: tuple[str, ...]) -> None:
+        """Set the key columns NOT NULL and add a ``<table>_pk`` constraint (once)."""
+        ref = self.sql_ref(name)
+        table = TableName.parse(name).table
+        existing = self.spark.sql(
+            f"SELECT 1 FROM `{TableName.parse(name).catalog}`.information_schema."
+            f"table_constraints WHERE table_schema = '{TableName.parse(name).schema}' "
+            f"AND table_name = '{table}' AND constraint_type = 'PRIMARY KEY'"
+        )
+        if existing.first() is not None:
+            return
+        for column in columns:
+            self.spark.sql(f"ALTER TABLE {ref} ALTER COLUMN `{column}` SET NOT NULL")
+        keys = ", ".join(f"`{c}`" for c in columns)
+        self.spark.sql(f"ALTER TABLE {ref} ADD CONSTRAINT `{table}_pk` PRIMARY KEY ({keys})")
 
     def ensure_schema(self, catalog: str, schema: str) -> None:
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")

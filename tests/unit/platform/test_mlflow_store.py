@@ -35,7 +35,9 @@ def test_xgboost_model_round_trip_with_aliases(ctx: RunContext, state_dir: Path)
     for _ in range(2):
         with mlflow.start_run(experiment_id=experiment_id):
             info = mlflow.xgboost.log_model(
-                model, name="model", pip_requirements=["xgboost-cpu==3.2.0"],
+                model,
+                name="model",
+                pip_requirements=["xgboost-cpu==3.2.0"],
                 input_example=features[:2],
             )
         registered = mlflow.register_model(info.model_uri, name)
@@ -47,8 +49,7 @@ def test_xgboost_model_round_trip_with_aliases(ctx: RunContext, state_dir: Path)
     assert champion.version == versions[0]
 
     loaded = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    np.testing.assert_allclose(loaded.predict(features[:5]), model.predict(features[:5]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(loaded.predict(features[:5]), model.predict(features[:5]), rtol=1e-6)
     # artifacts are files under the state folder, not in the working directory
     assert any((state_dir / "mlflow" / "artifacts").rglob("MLmodel"))
 

@@ -18,7 +18,7 @@ def test_table_name_parses_three_levels() -> None:
 
 @pytest.mark.parametrize("bad", ["bronze", "main.bronze", "a.b.c.d", "main..bronze", "a.b.c d"])
 def test_table_name_rejects_non_uc_names(bad: str) -> None:
-    with pytest.raises(ValueError, match="catalog.schema.table"):
+    with pytest.raises(ValueError, match=r"catalog\.schema\.table"):
         TableName.parse(bad)
 
 
@@ -65,7 +65,15 @@ def test_local_table_is_readable_by_an_independent_delta_reader(ctx: RunContext)
 
 def test_volume_path_mirrors_unity_catalog_layout(ctx: RunContext, state_dir: Path) -> None:
     path = Path(ctx.volume_path("landing", "aus_retail", "2015-12.csv"))
-    assert path == (
-        state_dir / "volumes" / "main" / "demand_forecasting" / "landing" / "aus_retail"
-        / "2015-12.csv"
-    ).resolve()
+    assert (
+        path
+        == (
+            state_dir
+            / "volumes"
+            / "main"
+            / "demand_forecasting"
+            / "landing"
+            / "aus_retail"
+            / "2015-12.csv"
+        ).resolve()
+    )

@@ -1,0 +1,181 @@
+"""Model accuracy on the bundled real data, with the protocol of ACCURACY.md.
+
+aus_retail (152 series; the 148 observed in the last month are scored), last month T =
+2018-12, 13 rolling origins 2016-12 .. 2017-12, h = 1..12. At each origin every segment's
+forecaster is fitted on the months <= origin only (the production recipe, the production
+code: ``fit_forecaster`` + ``predict``) and forecasts 12 months. Per (series, origin):
+MASE = mean |error| / in-sample mean |y_t - y_{t-12}| up to the origin; WAPE overall.
+
+Reported side by side: the champion models (the XGBoost + Holt-Winters blend), seasonal
+naive, and the two halves of the blend alone (same fits: the halves are the blend's own
+components, so the ablation costs no extra fit). The blend weight is the recipe default,
+fixed before this benchmark was run; nothing here is tuned on the test origins.
+
+Usage:
+    .venv/bin/python benchmarks/model_accuracy.py [--jobs 2] [--origins 13]
+
+Writes benchmarks/results/model_accuracy.json (figures + machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from demand_forecasting.data.config import load_dataset_config
+from demand_forecasting.models.backtest import NAIVE
+from demand_forecasting.models.baseline import seasonal_naive
+from demand_forecasting.models.forecaster import fit_forecaster
+from demand_forecasting.models.metrics import accuracy, seasonal_scale
+from demand_forecasting.models.panel import panel_from_history
+from demand_forecasting.models.recipe import Recipe
+
+HERE = Path(__file__).resolve().parent
+LAST_ORIGIN = pd.Timestamp("2017-12-01")
+HORIZON = 12
+
+#: ACCURACY.md's peers, same protocol and machine kind (for reference, not re-run here).
+PEERS = {
+    "statsforecast AutoETS": (0.988, 3.03, 254),
+    "statsforecast AutoARIMA": (0.904, 2.63, 454),
+    "mean of ETS, Theta, ARIMA": (0.913, 2.64, 760),
+    "XGBoost per segment (ACCURACY.md recipe)": (1.043, 2.92, 262),
+}
+
+
+def load_aus_retail() -> pd.DataFrame:
+    """``series_id, segment, month, y`` of the bundled dataset, segments from its config."""
+    config = load_dataset_config("aus_retail")
+    with resources.as_file(resources.files("tsdata").joinpath("fpppy/aus_retail.csv")) as csv:
+        raw = pd.read_csv(csv, parse_dates=["Month"])
+    raw["segment"] = [
+        config.segment_of({"state": s, "industry": i})
+        for s, i in zip(raw["State"], raw["Industry"], strict=True)
+    ]
+    return raw.rename(columns={"Series ID": "series_id", "Month": "month", "Turnover": "y"})[
+        ["series_id", "segment", "month", "y"]
+    ]
+
+
+def forecast_segment(
+    history: pd.DataFrame, origin: pd.Timestamp, recipe: Recipe
+) -> tuple[pd.DataFrame, float]:
+    """Fit at ``origin`` and forecast; return the forecasts and the CPU seconds spent."""
+    warnings.filterwarnings("ignore")
+    started = time.process_time()
+    panel = panel_from_history(history).until(origin)
+    forecast = fit_forecaster(panel, recipe).predict(panel)
+    naive = seasonal_naive(panel, recipe.horizon).rename(columns={"forecast": NAIVE})
+    scale = pd.Series(seasonal_scale(panel.values), index=list(panel.series), name="scale")
+    frame = forecast.merge(
+        naive[["series_id", "horizon", NAIVE]], on=["series_id", "horizon"]
+    ).merge(scale, left_on="series_id", right_index=True)
+    return frame, time.process_time() - started
+
+
+def main() -> None:
+    """Run the protocol and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument("--origins", type=int, default=13, help="rolling origins")
+    args = parser.parse_args()
+
+    data = load_aus_retail()
+    recipe = Recipe(horizon=HORIZON)
+    origins = [LAST_ORIGIN - pd.DateOffset(months=k) for k in range(args.origins - 1, -1, -1)]
+    started = time.perf_counter()
+    tasks = [
+        (segment, frame[["series_id", "month", "y"]], origin)
+        for segment, frame in data.groupby("segment")
+        for origin in origins
+    ]
+    results = Parallel(n_jobs=args.jobs)(
+        delayed(forecast_segment)(history, origin, recipe) for _, history, origin in tasks
+    )
+    wall = time.perf_counter() - started
+    frames = [frame for frame, _ in results]
+    cpu = sum(seconds for _, seconds in results)
+
+    forecasts = pd.concat(frames, ignore_index=True)
+    actual = data[["series_id", "month", "y"]].rename(columns={"y": "actual"})
+    forecasts = forecasts.merge(actual, on=["series_id", "month"], how="left")
+    scorable = data.groupby("series_id")["month"].max() == data["month"].max()
+    forecasts = forecasts[forecasts["series_id"].isin(scorable[scorable].index)]
+    methods = {
+        "champion (XGBoost + Holt-Winters blend)": "forecast",
+        "XGBoost half alone": "forecast_xgb",
+        "Holt-Winters half alone": "forecast_holt_winters",
+        "seasonal naive": NAIVE,
+    }
+    rows = {}
+    for label, column in methods.items():
+        scored = forecasts.dropna(subset=["actual", column])
+        per_pair = (
+            scored.assign(ae=(scored[column] - scored["actual"]).abs())
+            .groupby(["series_id", "origin"])
+            .agg(mae=("ae", "mean"), scale=("scale", "first"))
+        )
+        figures = accuracy(scored, column)
+        rows[label] = {
+            "mean_mase": round(figures.mase, 4),
+            "median_mase": round(float((per_pair["mae"] / per_pair["scale"]).median()), 4),
+            "wape_pct": round(100 * figures.wape, 3),
+            "bias_pct": round(100 * figures.bias, 3),
+            "pairs": figures.pairs,
+        }
+    naive = rows["seasonal naive"]["mean_mase"]
+    champion = rows["champion (XGBoost + Holt-Winters blend)"]["mean_mase"]
+    result = {
+        "protocol": {
+            "origins": [o.strftime("%Y-%m") for o in origins],
+            "horizon": HORIZON,
+            "series_scored": int(forecasts["series_id"].nunique()),
+            "segments": int(data["segment"].nunique()),
+        },
+        "recipe": json.loads(recipe.to_json()),
+        "methods": rows,
+        "champion_vs_naive_mase_improvement_pct": round(100 * (1 - champion / naive), 1),
+        "fit_predict_seconds": {
+            "wall": round(wall, 1),
+            "cpu": round(cpu, 1),
+            "jobs": args.jobs,
+            "fits": len(tasks),
+        },
+        "peers_from_ACCURACY_md": PEERS,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 1),
+        },
+        "measured": time.strftime("%Y-%m-%d"),
+    }
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "model_accuracy.json").write_text(json.dumps(result, indent=1))
+    print("| method | mean MASE | median MASE | WAPE % | bias % | pairs |")
+    print("|---|---|---|---|---|---|")
+    for label, r in rows.items():
+        print(
+            f"| {label} | {r['mean_mase']:.3f} | {r['median_mase']:.3f} | "
+            f"{r['wape_pct']:.2f} | {r['bias_pct']:+.2f} | {r['pairs']} |"
+        )
+    print(
+        f"champion vs seasonal naive: {result['champion_vs_naive_mase_improvement_pct']}% "
+        f"lower mean MASE; {len(tasks)} fits in {wall:.0f} s wall ({cpu:.0f} s CPU, "
+        f"{args.jobs} processes); load average {os.getloadavg()[0]:.1f}"
+    )
+    assert np.isfinite(champion)
+
+
+if __name__ == "__main__":
+    main()

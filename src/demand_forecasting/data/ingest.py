@@ -1,0 +1,247 @@
+"""Task ``ingest``: new landing files -> the bronze Delta table, incrementally and exactly once.
+
+Every landing file is first checked as a whole (:func:`check_landing_files`): a blank file or a
+header without the dataset's columns stops the task before anything is read, naming the file.
+Then a stream reads the files it has not seen yet (Auto Loader on Databricks, Spark's file
+source locally; both keep what they have read in a checkpoint) and appends their rows to bronze
+with lineage: ``source_file``, ``file_modification_time``, ``load_time`` and ``batch_id`` (the
+stream's micro-batch id). All columns stay text; a line that does not split into the header's
+columns is kept with its raw text in ``_rescued_data``. Validation judges the rows later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from demand_forecasting import names
+from demand_forecasting.data.config import DatasetConfig, load_dataset_config
+from demand_forecasting.data.rules import RESCUED
+from demand_forecasting.data.streams import (
+    append_once,
+    checkpoint_query_id,
+    run_available_now,
+)
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.task import run_task
+
+log = logging.getLogger(__name__)
+
+#: Lineage columns every bronze row carries, after the dataset's own columns.
+LINEAGE_COLUMNS = ("source_file", "file_modification_time", "load_time", "batch_id")
+
+
+class LandingFileError(ValueError):
+    """A landing file as a whole breaks the contract (blank, or the wrong header)."""
+
+
+@dataclass(frozen=True)
+class IngestRun:
+    """What one ingest run did (``rows_in`` / ``rows_out`` feed the task telemetry)."""
+
+    rows_in: int
+    rows_out: int
+    batches: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Parameters of the ingest task."""
+
+    dataset: DatasetConfig
+
+
+def bronze_columns(config: DatasetConfig) -> list[str]:
+    """Bronze's columns: the canonical dataset columns (text), rescued data, then lineage."""
+    return [*config.canonical_columns, RESCUED, *LINEAGE_COLUMNS]
+
+
+# ----------------------------------------------------------------------- file-level checks
+
+
+def check_landing_files(folder: Path, config: DatasetConfig) -> list[Path]:
+    """Check every landing file of ``folder`` as a whole and return them in name order.
+
+    Raises:
+        LandingFileError: a file is blank (no header, or a header and no rows) or its header is
+            not the dataset's columns in order; the message names the file, the rule and what
+            to do. Nothing has been read into bronze when this is raised.
+    """
+    files = sorted(p for p in folder.glob("*.csv") if not p.name.startswith((".", "_")))
+    for path in files:
+        _check_one_file(path, config)
+    return files
+
+
+def _check_one_file(path: Path, config: DatasetConfig) -> None:
+    expected = list(config.landing_columns)
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        first_row = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    fix = (
+        "Nothing was ingested. Replace or remove the file and run ingest again (it has not "
+        "been read, so a corrected file may keep its name)."
+    )
+    if not header or not any(cell.strip() for cell in header):
+        raise LandingFileError(f"landing file {path} is blank (rule: file_not_blank). {fix}")
+    header = [cell.strip() for cell in header]
+    if header != expected:
+        missing = [c for c in expected if c not in header]
+        unexpected = [c for c in header if c not in expected]
+        detail = (f"missing {missing}" if missing else "") + (
+            f"{'; ' if missing else ''}unexpected {unexpected}" if unexpected else ""
+        )
+        raise LandingFileError(
+            f"landing file {path} has header {header}, expected {expected} in this order "
+            f"(rule: header_matches; {detail or 'columns out of order'}; dataset "
+            f"{config.name!r}). {fix}"
+        )
+    if first_row is None:
+        raise LandingFileError(
+            f"landing file {path} has a header but no rows (rule: file_not_blank). {fix}"
+        )
+
+
+# ---------------------------------------------------------------------------- streaming
+
+
+def landing_schema(config: DatasetConfig) -> StructType:
+    """The landing files' columns, all as text (types are judged by validation)."""
+    return StructType([StructField(c, StringType()) for c in config.landing_columns])
+
+
+def landing_stream(
+    spark: SparkSession, folder: str, schema: StructType, use_auto_loader: bool
+) -> DataFrame:
+    """The stream of landing-file rows with the file's path and modification time.
+
+    The one place that differs per platform: Auto Loader (``cloudFiles``) on Databricks,
+    which lists a volume incrementally and puts what does not fit the schema in
+    ``_rescued_data``; Spark's file source locally, which puts a malformed line whole into
+    the same column (``columnNameOfCorruptRecord``). Both keep the rows.
+
+    Args:
+        use_auto_loader: ``RunContext.on_databricks``.
+    """
+    csv_options = {"header": "true", "mode": "PERMISSIVE", "multiLine": "false"}
+    if use_auto_loader:
+        reader = (
+            spark.readStream.format("cloudFiles")
+            .option("cloudFiles.format", "csv")
+            .option("rescuedDataColumn", RESCUED)
+            .schema(schema)
+        )
+    else:
+        with_rescued = StructType([*schema.fields, StructField(RESCUED, StringType())])
+        reader = (
+            spark.readStream.format("csv")
+            .option("columnNameOfCorruptRecord", RESCUED)
+            .schema(with_rescued)
+        )
+    raw = reader.options(**csv_options).load(folder)
+    return raw.select(
+        *[F.col(f"`{f.name}`") for f in schema.fields],
+        F.col(RESCUED),
+        F.col("_metadata.file_path").alias("source_file"),
+        F.col("_metadata.file_modification_time").alias("file_modification_time"),
+    )
+
+
+def to_bronze(raw: DataFrame, config: DatasetConfig, batch_id: int, load_time: Column) -> DataFrame:
+    """Rename the landing columns to canonical names and add the load time and batch id."""
+    renamed = [F.col(f"`{source}`").alias(name) for source, name in config.rename]
+    return raw.select(
+        *renamed,
+        F.col(RESCUED),
+        "source_file",
+        "file_modification_time",
+        load_time.alias("load_time"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
+    )
+
+
+# ---------------------------------------------------------------------------------- task
+
+
+def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
+    """Ingest new landing files of the dataset into bronze; return what was ingested.
+
+    Raises:
+        LandingFileError: a landing file is blank or has the wrong header (nothing ingested).
+    """
+    config = cfg.dataset
+    folder = Path(ctx.volume_path(names.LANDING_VOLUME, config.name))
+    folder.mkdir(parents=True, exist_ok=True)
+    files = check_landing_files(folder, config)
+    bronze = ctx.table(names.BRONZE)
+    checkpoint = ctx.volume_path(names.CHECKPOINT_VOLUME, names.BRONZE)
+    ctx.tables.ensure_schema(ctx.catalog, ctx.schema)
+    stream = landing_stream(ctx.spark, str(folder), landing_schema(config), ctx.on_databricks)
+
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        rows = to_bronze(batch, config, batch_id, F.current_timestamp()).persist()
+        try:
+            append_once(ctx.tables, rows, bronze, checkpoint_query_id(checkpoint), batch_id)
+            _log_batch(rows, bronze, batch_id)
+        finally:
+            rows.unpersist()
+
+    result = run_available_now(stream, write_batch, checkpoint, f"ingest_{config.name}")
+    if not result.batches:
+        log.info("ingest: no new files among the %d in %s; bronze unchanged", len(files), folder)
+    ctx.task_values.set("ingested_rows", result.input_rows)
+    return IngestRun(result.input_rows, result.input_rows, result.batches)
+
+
+def _log_batch(rows: DataFrame, bronze: str, batch_id: int) -> None:
+    summary = rows.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.countDistinct("source_file").alias("files"),
+        F.count(RESCUED).alias("rescued"),
+    ).first()
+    assert summary is not None
+    log.info(
+        "ingest: batch %d: %d row(s) from %d new file(s) into %s; %d line(s) did not "
+        "split into the header's columns and are kept in %s for validation",
+        batch_id,
+        summary["rows"],
+        summary["files"],
+        bronze,
+        summary["rescued"],
+        RESCUED,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ingest task's own options."""
+    parser.add_argument(
+        "--dataset",
+        default="aus_retail",
+        help="dataset config name or YAML path (bundle variable `dataset`)",
+    )
+
+
+def make_config(args: argparse.Namespace) -> IngestConfig:
+    """Typed config from the parsed options."""
+    return IngestConfig(dataset=load_dataset_config(args.dataset))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-ingest``."""
+    run_task(
+        "ingest",
+        "Ingest new landing files into the bronze table.",
+        add_arguments,
+        make_config,
+        run,
+        argv,
+    )

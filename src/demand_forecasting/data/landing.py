@@ -1,0 +1,263 @@
+"""Land a dataset's history month by month, as an ERP export would drop it.
+
+``demand-forecasting land --until 2015-12`` writes one CSV per month up to that month into the
+dataset's folder of the landing volume; ``--next-month`` writes the month after the latest one
+there. A file is named ``<file_prefix>_<YYYY-MM>.csv``, has a header with the dataset's own
+column names and carries the source's values as they are. Landing is idempotent: a month
+already landed is never rewritten. Files are written under a hidden name and renamed, so a
+stream never sees half a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import cast
+
+import pandas as pd
+
+from demand_forecasting import names
+from demand_forecasting.data.config import (
+    DatasetConfig,
+    DatasetConfigError,
+    PackageCsvSource,
+    SyntheticSource,
+    add_month,
+    load_dataset_config,
+    month_strftime,
+    parse_month,
+)
+from demand_forecasting.data.synthetic import month_frame, series_parameters
+
+log = logging.getLogger(__name__)
+
+
+class LandingError(RuntimeError):
+    """Landing cannot do what was asked (no source, month out of range, nothing landed yet)."""
+
+
+@dataclass(frozen=True)
+class LandingReport:
+    """What one landing call did."""
+
+    folder: Path
+    written: tuple[Path, ...]
+    rows: int
+    already_landed: int
+
+    def summary(self) -> str:
+        """One line for people."""
+        if not self.written:
+            return f"nothing to land: those months are already in {self.folder}"
+        first, last = self.written[0].stem[-7:], self.written[-1].stem[-7:]
+        return (
+            f"landed {len(self.written)} monthly file(s) {first} .. {last} ({self.rows:,} "
+            f"rows) into {self.folder}; {self.already_landed} month(s) were already there"
+        )
+
+
+def month_file_name(config: DatasetConfig, month: date) -> str:
+    """``<file_prefix>_<YYYY-MM>.csv``."""
+    return f"{config.file_prefix}_{month:%Y-%m}.csv"
+
+
+def landed_months(folder: Path, config: DatasetConfig) -> list[date]:
+    """The months already landed in ``folder`` for ``config``, in order."""
+    pattern = re.compile(rf"^{re.escape(config.file_prefix)}_(\d{{4}}-\d{{2}})\.csv$")
+    if not folder.is_dir():
+        return []
+    found = (pattern.match(p.name) for p in folder.iterdir())
+    return sorted(parse_month(m.group(1)) for m in found if m)
+
+
+def land(
+    config: DatasetConfig,
+    folder: Path,
+    *,
+    until: date | None = None,
+    next_month: bool = False,
+    series: int | None = None,
+    seed: int | None = None,
+) -> LandingReport:
+    """Land every missing month up to ``until``, or the month after the latest landed one.
+
+    Args:
+        config: the dataset; its ``source`` says where the history comes from.
+        folder: the dataset's landing folder (created if missing).
+        until: land all months of the source up to this month (first of month).
+        next_month: land only the month after the latest landed month.
+        series, seed: override the synthetic source's defaults (synthetic datasets only).
+
+    Raises:
+        LandingError: the dataset has no source, the month is outside the source's range, or
+            ``next_month`` is asked before anything was landed.
+    """
+    source = _require_source(config)
+    first, last = source_range(config, source)
+    done = landed_months(folder, config)
+    if next_month:
+        if not done:
+            raise LandingError(
+                f"nothing landed yet in {folder}; start with `land --until "
+                f"YYYY-MM` (the source starts at {first:%Y-%m})"
+            )
+        until = add_month(done[-1])
+    if until is None:
+        raise LandingError("say --until YYYY-MM or --next-month")
+    if until < first or until > last:
+        raise LandingError(
+            f"{until:%Y-%m} is outside the source of dataset {config.name!r} "
+            f"({first:%Y-%m} .. {last:%Y-%m})"
+        )
+    wanted = [m for m in _months_between(first, until) if m not in set(done)]
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    rows = 0
+    for month, frame in month_frames(config, source, wanted, series=series, seed=seed):
+        written.append(_write_atomically(frame, folder / month_file_name(config, month)))
+        rows += len(frame)
+    return LandingReport(folder, tuple(written), rows, already_landed=len(done))
+
+
+def source_range(
+    config: DatasetConfig, source: PackageCsvSource | SyntheticSource
+) -> tuple[date, date]:
+    """The first and last month the dataset's source has."""
+    if isinstance(source, SyntheticSource):
+        return source.first_month, source.last_month
+    months = _package_months(config, _read_package_csv(config, source))
+    return months.min(), months.max()
+
+
+def month_frames(
+    config: DatasetConfig,
+    source: PackageCsvSource | SyntheticSource,
+    months: list[date],
+    *,
+    series: int | None = None,
+    seed: int | None = None,
+) -> Iterator[tuple[date, pd.DataFrame]]:
+    """Yield ``(month, landing frame)`` for each of ``months`` that the source has."""
+    if not months:
+        return
+    if isinstance(source, SyntheticSource):
+        seed = source.seed if seed is None else seed
+        params = series_parameters(series or source.series, seed)
+        for month in months:
+            yield month, month_frame(config, params, seed, source.first_month, month)
+        return
+    history = _read_package_csv(config, source)
+    by_month = history.groupby(_package_months(config, history).to_numpy())
+    frames = {cast(date, month): frame for month, frame in by_month}
+    for month in months:
+        if month in frames:
+            yield month, frames[month].reset_index(drop=True)
+
+
+def _require_source(config: DatasetConfig) -> PackageCsvSource | SyntheticSource:
+    if config.source is None:
+        raise LandingError(
+            f"dataset {config.name!r} has no bundled source to land from; drop "
+            f"its monthly files into the landing folder yourself"
+        )
+    return config.source
+
+
+def _months_between(first: date, last: date) -> list[date]:
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    return [add_month(first, i) for i in range(max(count, 0))]
+
+
+def _read_package_csv(config: DatasetConfig, source: PackageCsvSource) -> pd.DataFrame:
+    resource = resources.files(source.package).joinpath(source.resource)
+    with resource.open("r", encoding="utf-8") as handle:
+        # Text as it is in the file: landing files carry the source's own spelling.
+        frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
+    for column, values in source.include.items():
+        frame = frame[frame[column].isin(values)]
+    return frame[list(config.landing_columns)].reset_index(drop=True)
+
+
+def _package_months(config: DatasetConfig, frame: pd.DataFrame) -> pd.Series:
+    column = dict((c, s) for s, c in config.rename)[config.month_column]
+    parsed = pd.to_datetime(frame[column], format=month_strftime(config.month_format))
+    return parsed.dt.to_period("M").dt.start_time.dt.date
+
+
+def _write_atomically(frame: pd.DataFrame, path: Path) -> Path:
+    hidden = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(hidden, index=False, lineterminator="\n")
+    os.replace(hidden, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of ``demand-forecasting land``."""
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument(
+        "--until",
+        type=parse_month,
+        metavar="YYYY-MM",
+        help="land every month of the source up to this one",
+    )
+    when.add_argument(
+        "--next-month", action="store_true", help="land the month after the latest landed one"
+    )
+    parser.add_argument(
+        "--dataset",
+        default="aus_retail",
+        help="dataset config name or YAML path (bundle variable `dataset`)",
+    )
+    parser.add_argument("--catalog", default="dev", help="catalog of the landing volume")
+    parser.add_argument(
+        "--schema", default="demand_forecasting", help="schema of the landing volume"
+    )
+    parser.add_argument("--target", default="dev", help="bundle target")
+    parser.add_argument("--series", type=int, help="synthetic datasets: number of series")
+    parser.add_argument("--seed", type=int, help="synthetic datasets: random seed")
+    parser.add_argument(
+        "--landing-dir",
+        type=Path,
+        help="write here instead of the landing volume (no Spark needed)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``demand-forecasting land``; return the exit code."""
+    try:
+        config = load_dataset_config(args.dataset)
+    except DatasetConfigError as exc:
+        log.error("land: %s", exc)
+        return 2
+    folder = args.landing_dir or _landing_volume_folder(args, config)
+    try:
+        report = land(
+            config,
+            folder,
+            until=args.until,
+            next_month=args.next_month,
+            series=args.series,
+            seed=args.seed,
+        )
+    except LandingError as exc:
+        log.error("land: %s", exc)
+        return 1
+    log.info("land: %s", report.summary())
+    return 0
+
+
+def _landing_volume_folder(args: argparse.Namespace, config: DatasetConfig) -> Path:
+    from demand_forecasting.platform.context import build_context
+
+    ctx = build_context(args.target, args.catalog, args.schema)
+    return Path(ctx.volume_path(names.LANDING_VOLUME, config.name))

@@ -1,0 +1,281 @@
+"""Row-level data-quality rules, derived from the dataset config, as Spark column expressions.
+
+Each :class:`Rule` says when a bronze row breaks it (a boolean :class:`~pyspark.sql.Column`,
+never null) and names the Great Expectations expectation that states the same rule over the
+batch. The quality gate quarantines rows by the Spark expressions and runs the expectations as
+the suite of record; a rule whose row count differs from its expectation's unexpected count is
+a bug and stops the run (see :mod:`demand_forecasting.data.expectations`).
+
+A rule judges only what it is about: a null month breaks ``not_null_month`` and no month rule,
+an unparseable number breaks ``<target>_is_number`` and not the range rule (GE's column-value
+expectations skip nulls in the same way).
+
+The judged frame keeps every bronze column and adds columns prefixed ``_`` (canonical names
+never start with one): ``_text_<column>`` for each canonical column (trimmed, blank as null),
+``_y`` and ``_num_<exog>`` (double), ``_month`` (date), ``_month_offset`` (seconds after the
+first of the month), ``_series_id``, ``_segment`` and ``_failed_rules`` (the names of the rules
+the row breaks, in suite order).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from datetime import date
+from functools import reduce
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from demand_forecasting.data.config import (
+    SEGMENT_SEPARATOR,
+    SERIES_KEY_SEPARATOR,
+    DatasetConfig,
+)
+
+#: A plain decimal number, optionally signed and with an exponent (no NaN, no Infinity, no
+#: thousands separators). Both Spark (``rlike``) and GE (``match_regex``) apply it.
+NUMBER_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
+#: The largest finite double: the target must be at most this (so never infinite).
+MAX_DOUBLE = sys.float_info.max
+#: The bronze column holding what the CSV reader could not parse into the schema.
+RESCUED = "_rescued_data"
+FAILED_RULES = "_failed_rules"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One data-quality rule: its Spark test per row and its GE expectation over the batch."""
+
+    name: str
+    description: str
+    #: True when a row breaks the rule (over the judged frame; never null).
+    failed: Column
+    #: Class name in ``great_expectations.expectations`` and its keyword arguments.
+    expectation: str
+    expectation_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def slug_column(column: Column) -> Column:
+    """Spark twin of :func:`demand_forecasting.data.config.slugify`."""
+    dashed = F.regexp_replace(F.lower(column), "[^a-z0-9]+", "_")
+    return F.regexp_replace(dashed, "^_+|_+$", "")
+
+
+def text(column: str) -> str:
+    """The judged frame's trimmed-text column of canonical column ``column``."""
+    return f"_text_{column}"
+
+
+def number(column: str) -> str:
+    """The judged frame's double column of exogenous column ``column``."""
+    return f"_num_{column}"
+
+
+def clean_text(column: str) -> Column:
+    """Trimmed text, blank as null."""
+    trimmed = F.trim(F.col(column))
+    return F.when(trimmed != "", trimmed)
+
+
+def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
+    """Add the ``_``-prefixed typed columns the rules and the suite read (pure)."""
+    cleaned = bronze.select("*", *[clean_text(c).alias(text(c)) for c in config.canonical_columns])
+    month_text = F.col(text(config.month_column))
+    stamp = F.try_to_timestamp(month_text, F.lit(config.month_format))
+    numbers = [config.target, *config.exogenous]
+    typed = cleaned.select(
+        "*",
+        *[_number(text(c)).alias("_y" if c == config.target else number(c)) for c in numbers],
+        F.to_date(stamp).alias("_month"),
+        (F.unix_timestamp(stamp) - F.unix_timestamp(F.date_trunc("month", stamp))).alias(
+            "_month_offset"
+        ),
+    )
+    return typed.select(
+        "*", series_id_column(config).alias("_series_id"), segment_column(config).alias("_segment")
+    )
+
+
+def series_id_column(config: DatasetConfig) -> Column:
+    """The series id: the id column, or the series keys joined (null if any key is null)."""
+    if config.series_id:
+        return F.col(text(config.series_id))
+    keys = [F.col(text(k)) for k in config.series_keys]
+    all_present = reduce(lambda a, b: a & b, [k.isNotNull() for k in keys])
+    return F.when(all_present, F.concat_ws(SERIES_KEY_SEPARATOR, *keys))
+
+
+def segment_column(config: DatasetConfig) -> Column:
+    """The segment name (slugged keys joined by ``__``); null if a key is missing or unknown."""
+    grouped = {g.name: g for g in config.groups}
+    parts = []
+    for key in config.segment_keys:
+        if key in grouped:
+            pairs = [F.lit(v) for item in grouped[key].group_of().items() for v in item]
+            parts.append(F.create_map(*pairs)[F.col(text(grouped[key].source))])
+        else:
+            known = config.known_values[key]
+            value = F.col(text(key))
+            parts.append(F.when(value.isin(*known), value))
+    all_present = reduce(lambda a, b: a & b, [p.isNotNull() for p in parts])
+    return F.when(all_present, F.concat_ws(SEGMENT_SEPARATOR, *[slug_column(p) for p in parts]))
+
+
+def build_rules(config: DatasetConfig, run_month: date) -> list[Rule]:
+    """The rules of ``config`` in suite order (the first failed rule is a row's reason).
+
+    Args:
+        config: the dataset config the rules come from.
+        run_month: first day of the run's month; rows dated after it break
+            ``month_not_after_run_month``.
+    """
+    rules = [
+        Rule(
+            "row_parses",
+            "the CSV line splits into exactly the header's columns",
+            F.col(RESCUED).isNotNull(),
+            "ExpectColumnValuesToBeNull",
+            {"column": RESCUED},
+        )
+    ]
+    for column in config.required_columns:
+        rules.append(
+            Rule(
+                f"not_null_{column}",
+                f"{column} is present (not empty)",
+                F.col(text(column)).isNull(),
+                "ExpectColumnValuesToNotBeNull",
+                {"column": text(column)},
+            )
+        )
+    for column in (config.target, *config.exogenous):
+        value = F.col(text(column))
+        rules.append(
+            Rule(
+                f"{column}_is_number",
+                f"{column} is a plain decimal number",
+                value.isNotNull() & ~value.rlike(NUMBER_PATTERN),
+                "ExpectColumnValuesToMatchRegex",
+                {"column": text(column), "regex": NUMBER_PATTERN},
+            )
+        )
+    rules += _target_and_month_rules(config, run_month)
+    for column, values in config.value_domains().items():
+        value = F.col(text(column))
+        rules.append(
+            Rule(
+                f"known_{column}",
+                f"{column} is one of the {len(values)} values the config lists",
+                value.isNotNull() & ~value.isin(*values),
+                "ExpectColumnValuesToBeInSet",
+                {"column": text(column), "value_set": list(values)},
+            )
+        )
+    rules.append(_unique_rule())
+    return [_never_null(r) for r in rules]
+
+
+def _target_and_month_rules(config: DatasetConfig, run_month: date) -> list[Rule]:
+    y, month, offset = F.col("_y"), F.col("_month"), F.col("_month_offset")
+    month_text = F.col(text(config.month_column))
+    return [
+        Rule(
+            f"{config.target}_in_range",
+            f"{config.target} is >= 0 and finite",
+            y.isNotNull() & ~((y >= 0) & (y <= MAX_DOUBLE)),
+            "ExpectColumnValuesToBeBetween",
+            {"column": "_y", "min_value": 0, "max_value": MAX_DOUBLE},
+        ),
+        Rule(
+            "month_parses",
+            f"{config.month_column} parses as {config.month_format}",
+            month_text.isNotNull() & month.isNull(),
+            "ExpectColumnValuesToNotBeNull",
+            {
+                "column": "_month",
+                "row_condition": {
+                    "type": "nullity",
+                    "column": {"name": text(config.month_column)},
+                    "is_null": False,
+                },
+            },
+        ),
+        Rule(
+            "month_on_grain",
+            "the month is the first day of a month at 00:00",
+            offset.isNotNull() & (offset != 0),
+            "ExpectColumnValuesToBeBetween",
+            {"column": "_month_offset", "min_value": 0, "max_value": 0},
+        ),
+        Rule(
+            "month_not_after_run_month",
+            f"the month is not after the run month {run_month:%Y-%m}",
+            month.isNotNull() & (month > F.lit(run_month)),
+            "ExpectColumnValuesToBeBetween",
+            {"column": "_month", "max_value": run_month},
+        ),
+    ]
+
+
+def _unique_rule() -> Rule:
+    key = Window.partitionBy("_series_id", "_month")
+    present = F.col("_series_id").isNotNull() & F.col("_month").isNotNull()
+    return Rule(
+        "unique_series_month",
+        "one row per series and month in a batch (all copies fail)",
+        present & (F.count(F.lit(1)).over(key) > 1),
+        "ExpectCompoundColumnsToBeUnique",
+        {"column_list": ["_series_id", "_month"], "ignore_row_if": "any_value_is_missing"},
+    )
+
+
+def _never_null(rule: Rule) -> Rule:
+    return Rule(
+        rule.name,
+        rule.description,
+        F.coalesce(rule.failed, F.lit(False)),
+        rule.expectation,
+        rule.expectation_kwargs,
+    )
+
+
+def _number(column: str) -> Column:
+    text = F.col(column)
+    return F.when(text.rlike(NUMBER_PATTERN), text.try_cast("double"))
+
+
+def judge(bronze: DataFrame, config: DatasetConfig, rules: list[Rule]) -> DataFrame:
+    """Bronze rows with typed columns and ``_failed_rules`` (empty when the row is good)."""
+    typed = add_typed_columns(bronze, config)
+    flags = F.array(*[F.when(r.failed, F.lit(r.name)) for r in rules])
+    return typed.withColumn(FAILED_RULES, F.filter(flags, lambda name: name.isNotNull()))
+
+
+def accepted_rows(judged: DataFrame, config: DatasetConfig) -> DataFrame:
+    """The good rows in the canonical, typed shape of the validated table (pure)."""
+    keys = list(dict.fromkeys([*config.series_keys, *config.segment_attributes]))
+    return judged.where(F.size(FAILED_RULES) == 0).select(
+        F.col("_series_id").alias("series_id"),
+        *[F.col(text(k)).alias(k) for k in keys],
+        F.col("_segment").alias("segment"),
+        F.col("_month").alias("month"),
+        F.col("_y").alias("y"),
+        *[F.col(number(c)).alias(c) for c in config.exogenous],
+        "batch_id",
+        "source_file",
+        "load_time",
+    )
+
+
+def quarantined_rows(
+    judged: DataFrame, bronze_columns: list[str], validated_at: Column
+) -> DataFrame:
+    """The bad rows as they landed, with the first failed rule, all of them and when (pure)."""
+    return judged.where(F.size(FAILED_RULES) > 0).select(
+        *bronze_columns,
+        F.col(FAILED_RULES)[0].alias("failed_rule"),
+        F.col(FAILED_RULES).alias("failed_rules"),
+        validated_at.alias("validated_at"),
+    )

@@ -1,0 +1,383 @@
+"""Task ``validate_data``: the quality gate between bronze and everything downstream.
+
+New bronze rows (a stream over the bronze table, with its own checkpoint) are judged row by row
+by the dataset's rules (:mod:`demand_forecasting.data.rules`) and as a batch by the Great
+Expectations suite built from the same rules (:mod:`demand_forecasting.data.expectations`).
+Rows that break a rule go to the quarantine table with the rule and their batch id; the others
+go, typed and canonical, to the validated table that silver is built from. Every bronze row
+lands in exactly one of the two: rows in bronze = accepted + quarantined.
+
+If more than ``--max-bad-row-share`` of a batch is bad, the task fails naming the files, rules
+and counts and writes no table (the checkpoint does not advance, so the batch is judged again
+next time). The results of every batch (the GE result plus the counts) are saved as JSON in the
+data-quality volume and summarised in the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from demand_forecasting import names
+from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
+from demand_forecasting.data.expectations import SuiteResult, check_agreement, run_suite
+from demand_forecasting.data.ingest import bronze_columns
+from demand_forecasting.data.rules import (
+    FAILED_RULES,
+    Rule,
+    accepted_rows,
+    build_rules,
+    judge,
+    quarantined_rows,
+)
+from demand_forecasting.data.streams import append_once, checkpoint_query_id, run_available_now
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.task import run_task
+
+log = logging.getLogger(__name__)
+
+
+class DataQualityGateError(RuntimeError):
+    """Too large a share of a batch broke the rules; nothing downstream was written."""
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """Parameters of the validate task."""
+
+    dataset: DatasetConfig
+    max_bad_row_share: float
+    #: Rows dated after this month are bad; None means the clock's current month.
+    run_month: date | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_bad_row_share <= 1.0:
+            raise ValueError(
+                f"--max-bad-row-share {self.max_bad_row_share} is not a share "
+                "between 0 and 1 (e.g. 0.05 for 5%)"
+            )
+
+
+@dataclass(frozen=True)
+class FileCounts:
+    """Rows of one landing file in one batch, and how many broke each rule."""
+
+    source_file: str
+    rows: int
+    bad: int
+    by_rule: Mapping[str, int]
+    #: Bronze (ingest) batch ids the file's rows came in.
+    batch_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    """The quality gate's decision on one batch."""
+
+    files: tuple[FileCounts, ...]
+    max_bad_row_share: float
+
+    @property
+    def rows(self) -> int:
+        """Rows in the batch."""
+        return sum(f.rows for f in self.files)
+
+    @property
+    def bad(self) -> int:
+        """Rows that broke at least one rule."""
+        return sum(f.bad for f in self.files)
+
+    @property
+    def bad_share(self) -> float:
+        """Share of bad rows (0 for an empty batch)."""
+        return self.bad / self.rows if self.rows else 0.0
+
+    @property
+    def passed(self) -> bool:
+        """True when the bad share is within the limit."""
+        return self.bad_share <= self.max_bad_row_share
+
+    def rule_counts(self) -> dict[str, int]:
+        """``{rule: rows that broke it}`` over the batch (a row may break several)."""
+        totals: dict[str, int] = {}
+        for counts in self.files:
+            for rule, n in counts.by_rule.items():
+                totals[rule] = totals.get(rule, 0) + n
+        return totals
+
+    def bronze_batches(self) -> str:
+        """The bronze batch ids of the batch, as text (``"3, 4"``)."""
+        return ", ".join(str(i) for i in sorted({i for f in self.files for i in f.batch_ids}))
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    """The verdicts of one validate run (``rows_in`` / ``rows_out`` feed the task telemetry)."""
+
+    verdicts: tuple[BatchVerdict, ...]
+
+    @property
+    def rows_in(self) -> int:
+        """Bronze rows judged."""
+        return sum(v.rows for v in self.verdicts)
+
+    @property
+    def rows_out(self) -> int:
+        """Rows accepted (written to the validated table)."""
+        return self.rows_in - self.rows_quarantined
+
+    @property
+    def rows_quarantined(self) -> int:
+        """Rows written to quarantine."""
+        return sum(v.bad for v in self.verdicts)
+
+
+def file_counts(judged: DataFrame, rules: Sequence[Rule]) -> tuple[FileCounts, ...]:
+    """Count rows, bad rows and rows per rule for each source file, in one Spark job."""
+    per_rule = [
+        F.sum(F.array_contains(FAILED_RULES, r.name).cast("long")).alias(r.name) for r in rules
+    ]
+    rows = (
+        judged.groupBy("source_file")
+        .agg(
+            F.count(F.lit(1)).alias("_rows"),
+            F.sum((F.size(FAILED_RULES) > 0).cast("long")).alias("_bad"),
+            F.collect_set("batch_id").alias("_batch_ids"),
+            *per_rule,
+        )
+        .orderBy("source_file")
+        .collect()
+    )
+    return tuple(
+        FileCounts(
+            row["source_file"],
+            int(row["_rows"]),
+            int(row["_bad"]),
+            {r.name: int(row[r.name]) for r in rules},
+            tuple(sorted(row["_batch_ids"])),
+        )
+        for row in rows
+    )
+
+
+def gate_message(verdict: BatchVerdict, batch_ids: str, report: str) -> str:
+    """The failure message: the share, the worst files with their rules and counts, the fix."""
+    worst = sorted(verdict.files, key=lambda f: f.bad, reverse=True)[:5]
+    details = "; ".join(
+        f"{f.source_file}: {f.bad} of {f.rows} rows bad ("
+        + ", ".join(f"{rule} {n}" for rule, n in f.by_rule.items() if n)
+        + ")"
+        for f in worst
+        if f.bad
+    )
+    return (
+        f"validate_data: {verdict.bad} of {verdict.rows} rows ({verdict.bad_share:.1%}) of "
+        f"bronze batch(es) {batch_ids} broke the data-quality rules, more than the allowed "
+        f"{verdict.max_bad_row_share:.1%} (max_bad_row_share). {details}. No table was "
+        f"changed and the batch will be judged again on the next run. To go on, either raise "
+        f"--max-bad-row-share for one run to quarantine these rows (then land corrected rows "
+        f"in a new file: the latest load wins in silver), or fix the source. Results: {report}"
+    )
+
+
+def run(ctx: RunContext, cfg: ValidateConfig) -> ValidationRun:
+    """Judge every new bronze batch; return the verdicts (none when no rows are new).
+
+    Raises:
+        DataQualityGateError: a batch's bad share exceeds the limit (nothing written).
+        SuiteMismatchError: GE and the Spark rules disagree (nothing written).
+    """
+    config = cfg.dataset
+    bronze = ctx.table(names.BRONZE)
+    if not ctx.tables.exists(bronze):
+        log.info("validate_data: %s does not exist yet (nothing ingested); nothing to do", bronze)
+        return ValidationRun(())
+    run_month = cfg.run_month or _month_of(ctx.clock())
+    rules = build_rules(config, run_month)
+    checkpoint = ctx.volume_path(names.CHECKPOINT_VOLUME, names.VALIDATED)
+    verdicts: list[BatchVerdict] = []
+
+    def judge_batch(batch: DataFrame, batch_id: int) -> None:
+        verdicts.append(
+            _judge_and_write(
+                ctx, cfg, rules, run_month, batch, batch_id, checkpoint_query_id(checkpoint)
+            )
+        )
+
+    run_available_now(
+        ctx.tables.read_stream(bronze), judge_batch, checkpoint, f"validate_{config.name}"
+    )
+    done = ValidationRun(tuple(verdicts))
+    if not verdicts:
+        log.info("validate_data: no new bronze rows; nothing judged, no table changed")
+    ctx.task_values.set("rows_accepted", done.rows_out)
+    ctx.task_values.set("rows_quarantined", done.rows_quarantined)
+    return done
+
+
+def _judge_and_write(
+    ctx: RunContext,
+    cfg: ValidateConfig,
+    rules: list[Rule],
+    run_month: date,
+    batch: DataFrame,
+    batch_id: int,
+    app_id: str,
+) -> BatchVerdict:
+    config = cfg.dataset
+    columns = bronze_columns(config)
+    judged = judge(batch.select(*columns), config, rules).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        verdict = BatchVerdict(file_counts(judged, rules), cfg.max_bad_row_share)
+        bronze_batches = verdict.bronze_batches()
+        suite = run_suite(judged, rules, columns, f"{config.name}_bronze", verdict.rows)
+        report = _save_report(ctx, cfg, run_month, batch_id, bronze_batches, verdict, suite)
+        check_agreement(suite, verdict.rule_counts())
+        _log_summary(verdict, suite, bronze_batches, report)
+        if not verdict.passed:
+            raise DataQualityGateError(gate_message(verdict, bronze_batches, report))
+        validated_at = F.lit(ctx.clock()).cast("timestamp")
+        if verdict.bad:
+            append_once(
+                ctx.tables,
+                quarantined_rows(judged, columns, validated_at),
+                ctx.table(names.QUARANTINE),
+                app_id,
+                batch_id,
+            )
+        if verdict.rows > verdict.bad:
+            append_once(
+                ctx.tables,
+                accepted_rows(judged, config),
+                ctx.table(names.VALIDATED),
+                app_id,
+                batch_id,
+            )
+        return verdict
+    finally:
+        judged.unpersist()
+
+
+def _save_report(
+    ctx: RunContext,
+    cfg: ValidateConfig,
+    run_month: date,
+    batch_id: int,
+    bronze_batches: str,
+    verdict: BatchVerdict,
+    suite: SuiteResult,
+) -> str:
+    stamp = ctx.clock().strftime("%Y%m%dT%H%M%SZ")
+    path = Path(
+        ctx.volume_path(
+            names.QUALITY_VOLUME, cfg.dataset.name, f"validation_{stamp}_batch{batch_id}.json"
+        )
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document: dict[str, Any] = {
+        "dataset": cfg.dataset.name,
+        "run_month": f"{run_month:%Y-%m}",
+        "validation_batch_id": batch_id,
+        "bronze_batch_ids": bronze_batches,
+        "rows": verdict.rows,
+        "accepted": verdict.rows - verdict.bad,
+        "quarantined": verdict.bad,
+        "bad_share": verdict.bad_share,
+        "max_bad_row_share": verdict.max_bad_row_share,
+        "passed": verdict.passed,
+        "rule_counts": verdict.rule_counts(),
+        "files": [
+            {
+                "source_file": f.source_file,
+                "rows": f.rows,
+                "bad": f.bad,
+                "by_rule": {k: v for k, v in f.by_rule.items() if v},
+            }
+            for f in verdict.files
+        ],
+        "great_expectations": {
+            "engine": suite.engine,
+            "success": suite.success,
+            "statistics": suite.statistics,
+            "result": suite.result_json,
+        },
+    }
+    path.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
+    return str(path)
+
+
+def _log_summary(
+    verdict: BatchVerdict, suite: SuiteResult, bronze_batches: str, report: str
+) -> None:
+    broken = ", ".join(f"{r} {n}" for r, n in verdict.rule_counts().items() if n) or "none"
+    stats = suite.statistics
+    log.info(
+        "validate_data: bronze batch(es) %s: %d rows from %d file(s): %d accepted, %d "
+        "quarantined (%.2f%%, limit %.2f%%); rules broken: %s; GE suite (%s): %s of %s "
+        "expectations met; results: %s",
+        bronze_batches,
+        verdict.rows,
+        len(verdict.files),
+        verdict.rows - verdict.bad,
+        verdict.bad,
+        100 * verdict.bad_share,
+        100 * verdict.max_bad_row_share,
+        broken,
+        suite.engine,
+        stats.get("successful_expectations"),
+        stats.get("evaluated_expectations"),
+        report,
+    )
+
+
+def _month_of(moment: datetime) -> date:
+    return date(moment.year, moment.month, 1)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The validate task's own options."""
+    parser.add_argument(
+        "--dataset",
+        default="aus_retail",
+        help="dataset config name or YAML path (bundle variable `dataset`)",
+    )
+    parser.add_argument(
+        "--max-bad-row-share",
+        type=float,
+        default=0.05,
+        help="fail when more than this share of a batch is bad "
+        "(bundle variable `max_bad_row_share`)",
+    )
+    parser.add_argument(
+        "--run-month",
+        type=parse_month,
+        metavar="YYYY-MM",
+        help="rows dated after this month are bad (default: this month)",
+    )
+
+
+def make_config(args: argparse.Namespace) -> ValidateConfig:
+    """Typed config from the parsed options."""
+    return ValidateConfig(load_dataset_config(args.dataset), args.max_bad_row_share, args.run_month)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-validate-data``."""
+    run_task(
+        "validate_data",
+        "Judge new bronze rows; quarantine the bad, pass on the good.",
+        add_arguments,
+        make_config,
+        run,
+        argv,
+    )

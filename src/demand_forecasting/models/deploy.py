@@ -1,0 +1,263 @@
+"""Task ``deploy``: promote each segment's ``challenger`` to ``champion``, audited.
+
+Promotion moves aliases only (the version and its artifacts never change): the old champion
+becomes ``previous_champion`` (the one-command rollback target), the challenger becomes
+``champion`` and loses ``challenger``, and an audit row records who, what, when, why and the
+model's artifact hash. A challenger that already is the champion changes nothing.
+
+With ``--require-approval true`` (the bundle's ``require_approval``, on in prod) deploy only
+marks challengers ``awaiting_approval`` (tag + audit row); ``demand-forecasting approve``
+promotes them. :func:`promote` is shared with the ``rollback`` and ``approve`` commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from demand_forecasting.models.audit import (
+    AWAITING_APPROVAL,
+    PROMOTE,
+    AuditEvent,
+    current_actor,
+    write_audit,
+)
+from demand_forecasting.models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    DEPLOYMENT_STATUS,
+    PREVIOUS_CHAMPION,
+    SegmentRegistry,
+)
+from demand_forecasting.models.segment_data import (
+    SegmentSelectionError,
+    parse_segments,
+    read_history,
+)
+from demand_forecasting.models.validate import CHALLENGERS_KEY
+from demand_forecasting.models.validate import TASK_KEY as VALIDATE_TASK
+from demand_forecasting.monitoring.telemetry import record_rows
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.task import run_task
+
+log = logging.getLogger(__name__)
+
+TASK_KEY = "deploy"
+CHAMPIONS_KEY = "champions"
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """Parameters of the deploy task."""
+
+    segments: tuple[str, ...] | None
+    model_prefix: str
+    require_approval: bool
+    reason: str = "passed validation"
+    job_run_id: str | None = None
+
+
+@dataclass
+class DeploySummary:
+    """What deploy changed."""
+
+    promoted: dict[str, str] = field(default_factory=dict)
+    awaiting: dict[str, str] = field(default_factory=dict)
+    unchanged: dict[str, str] = field(default_factory=dict)
+    rows_in: int = 0
+    rows_out: int = 0
+
+
+def promote(
+    ctx: RunContext,
+    registry: SegmentRegistry,
+    segment: str,
+    version: str,
+    *,
+    action: str,
+    actor: str,
+    reason: str,
+    job_run_id: str | None = None,
+) -> AuditEvent | None:
+    """Make ``version`` the segment's champion; return the audit event (None: no change).
+
+    The old champion becomes ``previous_champion``; ``challenger`` is removed if it named
+    this version.
+
+    Raises:
+        LookupError: the version does not exist.
+    """
+    target = registry.version(segment, version)
+    previous = registry.alias(segment, CHAMPION)
+    if previous is not None and previous.version == target.version:
+        log.info("segment %s: version %s is already champion", segment, version)
+        return None
+    if previous is not None:
+        registry.set_alias(segment, PREVIOUS_CHAMPION, str(previous.version))
+        registry.tag(segment, str(previous.version), {DEPLOYMENT_STATUS: "previous_champion"})
+    registry.set_alias(segment, CHAMPION, str(target.version))
+    registry.tag(segment, str(target.version), {DEPLOYMENT_STATUS: "champion"})
+    challenger = registry.alias(segment, CHALLENGER)
+    if challenger is not None and challenger.version == target.version:
+        registry.delete_alias(segment, CHALLENGER)
+    log.info(
+        "segment %s: champion %s -> %s (%s by %s: %s)",
+        segment,
+        previous.version if previous is not None else "none",
+        target.version,
+        action,
+        actor,
+        reason,
+    )
+    return AuditEvent(
+        segment=segment,
+        model_name=registry.name(segment),
+        action=action,
+        from_version=str(previous.version) if previous is not None else None,
+        to_version=str(target.version),
+        run_id=target.run_id,
+        actor=actor,
+        reason=reason,
+        model_artifact_hash=(target.tags or {}).get("artifact_hash"),
+        target=ctx.target,
+        job_run_id=job_run_id,
+    )
+
+
+def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
+    """Promote (or, with approval required, mark) every segment's challenger."""
+    published = ctx.task_values.get(VALIDATE_TASK, CHALLENGERS_KEY, None)
+    if published is not None:
+        segments = sorted(published)
+        if cfg.segments is not None:
+            segments = [s for s in segments if s in cfg.segments]
+    else:
+        segments = list(read_history(ctx, cfg.segments).segments)
+    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
+    summary = DeploySummary(rows_in=len(segments))
+    actor = current_actor(ctx)
+    events: list[AuditEvent] = []
+    for segment in segments:
+        challenger = registry.alias(segment, CHALLENGER)
+        if challenger is None:
+            continue
+        version = str(challenger.version)
+        if cfg.require_approval:
+            if (challenger.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL:
+                summary.unchanged[segment] = f"version {version} already awaits approval"
+                continue
+            registry.tag(segment, version, {DEPLOYMENT_STATUS: AWAITING_APPROVAL})
+            champion = registry.alias(segment, CHAMPION)
+            events.append(
+                AuditEvent(
+                    segment=segment,
+                    model_name=registry.name(segment),
+                    action=AWAITING_APPROVAL,
+                    from_version=str(champion.version) if champion is not None else None,
+                    to_version=version,
+                    run_id=challenger.run_id,
+                    actor=actor,
+                    reason=f"{cfg.reason}; approval required (demand-forecasting approve)",
+                    model_artifact_hash=(challenger.tags or {}).get("artifact_hash"),
+                    target=ctx.target,
+                    job_run_id=cfg.job_run_id,
+                )
+            )
+            summary.awaiting[segment] = version
+            continue
+        event = promote(
+            ctx,
+            registry,
+            segment,
+            version,
+            action=PROMOTE,
+            actor=actor,
+            reason=cfg.reason,
+            job_run_id=cfg.job_run_id,
+        )
+        if event is None:
+            registry.delete_alias(segment, CHALLENGER)
+            summary.unchanged[segment] = f"version {version} already champion"
+        else:
+            events.append(event)
+            summary.promoted[segment] = version
+    write_audit(ctx, events)
+    summary.rows_out = len(events)
+    record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
+    ctx.task_values.set(CHAMPIONS_KEY, summary.promoted)
+    log.info(
+        "deploy: %d promoted, %d awaiting approval, %d unchanged",
+        len(summary.promoted),
+        len(summary.awaiting),
+        len(summary.unchanged),
+    )
+    return summary
+
+
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (and 1/0, yes/no) as a bundle variable renders them.
+
+    Raises:
+        ValueError: anything else.
+    """
+    lowered = str(text).strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{text!r} is not a boolean: use true or false")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The deploy task's own options (bundle variables)."""
+    parser.add_argument(
+        "--segments",
+        default="all",
+        help="all, a comma list or a JSON list (default in a job: the "
+        "validate_models task's challengers)",
+    )
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
+    )
+    parser.add_argument(
+        "--require-approval",
+        default="false",
+        help="true: only mark challengers awaiting approval (bundle var require_approval)",
+    )
+    parser.add_argument("--reason", default="passed validation", help="recorded in the audit table")
+
+
+def make_config(args: argparse.Namespace) -> DeployConfig:
+    """Typed config from the parsed options."""
+    try:
+        segments = parse_segments(args.segments)
+    except SegmentSelectionError as exc:
+        raise ValueError(str(exc)) from exc
+    try:
+        approval = parse_bool(args.require_approval)
+    except ValueError as exc:
+        raise ValueError(f"--require-approval: {exc}") from exc
+    return DeployConfig(
+        segments=segments,
+        model_prefix=args.model_prefix,
+        require_approval=approval,
+        reason=args.reason,
+        job_run_id=args.job_run_id,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-deploy``."""
+    run_task(
+        TASK_KEY,
+        "Promote each segment's challenger to champion (or mark it awaiting "
+        "approval), with an audit row.",
+        add_arguments,
+        make_config,
+        run,
+        argv,
+    )

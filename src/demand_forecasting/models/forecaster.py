@@ -1,0 +1,227 @@
+"""One segment's forecaster: a global XGBoost over the segment's series, blended with
+damped Holt-Winters, forecasting every horizon 1..H directly.
+
+``fit_forecaster(history, recipe)`` trains it; ``forecaster.predict(history)`` forecasts the
+next H months from the newest month of whatever history it is given (so a champion trained
+last month forecasts from this month's data without retraining). Only series observed in the
+newest month are forecast: a series that stopped keeps teaching the model but gets no
+forecast. :meth:`SegmentForecaster.to_files` / :func:`load_forecaster` are the model's
+on-disk form (XGBoost's own UBJ format plus one JSON), wrapped by the MLflow pyfunc.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from demand_forecasting.models import holt_winters
+from demand_forecasting.models.features import FEATURE_NAMES, N_LAGS, design_rows
+from demand_forecasting.models.holt_winters import HoltWintersParams
+from demand_forecasting.models.panel import Panel, panel_from_history
+from demand_forecasting.models.recipe import Recipe
+
+#: Fewer training rows than this: no XGBoost half (Holt-Winters or seasonal naive alone).
+MIN_TRAINING_ROWS = 100
+BOOSTER_FILE = "booster.ubj"
+STATE_FILE = "forecaster.json"
+
+#: Columns of a forecast frame.
+FORECAST_COLUMNS = (
+    "series_id",
+    "origin",
+    "horizon",
+    "month",
+    "forecast",
+    "forecast_xgb",
+    "forecast_holt_winters",
+)
+
+
+@dataclass
+class SegmentForecaster:
+    """A fitted segment model.
+
+    Attributes:
+        recipe: how it was fitted.
+        booster: the XGBoost half (None when the segment had too little history).
+        holt_winters_params: per series id, the fitted smoothing parameters.
+        trained_until: the newest month of the training history.
+        training_rows: rows the XGBoost half was fitted on.
+    """
+
+    recipe: Recipe
+    booster: xgb.Booster | None
+    holt_winters_params: dict[str, HoltWintersParams]
+    trained_until: pd.Timestamp
+    training_rows: int = 0
+    feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
+
+    def feature_importance(self) -> dict[str, float]:
+        """Total gain of each feature, normalised to sum 1 (empty without a booster)."""
+        if self.booster is None:
+            return {}
+        raw = self.booster.get_score(importance_type="total_gain")
+        gain = {k: float(v) for k, v in raw.items() if isinstance(v, int | float)}
+        total = sum(gain.values()) or 1.0
+        return {name: gain.get(name, 0.0) / total for name in self.feature_names}
+
+    def predict(self, history: pd.DataFrame | Panel) -> pd.DataFrame:
+        """Forecast h = 1..H from the newest month of ``history``.
+
+        Args:
+            history: long frame ``series_id, month, y`` (or a :class:`Panel`).
+
+        Returns:
+            One row per forecast series and horizon, columns :data:`FORECAST_COLUMNS`
+            (``forecast`` is the blend, on the target's scale, never negative).
+        """
+        panel = history if isinstance(history, Panel) else panel_from_history(history)
+        horizon = self.recipe.horizon
+        known = [self.holt_winters_params.get(s) for s in panel.series]
+        paths, _ = holt_winters.panel_paths(panel.log_values, horizon, known)
+        newest = len(panel.months) - 1
+        rows = design_rows(panel, np.array([newest]), horizon, paths)
+        if len(rows.level) == 0:
+            return pd.DataFrame(columns=list(FORECAST_COLUMNS))
+        hw_log = paths[newest, rows.series, rows.horizon - 1]
+        if self.booster is not None:
+            matrix = xgb.DMatrix(rows.features, feature_names=list(self.feature_names))
+            xgb_log = self.booster.predict(matrix) + rows.level
+        else:
+            xgb_log = np.full(len(rows.level), np.nan)
+        blend = blend_logs(xgb_log, hw_log, self.recipe.xgb_weight)
+        # Neither half could forecast (short series): fall back to the seasonal naive value.
+        naive_log = seasonal_naive_log(panel.log_values, rows.series, rows.horizon)
+        blend = np.where(np.isnan(blend), naive_log, blend)
+        return pd.DataFrame(
+            {
+                "series_id": np.asarray(panel.series)[rows.series],
+                "origin": panel.end,
+                "horizon": rows.horizon.astype(int),
+                "month": [panel.end + pd.DateOffset(months=int(h)) for h in rows.horizon],
+                "forecast": _to_scale(blend),
+                "forecast_xgb": _to_scale(xgb_log),
+                "forecast_holt_winters": _to_scale(hw_log),
+            }
+        ).sort_values(["series_id", "horizon"], ignore_index=True)
+
+    def to_files(self, folder: Path) -> list[Path]:
+        """Write the booster (XGBoost UBJ) and the rest (JSON) into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        if self.booster is not None:
+            booster_path = folder / BOOSTER_FILE
+            self.booster.save_model(str(booster_path))
+            written.append(booster_path)
+        state_path = folder / STATE_FILE
+        state_path.write_text(json.dumps(self.state(), sort_keys=True))
+        written.append(state_path)
+        return written
+
+    def state(self) -> dict[str, object]:
+        """Everything but the booster, as JSON-ready values."""
+        return {
+            "recipe": json.loads(self.recipe.to_json()),
+            "holt_winters_params": {
+                s: p.as_list() for s, p in sorted(self.holt_winters_params.items())
+            },
+            "trained_until": self.trained_until.strftime("%Y-%m-%d"),
+            "training_rows": self.training_rows,
+            "feature_names": list(self.feature_names),
+        }
+
+
+def blend_logs(xgb_log: np.ndarray, hw_log: np.ndarray, xgb_weight: float) -> np.ndarray:
+    """Weighted mean of the two halves on the log scale; where one is missing, the other."""
+    blended = xgb_weight * xgb_log + (1.0 - xgb_weight) * hw_log
+    blended = np.where(np.isnan(hw_log), xgb_log, blended)
+    return np.where(np.isnan(xgb_log), hw_log, blended)
+
+
+def seasonal_naive_log(
+    log_values: np.ndarray, series: np.ndarray, horizon: np.ndarray
+) -> np.ndarray:
+    """The newest same-calendar-month value for each (series, horizon) row, on the log scale."""
+    newest = log_values.shape[0] - 1
+    source = newest + horizon - 12 * np.ceil(horizon / 12).astype(int)
+    valid = source >= 0
+    out = np.full(len(series), np.nan)
+    out[valid] = log_values[source[valid], series[valid]]
+    return out
+
+
+def _to_scale(log_values: np.ndarray) -> np.ndarray:
+    return np.clip(np.expm1(log_values), 0.0, None)
+
+
+def fit_forecaster(history: pd.DataFrame | Panel, recipe: Recipe) -> SegmentForecaster:
+    """Fit a segment's forecaster on all of ``history``.
+
+    Args:
+        history: long frame ``series_id, month, y`` of the segment's series (or a Panel).
+        recipe: how to fit.
+
+    Returns:
+        The fitted forecaster; its XGBoost half is None when the history yields fewer than
+        :data:`MIN_TRAINING_ROWS` training rows.
+    """
+    panel = history if isinstance(history, Panel) else panel_from_history(history)
+    horizon = recipe.horizon
+    paths, params = holt_winters.panel_paths(panel.log_values, horizon)
+    newest = len(panel.months) - 1
+    first_origin = max(N_LAGS - 1, newest - recipe.train_window_months)
+    rows = design_rows(panel, np.arange(first_origin, newest), horizon, paths)
+    rows = rows.select(~np.isnan(rows.target))
+    booster = None
+    if len(rows.target) >= MIN_TRAINING_ROWS:
+        weights = None
+        if recipe.recency_halflife_months > 0:
+            age = newest - (rows.origin + rows.horizon)
+            weights = 0.5 ** (age / recipe.recency_halflife_months)
+        model = xgb.XGBRegressor(**recipe.xgb_params)
+        frame = pd.DataFrame(rows.features, columns=list(FEATURE_NAMES))
+        model.fit(frame, rows.target, sample_weight=weights)
+        booster = model.get_booster()
+    return SegmentForecaster(
+        recipe=recipe,
+        booster=booster,
+        holt_winters_params={
+            s: p for s, p in zip(panel.series, params, strict=True) if p is not None
+        },
+        trained_until=panel.end,
+        training_rows=len(rows.target),
+    )
+
+
+def load_forecaster(folder: Path) -> SegmentForecaster:
+    """Read a forecaster written by :meth:`SegmentForecaster.to_files`.
+
+    Raises:
+        FileNotFoundError: ``folder`` has no forecaster state file.
+    """
+    state_path = folder / STATE_FILE
+    if not state_path.is_file():
+        raise FileNotFoundError(
+            f"{state_path} does not exist: not a segment forecaster folder (it needs "
+            f"{STATE_FILE}, and {BOOSTER_FILE} when the model has an XGBoost half)"
+        )
+    state = json.loads(state_path.read_text())
+    booster = None
+    if (folder / BOOSTER_FILE).is_file():
+        booster = xgb.Booster()
+        booster.load_model(str(folder / BOOSTER_FILE))
+    return SegmentForecaster(
+        recipe=Recipe.from_json(json.dumps(state["recipe"])),
+        booster=booster,
+        holt_winters_params={
+            s: HoltWintersParams(*p) for s, p in state["holt_winters_params"].items()
+        },
+        trained_until=pd.Timestamp(state["trained_until"]),
+        training_rows=int(state["training_rows"]),
+        feature_names=tuple(state["feature_names"]),
+    )

@@ -1,0 +1,86 @@
+"""Forecast accuracy: MASE, WAPE and bias, as the benchmark protocol defines them.
+
+- MASE per (series, origin): mean absolute error over the horizons, divided by the in-sample
+  mean absolute seasonal difference ``|y_t - y_{t-12}|`` of the data up to the origin; a
+  method's MASE is the mean over its (series, origin) pairs.
+- WAPE: sum of absolute errors over sum of actuals (overall, so big series weigh more).
+- bias: sum of errors (forecast - actual) over sum of actuals; > 0 over-forecasts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """A method's accuracy over a set of forecasts.
+
+    Attributes:
+        mase: mean MASE over (series, origin) pairs (NaN when none is scorable).
+        wape: sum |error| / sum actual.
+        bias: sum error / sum actual.
+        pairs: (series, origin) pairs scored.
+    """
+
+    mase: float
+    wape: float
+    bias: float
+    pairs: int
+
+    def as_dict(self, prefix: str = "") -> dict[str, float]:
+        """``{prefix}mase``, ``{prefix}wape``, ``{prefix}bias``, ``{prefix}pairs``."""
+        return {
+            f"{prefix}mase": self.mase,
+            f"{prefix}wape": self.wape,
+            f"{prefix}bias": self.bias,
+            f"{prefix}pairs": float(self.pairs),
+        }
+
+
+def seasonal_scale(values: np.ndarray, season: int = 12) -> np.ndarray:
+    """Per column, the mean absolute seasonal difference of ``values`` (``T x S``, NaN gaps).
+
+    NaN where a series has no pair of observations a season apart.
+    """
+    if values.shape[0] <= season:
+        return np.full(values.shape[1], np.nan)
+    diffs = np.abs(values[season:] - values[:-season])
+    counts = (~np.isnan(diffs)).sum(axis=0)
+    sums = np.nansum(diffs, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def accuracy(frame: pd.DataFrame, forecast: str) -> Accuracy:
+    """Accuracy of column ``forecast`` in a backtest frame.
+
+    Args:
+        frame: rows with ``series_id``, ``origin``, ``actual``, ``scale`` (the in-sample
+            seasonal scale at the origin) and the forecast column.
+        forecast: name of the forecast column.
+
+    Rows without an actual or a forecast are left out; a (series, origin) pair whose scale
+    is zero or unknown counts in WAPE and bias but not in MASE.
+    """
+    scored = frame.dropna(subset=["actual", forecast])
+    if scored.empty:
+        return Accuracy(float("nan"), float("nan"), float("nan"), 0)
+    error = scored[forecast] - scored["actual"]
+    total = float(scored["actual"].abs().sum())
+    per_pair = (
+        scored.assign(abs_error=error.abs())
+        .groupby(["series_id", "origin"], sort=False)
+        .agg(mae=("abs_error", "mean"), scale=("scale", "first"))
+    )
+    per_pair = per_pair[per_pair["scale"] > 0]
+    mase = float((per_pair["mae"] / per_pair["scale"]).mean()) if len(per_pair) else np.nan
+    return Accuracy(
+        mase=mase,
+        wape=float(error.abs().sum()) / total if total > 0 else float("nan"),
+        bias=float(error.sum()) / total if total > 0 else float("nan"),
+        pairs=len(per_pair),
+    )

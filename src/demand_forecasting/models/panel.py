@@ -1,0 +1,107 @@
+"""A segment's history as a month x series matrix: the shape every forecaster works on.
+
+Training, backtests and scoring all start from the same long frame ``(series_id, month, y)``
+(``y`` missing where a month is a gap) and turn it into a :class:`Panel` here, so that the
+three can never disagree about months, gaps or series order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: Columns of a history frame (one row per series and month).
+HISTORY_COLUMNS = ("series_id", "month", "y")
+
+
+class HistoryError(ValueError):
+    """A history frame breaks the contract of :func:`panel_from_history`."""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Consecutive months x series, with the target and its log.
+
+    Attributes:
+        months: consecutive first-of-month timestamps, oldest first.
+        series: series ids, in column order.
+        values: ``len(months) x len(series)`` target, NaN where a month is missing.
+    """
+
+    months: pd.DatetimeIndex
+    series: tuple[str, ...]
+    values: np.ndarray
+
+    @property
+    def log_values(self) -> np.ndarray:
+        """``log1p`` of the target (negative values count as 0)."""
+        return np.log1p(np.clip(self.values, 0.0, None))
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """The newest month."""
+        return pd.Timestamp(self.months[-1])
+
+    def last_observed(self) -> np.ndarray:
+        """Per series, the row index of its newest observed month (-1: never observed)."""
+        observed = ~np.isnan(self.values)
+        flipped = np.argmax(observed[::-1], axis=0)
+        last = len(self.months) - 1 - flipped
+        return np.where(observed.any(axis=0), last, -1)
+
+    def until(self, month: pd.Timestamp) -> Panel:
+        """The panel cut after ``month`` (what a forecaster standing at ``month`` knows)."""
+        keep = self.months <= month
+        return Panel(self.months[keep], self.series, self.values[keep])
+
+
+def panel_from_history(history: pd.DataFrame) -> Panel:
+    """Pivot a long history frame into a :class:`Panel` with every month present.
+
+    Args:
+        history: columns ``series_id``, ``month`` (first of month), ``y`` (float, NaN for a
+            gap); one row per series and month.
+
+    Raises:
+        HistoryError: a column is missing, the frame is empty, a month is not the first of
+            its month, or a (series, month) appears twice.
+    """
+    missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
+    if missing:
+        raise HistoryError(
+            f"history frame lacks column(s) {missing}; it needs {list(HISTORY_COLUMNS)} "
+            "(select them from the gold feature table)"
+        )
+    if history.empty:
+        raise HistoryError("history frame is empty: a segment needs at least one series month")
+    months = pd.to_datetime(history["month"])
+    if not (months.dt.day == 1).all():
+        bad = months[months.dt.day != 1].iloc[0]
+        raise HistoryError(
+            f"month {bad.date()} is not the first of its month; the history must be on the "
+            "month grain (month = first day of the month)"
+        )
+    frame = pd.DataFrame(
+        {
+            "series_id": history["series_id"].astype(str).to_numpy(),
+            "month": months.to_numpy(),
+            "y": pd.to_numeric(history["y"], errors="coerce").astype(float).to_numpy(),
+        }
+    )
+    duplicated = frame.duplicated(["series_id", "month"])
+    if duplicated.any():
+        row = frame[duplicated].iloc[0]
+        raise HistoryError(
+            f"series {row['series_id']!r} has month {pd.Timestamp(row['month']).date()} "
+            "twice; the history must have one row per series and month"
+        )
+    wide = frame.pivot(index="month", columns="series_id", values="y")
+    full = pd.date_range(wide.index.min(), wide.index.max(), freq="MS")
+    wide = wide.reindex(full).sort_index(axis=1)
+    return Panel(
+        months=pd.DatetimeIndex(full),
+        series=tuple(str(s) for s in wide.columns),
+        values=wide.to_numpy(dtype=float),
+    )

@@ -1,0 +1,172 @@
+"""The model registry as this project uses it: one registered model per segment, aliases.
+
+Names are ``<catalog>.<schema>.<prefix>_<segment>`` in Unity Catalog and the same string in
+the local sqlite registry. Versions are never moved between stages (Unity Catalog has none);
+their role is an alias:
+
+- ``challenger``: passed validation, waiting for deploy;
+- ``champion``: what scoring uses;
+- ``previous_champion``: the champion before the newest promotion (rollback target).
+
+Everything a version records about itself is a tag (see :data:`VERSION_TAGS`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous_champion"
+
+#: Tags every new version carries (set by the train task).
+VERSION_TAGS = (
+    "segment",
+    "git_commit",
+    "bundle_target",
+    "training_table",
+    "training_table_version",
+    "data_hash",
+    "features",
+    "run_id",
+    "recipe_hash",
+    "artifact_hash",
+    "trained_until",
+    "training_identity",
+)
+#: Tags the validate and deploy tasks add.
+VALIDATION_STATUS = "validation_status"
+VALIDATION_REASONS = "validation_reasons"
+DEPLOYMENT_STATUS = "deployment_status"
+AWAITING_APPROVAL = "awaiting_approval"
+
+_MISSING = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+def model_name(catalog: str, schema: str, prefix: str, segment: str) -> str:
+    """The registered model name of a segment: ``<catalog>.<schema>.<prefix>_<segment>``."""
+    return f"{catalog}.{schema}.{prefix}_{segment}"
+
+
+def segment_of(name: str, prefix: str) -> str:
+    """The segment of a registered model name (inverse of :func:`model_name`).
+
+    Raises:
+        ValueError: ``name`` is not ``<catalog>.<schema>.<prefix>_<segment>``.
+    """
+    table = name.split(".")[-1]
+    if not table.startswith(f"{prefix}_") or name.count(".") != 2:
+        raise ValueError(
+            f"registered model {name!r} is not named "
+            f"'<catalog>.<schema>.{prefix}_<segment>' (model prefix {prefix!r})"
+        )
+    return table[len(prefix) + 1 :]
+
+
+@dataclass
+class SegmentRegistry:
+    """Registry operations for the segment models of one catalog and schema."""
+
+    client: MlflowClient
+    catalog: str
+    schema: str
+    prefix: str
+
+    def name(self, segment: str) -> str:
+        """The registered model name of ``segment``."""
+        return model_name(self.catalog, self.schema, self.prefix, segment)
+
+    def ensure_model(self, segment: str) -> str:
+        """Create the segment's registered model if it does not exist; return its name."""
+        name = self.name(segment)
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code not in _MISSING:
+                raise
+            self.client.create_registered_model(
+                name,
+                tags={"segment": segment},
+                description=f"Monthly demand forecaster of segment {segment} (XGBoost + "
+                "Holt-Winters, direct multi-horizon). Aliases: champion, challenger, "
+                "previous_champion.",
+            )
+        return name
+
+    def alias(self, segment: str, alias: str) -> ModelVersion | None:
+        """The version behind ``alias``, or None (no such model or alias)."""
+        try:
+            return self.client.get_model_version_by_alias(self.name(segment), alias)
+        except MlflowException as exc:
+            if exc.error_code in _MISSING:
+                return None
+            raise
+
+    def version(self, segment: str, version: str) -> ModelVersion:
+        """One version of the segment's model.
+
+        Raises:
+            LookupError: the version does not exist.
+        """
+        try:
+            return self.client.get_model_version(self.name(segment), str(version))
+        except MlflowException as exc:
+            if exc.error_code in _MISSING:
+                raise LookupError(
+                    f"model {self.name(segment)!r} has no version {version}; "
+                    "list them with the MLflow UI or search_model_versions"
+                ) from exc
+            raise
+
+    def versions(self, segment: str) -> list[ModelVersion]:
+        """Every version of the segment's model, newest first (empty without a model)."""
+        try:
+            found = self.client.search_model_versions(f"name = '{self.name(segment)}'")
+        except MlflowException as exc:
+            if exc.error_code in _MISSING:
+                return []
+            raise
+        return sorted(found, key=lambda v: int(v.version), reverse=True)
+
+    def find_by_tag(self, segment: str, key: str, value: str) -> ModelVersion | None:
+        """The newest version whose tag ``key`` equals ``value`` (Unity Catalog cannot
+        filter on tags server-side, so this filters the segment's versions here)."""
+        for version in self.versions(segment):
+            if (version.tags or {}).get(key) == value:
+                return version
+        return None
+
+    def set_alias(self, segment: str, alias: str, version: str) -> None:
+        """Point ``alias`` at ``version`` (an alias names one version at a time)."""
+        self.client.set_registered_model_alias(self.name(segment), alias, str(version))
+
+    def delete_alias(self, segment: str, alias: str) -> None:
+        """Remove ``alias`` if it exists."""
+        if self.alias(segment, alias) is not None:
+            self.client.delete_registered_model_alias(self.name(segment), alias)
+
+    def tag(self, segment: str, version: str, tags: dict[str, str]) -> None:
+        """Set tags on a version."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name(segment), str(version), key, value)
+
+    def describe(self, segment: str, version: str, description: str) -> None:
+        """Replace a version's description."""
+        self.client.update_model_version(self.name(segment), str(version), description=description)
+
+    def segments_with(self, segments: Iterable[str], alias: str) -> dict[str, ModelVersion]:
+        """``{segment: version}`` for those of ``segments`` whose model has ``alias``."""
+        found = {}
+        for segment in segments:
+            version = self.alias(segment, alias)
+            if version is not None:
+                found[segment] = version
+        return found

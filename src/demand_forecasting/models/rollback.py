@@ -1,0 +1,116 @@
+"""``demand-forecasting rollback SEGMENT [--to VERSION]``: restore an earlier champion, audited.
+
+Without ``--to`` the segment's ``previous_champion`` comes back. The rolled-back version
+becomes ``previous_champion`` in turn, so a second rollback undoes the first. Example::
+
+    demand-forecasting rollback new_south_wales__food_retailing \\
+        --catalog dev --schema demand_forecasting --reason "bad forecasts after promotion"
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from demand_forecasting.models.audit import ROLLBACK, current_actor, write_audit
+from demand_forecasting.models.deploy import promote
+from demand_forecasting.models.registry import CHAMPION, PREVIOUS_CHAMPION, SegmentRegistry
+from demand_forecasting.platform.context import RunContext, build_context
+
+log = logging.getLogger(__name__)
+
+
+class RollbackError(RuntimeError):
+    """The rollback cannot be done as asked (no champion, nothing to roll back to)."""
+
+
+def rollback(
+    ctx: RunContext,
+    model_prefix: str,
+    segment: str,
+    to_version: str | None,
+    reason: str,
+    actor: str | None = None,
+) -> str:
+    """Make ``to_version`` (default: the previous champion) the champion again; audit it.
+
+    Returns:
+        The version that is champion now.
+
+    Raises:
+        RollbackError: the segment has no champion, no previous champion (and no ``--to``),
+            or the target already is the champion.
+        LookupError: ``to_version`` does not exist.
+    """
+    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, model_prefix)
+    current = registry.alias(segment, CHAMPION)
+    if current is None:
+        raise RollbackError(
+            f"segment {segment!r} ({registry.name(segment)}) has no champion "
+            "to roll back; check the segment name and --catalog/--schema"
+        )
+    if to_version is None:
+        previous = registry.alias(segment, PREVIOUS_CHAMPION)
+        if previous is None:
+            raise RollbackError(
+                f"segment {segment!r} has no previous champion recorded; pass "
+                "--to VERSION to choose the version to restore"
+            )
+        to_version = str(previous.version)
+    if str(current.version) == str(to_version):
+        raise RollbackError(f"version {to_version} already is the champion of {segment!r}")
+    event = promote(
+        ctx,
+        registry,
+        segment,
+        str(to_version),
+        action=ROLLBACK,
+        actor=actor or current_actor(ctx),
+        reason=reason,
+    )
+    assert event is not None  # the target differs from the champion
+    write_audit(ctx, [event])
+    log.info("segment %s rolled back: champion %s -> %s", segment, current.version, to_version)
+    return str(to_version)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of ``demand-forecasting rollback``."""
+    parser.add_argument("segment", help="segment whose champion to restore")
+    parser.add_argument(
+        "--to",
+        dest="to_version",
+        default=None,
+        help="version to restore (default: the previous champion)",
+    )
+    parser.add_argument("--reason", required=True, help="why; recorded in the audit table")
+    add_context_options(parser)
+
+
+def add_context_options(parser: argparse.ArgumentParser) -> None:
+    """The options a governance command needs to find the models and the audit table."""
+    parser.add_argument("--catalog", required=True, help="Unity Catalog catalog")
+    parser.add_argument("--schema", required=True, help="schema within the catalog")
+    parser.add_argument("--target", default="dev", help="bundle target (dev, test, prod)")
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
+    )
+    parser.add_argument(
+        "--actor", default=None, help="who does it (default: Spark's current_user())"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the command; 0 on success, 1 with a message when the rollback is refused."""
+    ctx = build_context(args.target, args.catalog, args.schema)
+    try:
+        version = rollback(
+            ctx, args.model_prefix, args.segment, args.to_version, args.reason, args.actor
+        )
+    except (RollbackError, LookupError) as exc:
+        log.error("rollback refused: %s", exc)
+        return 1
+    log.info("champion of %s is now version %s", args.segment, version)
+    return 0

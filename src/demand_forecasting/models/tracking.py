@@ -1,0 +1,270 @@
+"""MLflow logging of a training: one parent run, one child run and model version per segment.
+
+Everything is logged from the driver with the client API in few calls (one ``log_batch`` and
+one ``log_artifacts`` per segment); the model goes through ``mlflow.pyfunc.log_model`` with
+explicit requirements, so that logging a model costs well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+import pandas as pd
+import xgboost as xgb
+from mlflow.data.delta_dataset_source import DeltaDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID
+
+from demand_forecasting.models.forecaster import BOOSTER_FILE, STATE_FILE
+from demand_forecasting.models.pyfunc import log_forecaster
+from demand_forecasting.monitoring.job_run import job_parent_run
+from demand_forecasting.platform.mlflow_setup import ensure_experiment
+
+if TYPE_CHECKING:
+    from demand_forecasting.models.train import TrainConfig
+    from demand_forecasting.platform.context import RunContext
+
+log = logging.getLogger(__name__)
+
+PLOT_FILE = "forecast_vs_actual.png"
+IMPORTANCE_FILE = "feature_importance.json"
+
+
+@dataclass(frozen=True)
+class LoggedSegment:
+    """A segment's registered version and what logging it cost."""
+
+    version: str
+    run_id: str
+    seconds: float
+
+
+def compact_features(names: list[str]) -> str:
+    """Feature names with numbered runs folded: ``rel_lag_00..rel_lag_23,horizon,...``.
+
+    Short enough for a Unity Catalog tag value (256 characters).
+    """
+    out: list[str] = []
+    run: list[str] = []
+    for name in [*names, ""]:
+        match = re.fullmatch(r"(.*_)(\d+)", name)
+        if run and match and re.fullmatch(r"(.*_)(\d+)", run[-1]):
+            previous = re.fullmatch(r"(.*_)(\d+)", run[-1])
+            assert previous is not None
+            if (
+                previous.group(1) == match.group(1)
+                and int(match.group(2)) == int(previous.group(2)) + 1
+            ):
+                run.append(name)
+                continue
+        if run:
+            out.append(run[0] if len(run) == 1 else f"{run[0]}..{run[-1]}")
+        run = [name] if name else []
+    return ",".join(out)
+
+
+def artifact_hash(booster: bytes | None, state: str) -> str:
+    """SHA-256 of the model's files (booster UBJ bytes and state JSON)."""
+    digest = hashlib.sha256()
+    digest.update(booster or b"")
+    digest.update(state.encode())
+    return digest.hexdigest()
+
+
+def table_id(ctx: RunContext, table: str) -> str | None:
+    """The Delta table's id (``DESCRIBE DETAIL``), the same on Unity Catalog and locally."""
+    row = ctx.tables.delta_table(table).detail().select("id").first()
+    return str(row["id"]) if row is not None and row["id"] is not None else None
+
+
+class TrainingLogger:
+    """Logs one training (parent run) and its segments (child runs, model versions)."""
+
+    def __init__(self, ctx: RunContext, cfg: TrainConfig, table: str, table_version: int) -> None:
+        self.ctx = ctx
+        self.cfg = cfg
+        self.table = table
+        self.table_version = table_version
+        self.client = ctx.mlflow
+        self.experiment_id = ""
+        self.parent_run_id = ""
+        self.table_id = table_id(ctx, table)
+
+    def start(self, segments: int) -> str:
+        """Create the parent run (under the job's parent run when there is one)."""
+        store = self.ctx.mlflow_store
+        self.experiment_id = ensure_experiment(
+            self.client, self.cfg.experiment, store.artifact_root
+        )
+        tags = {
+            "kind": "training",
+            "bundle_target": self.ctx.target,
+            "git_commit": self.cfg.git_commit,
+        }
+        if self.cfg.job_run_id:
+            tags[MLFLOW_PARENT_RUN_ID] = job_parent_run(
+                self.client,
+                self.cfg.experiment,
+                self.cfg.job_run_id,
+                target=self.ctx.target,
+                artifact_root=store.artifact_root,
+            )
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"train {self.ctx.clock():%Y-%m-%d %H:%M}", tags=tags
+        )
+        self.parent_run_id = run.info.run_id
+        self.client.log_batch(
+            self.parent_run_id,
+            params=[
+                Param("recipe", self.cfg.recipe.to_json()),
+                Param("training_table", self.table),
+                Param("training_table_version", str(self.table_version)),
+                Param("segments_requested", str(segments)),
+                Param("parallel", str(self.cfg.parallel)),
+            ],
+        )
+        return self.parent_run_id
+
+    def log_segment(
+        self, row: Mapping[str, Any], model_name: str, data_hash: str, identity: str, scratch: Path
+    ) -> LoggedSegment:
+        """Child run + pyfunc model + registered version for one trained segment."""
+        started = time.perf_counter()
+        segment = str(row["segment"])
+        metrics = json.loads(row["metrics"])
+        state = json.loads(row["state"])
+        now = int(time.time() * 1000)
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=segment,
+            tags={
+                MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                "segment": segment,
+                "bundle_target": self.ctx.target,
+                "git_commit": self.cfg.git_commit,
+            },
+        )
+        run_id = run.info.run_id
+        self.client.log_batch(
+            run_id,
+            params=[
+                Param("recipe", self.cfg.recipe.to_json()),
+                Param("horizon", str(self.cfg.recipe.horizon)),
+                Param("series_count", str(row["series_count"])),
+                Param("trained_until", str(row["trained_until"])),
+                Param("training_table", self.table),
+                Param("training_table_version", str(self.table_version)),
+            ],
+            tags=[RunTag("data_hash", data_hash)],
+        )
+        self._log_lineage(run_id, segment, data_hash)
+        (scratch / "run").mkdir(parents=True, exist_ok=True)
+        (scratch / "run" / PLOT_FILE).write_bytes(bytes(row["plot"]))
+        (scratch / "run" / IMPORTANCE_FILE).write_text(
+            json.dumps(json.loads(row["importance"]), indent=1, sort_keys=True)
+        )
+        self.client.log_artifacts(run_id, str(scratch / "run"))
+
+        model_dir = scratch / "model"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        if row["booster"] is not None:
+            booster = xgb.Booster()
+            booster.load_model(bytearray(row["booster"]))
+            booster.save_model(str(model_dir / BOOSTER_FILE))
+        (model_dir / STATE_FILE).write_text(str(row["state"]))
+        example = pd.read_json(
+            _text_io(str(row["example"])), orient="records", convert_dates=["month"]
+        )
+        example["series_id"] = example["series_id"].astype(str)
+        with mlflow.start_run(run_id=run_id):
+            model_uri = log_forecaster(model_dir, example)
+        # Metrics after the model: logged before, MLflow re-reads each one's history to link
+        # it to the model (a query per metric).
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
+            + [Metric("fit_seconds", float(row["fit_seconds"]), now, 0)],
+        )
+        version_tags = {
+            "segment": segment,
+            "git_commit": self.cfg.git_commit,
+            "bundle_target": self.ctx.target,
+            "training_table": self.table,
+            "training_table_version": str(self.table_version),
+            "data_hash": data_hash,
+            "features": compact_features(list(state["feature_names"])),
+            "run_id": run_id,
+            "recipe_hash": self.cfg.recipe.fingerprint(),
+            "artifact_hash": artifact_hash(
+                bytes(row["booster"]) if row["booster"] is not None else None, str(row["state"])
+            ),
+            "trained_until": str(row["trained_until"]),
+            "training_identity": identity,
+        }
+        version = mlflow.register_model(model_uri, model_name, tags=version_tags)
+        self.client.update_model_version(
+            model_name,
+            version.version,
+            description=f"Candidate for {segment}, trained on {self.table} version "
+            f"{self.table_version} up to {row['trained_until']} (run {run_id}). "
+            "Not yet validated.",
+        )
+        self.client.set_terminated(run_id)
+        seconds = time.perf_counter() - started
+        self.client.log_metric(run_id, "log_seconds", seconds)
+        return LoggedSegment(str(version.version), run_id, seconds)
+
+    def _log_lineage(self, run_id: str, segment: str, data_hash: str) -> None:
+        """The training data as a dataset input: the Delta table, its version, the hash."""
+        # The table id is given so that MLflow does not look it up through a workspace API.
+        source = DeltaDatasetSource(
+            delta_table_name=self.table,
+            delta_table_version=self.table_version,
+            delta_table_id=self.table_id,
+        )
+        dataset = MetaDataset(  # type: ignore[abstract]
+            source, name=f"{self.table}@v{self.table_version}:{segment}", digest=data_hash[:36]
+        )
+        self.client.log_inputs(
+            run_id,
+            datasets=[
+                DatasetInput(
+                    dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")]
+                )
+            ],
+        )
+
+    def finish(
+        self, candidates: Mapping[str, str], failed: Mapping[str, str], fit_seconds: float
+    ) -> None:
+        """Close the parent run with the training's counts (FAILED if a segment failed)."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.parent_run_id,
+            metrics=[
+                Metric("segments_registered", float(len(candidates)), now, 0),
+                Metric("segments_failed", float(len(failed)), now, 0),
+                Metric("fit_seconds", fit_seconds, now, 0),
+            ],
+        )
+        if failed:
+            self.client.set_tag(
+                self.parent_run_id, "failed_segments", ",".join(sorted(failed))[:5000]
+            )
+        self.client.set_terminated(self.parent_run_id, "FAILED" if failed else "FINISHED")
+
+
+def _text_io(text: str) -> Any:
+    import io
+
+    return io.StringIO(text)

@@ -1,0 +1,301 @@
+"""Task ``train``: one forecaster per segment, fitted in parallel on Spark, logged and registered.
+
+1. Read ``segment, series_id, month, y`` of the gold feature table at its current Delta
+   version, for the segments asked (``--segments all|a,b|["a","b"]``).
+2. Skip segments whose newest model version was trained on the same data, recipe and code
+   (tag ``training_identity``): a rerun of the month registers nothing twice.
+3. Fit the others with ``groupBy("segment").applyInPandas`` (one model per task, one thread
+   per model), each returning its booster, state, metrics, importance, plot and example.
+4. On the driver, per segment: a child run (params, metrics, plot, importance, dataset
+   lineage) under one parent run, the model logged as a pyfunc with explicit requirements,
+   signature and input example, and registered as a new version with its provenance tags.
+5. Publish ``candidates`` (``{segment: version}``) for validate_models. A segment that failed
+   is named; the task fails at the end if any did, after registering the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from demand_forecasting.models.recipe import Recipe
+from demand_forecasting.models.registry import SegmentRegistry
+from demand_forecasting.models.segment_data import (
+    SegmentSelectionError,
+    apply_per_segment,
+    parse_segments,
+    read_history,
+    segment_hashes,
+)
+from demand_forecasting.models.segment_training import OK, RESULT_SCHEMA, segment_trainer
+from demand_forecasting.models.tracking import TrainingLogger
+from demand_forecasting.monitoring.telemetry import record_rows
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.task import run_task
+
+log = logging.getLogger(__name__)
+
+TASK_KEY = "train"
+CANDIDATES_KEY = "candidates"
+
+
+class SegmentTrainingError(RuntimeError):
+    """One or more segments failed to train (the others were registered)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Parameters of the train task.
+
+    Attributes:
+        segments: segments to train (None: every segment of the feature table).
+        recipe: how each segment's model is fitted (horizon from the bundle).
+        model_prefix: registered models are ``<catalog>.<schema>.<prefix>_<segment>``.
+        experiment: MLflow experiment of the training runs.
+        git_commit: commit of the deployed bundle (a version tag).
+        job_run_id: the job run, to nest the training run under the job's parent run.
+        parallel: fit on Spark (False: a plain loop on the driver, for benchmarks).
+    """
+
+    segments: tuple[str, ...] | None
+    recipe: Recipe
+    model_prefix: str
+    experiment: str
+    git_commit: str = "unknown"
+    job_run_id: str | None = None
+    parallel: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.model_prefix or not self.model_prefix.replace("_", "").isalnum():
+            raise ValueError(
+                f"--model-prefix {self.model_prefix!r}: use letters, digits and "
+                "'_' (it becomes part of Unity Catalog model names)"
+            )
+        if not self.experiment:
+            raise ValueError(
+                "--experiment is empty: pass the MLflow experiment path (bundle: "
+                "${resources.experiments.demand_forecasting.name})"
+            )
+
+
+@dataclass
+class TrainSummary:
+    """What a training run did (``rows_in``/``rows_out`` feed the telemetry table)."""
+
+    candidates: dict[str, str] = field(default_factory=dict)
+    reused: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    rows_in: int = 0
+    rows_out: int = 0
+    fit_seconds: float = 0.0
+    log_seconds: dict[str, float] = field(default_factory=dict)
+    parent_run_id: str | None = None
+
+
+def training_identity(data_hash: str, recipe: Recipe, git_commit: str) -> str:
+    """What makes two trainings the same: data, recipe and code."""
+    return f"{data_hash[:16]}-{recipe.fingerprint()}-{git_commit[:12]}"
+
+
+def fit_segments(frame: object, recipe: Recipe, segments: int, parallel: bool) -> pd.DataFrame:
+    """Fit every segment of ``frame`` (a Spark DataFrame of history rows).
+
+    Args:
+        frame: ``segment, series_id, month, y`` rows.
+        recipe: how to fit.
+        segments: number of segments (one Spark task each).
+        parallel: on Spark executors (True) or in a loop on the driver (False).
+    """
+    trainer = segment_trainer(recipe.to_json())
+    if parallel:
+        return apply_per_segment(frame, trainer, RESULT_SCHEMA, segments)  # type: ignore[arg-type]
+    rows = frame.toPandas()  # type: ignore[attr-defined]
+    results = [trainer(group) for _, group in rows.groupby("segment", sort=True)]
+    return pd.concat(results, ignore_index=True) if results else pd.DataFrame()
+
+
+def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
+    """Train, log and register the segments of ``cfg``; publish the candidates.
+
+    Raises:
+        SegmentTrainingError: some segments failed (named, with their errors); the others
+            were registered and published first.
+    """
+    history = read_history(ctx, cfg.segments)
+    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
+    summary = TrainSummary()
+    hashes = segment_hashes(history.frame)
+    identities = {s: training_identity(h, cfg.recipe, cfg.git_commit) for s, h in hashes.items()}
+    to_train = []
+    for segment in history.segments:
+        existing = registry.find_by_tag(segment, "training_identity", identities[segment])
+        if existing is not None:
+            summary.reused[segment] = str(existing.version)
+        else:
+            to_train.append(segment)
+    if summary.reused:
+        log.info(
+            "%d segment(s) already trained on this data, recipe and commit; reusing their "
+            "versions: %s",
+            len(summary.reused),
+            ", ".join(f"{s} v{v}" for s, v in sorted(summary.reused.items())),
+        )
+    summary.candidates.update(summary.reused)
+
+    if to_train:
+        from pyspark.sql import functions as F
+
+        frame = history.frame.where(F.col("segment").isin(to_train))
+        summary.rows_in = frame.count()
+        started = time.perf_counter()
+        results = fit_segments(frame, cfg.recipe, len(to_train), cfg.parallel)
+        summary.fit_seconds = time.perf_counter() - started
+        log.info(
+            "fitted %d segment(s) in %.1fs (%s)",
+            len(results),
+            summary.fit_seconds,
+            "Spark applyInPandas" if cfg.parallel else "sequential loop",
+        )
+        logger = TrainingLogger(ctx, cfg, history.table, history.version)
+        summary.parent_run_id = logger.start(len(to_train))
+        with tempfile.TemporaryDirectory(prefix="train-") as scratch:
+            for row in results.sort_values("segment").to_dict("records"):
+                segment = str(row["segment"])
+                if row["status"] != OK:
+                    summary.failed[segment] = str(row["error"])
+                    log.error("segment %s failed to train: %s", segment, row["error"])
+                    continue
+                try:
+                    registry.ensure_model(segment)
+                    logged = logger.log_segment(
+                        {str(k): v for k, v in row.items()},
+                        registry.name(segment),
+                        hashes[segment],
+                        identities[segment],
+                        Path(scratch) / segment,
+                    )
+                except Exception as exc:  # the others still get logged and registered
+                    summary.failed[segment] = f"logging/registration failed: {exc}"
+                    log.exception("segment %s could not be logged or registered", segment)
+                    continue
+                summary.candidates[segment] = logged.version
+                summary.log_seconds[segment] = logged.seconds
+        logger.finish(summary.candidates, summary.failed, summary.fit_seconds)
+
+    summary.rows_out = len(summary.candidates) - len(summary.reused)
+    record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
+    ctx.task_values.set(CANDIDATES_KEY, summary.candidates)
+    if summary.log_seconds:
+        seconds = list(summary.log_seconds.values())
+        log.info(
+            "logged and registered %d model(s): %.2fs per model on average (max %.2fs)",
+            len(seconds),
+            sum(seconds) / len(seconds),
+            max(seconds),
+        )
+    if summary.failed:
+        listing = "; ".join(
+            f"{s}: {e.splitlines()[-1][:300]}" for s, e in sorted(summary.failed.items())
+        )
+        raise SegmentTrainingError(
+            f"{len(summary.failed)} of {len(history.segments)} segment(s) failed to train "
+            f"(the other {len(summary.candidates)} are registered): {listing}. Fix the data "
+            "or recipe and rerun with --segments naming these; done segments are reused."
+        )
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The train task's own options (bundle variables)."""
+    parser.add_argument(
+        "--segments",
+        default="all",
+        help="all, a comma list, or a JSON list (the drift check's task value)",
+    )
+    parser.add_argument(
+        "--horizon", type=int, default=12, help="months forecast directly (bundle var horizon)"
+    )
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
+    )
+    parser.add_argument(
+        "--experiment", required=True, help="MLflow experiment of the training runs"
+    )
+    parser.add_argument(
+        "--git-commit",
+        default="unknown",
+        help="commit of the deployed bundle (${bundle.git.commit})",
+    )
+    parser.add_argument(
+        "--recipe",
+        default="{}",
+        help="JSON overrides of the model recipe, e.g. "
+        '\'{"xgb_weight": 0.5, "xgb_params": {"n_estimators": 300}}\'',
+    )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="fit segments in a loop on the driver instead of on Spark",
+    )
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The recipe: defaults, the bundle's horizon, then ``--recipe`` overrides.
+
+    Raises:
+        ValueError: ``--recipe`` is not a JSON object of recipe fields.
+    """
+    try:
+        overrides = json.loads(getattr(args, "recipe", "{}") or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--recipe is not valid JSON: {exc.msg}") from exc
+    if not isinstance(overrides, dict):
+        raise ValueError("--recipe must be a JSON object of recipe fields")
+    try:
+        return Recipe(horizon=args.horizon).with_overrides(**overrides)
+    except TypeError as exc:
+        raise ValueError(
+            f"--recipe has an unknown field ({exc}); fields: horizon, "
+            "train_window_months, recency_halflife_months, xgb_weight, "
+            "xgb_params"
+        ) from exc
+
+
+def make_config(args: argparse.Namespace) -> TrainConfig:
+    """Typed config from the parsed options."""
+    try:
+        segments = parse_segments(args.segments)
+    except SegmentSelectionError as exc:
+        raise ValueError(str(exc)) from exc
+    return TrainConfig(
+        segments=segments,
+        recipe=recipe_from_args(args),
+        model_prefix=args.model_prefix,
+        experiment=args.experiment,
+        git_commit=args.git_commit,
+        job_run_id=args.job_run_id,
+        parallel=not args.sequential,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-train``."""
+    run_task(
+        TASK_KEY,
+        "Train one XGBoost + Holt-Winters forecaster per segment on Spark; "
+        "log to MLflow and register each as a new model version.",
+        add_arguments,
+        make_config,
+        run,
+        argv,
+    )

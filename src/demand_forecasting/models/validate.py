@@ -1,0 +1,426 @@
+"""Task ``validate_models``: backtest each candidate against its champion and seasonal naive.
+
+Per segment, on a rolling-origin backtest over the last K full-horizon origins of the current
+feature table (``backtest_origins``), the candidate's recipe and the champion's recipe are
+refitted at each origin (Spark, one task per segment) and scored with MASE, WAPE and bias on
+the same rows as seasonal naive. The gate (:mod:`demand_forecasting.models.gate`) decides;
+the result goes to the evaluation table (MERGE on segment, version and data version, so a
+rerun adds no row) and onto the model version (tags and description). Passing versions get
+the ``challenger`` alias; failing ones do not, and ``champion`` is never touched here.
+
+Candidates come from the train task's ``candidates`` task value; run by hand, each segment's
+newest version is the candidate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+from pyspark.sql import functions as F
+
+from demand_forecasting import names
+from demand_forecasting.models.backtest import NAIVE
+from demand_forecasting.models.gate import GateDecision, GateRule, decide
+from demand_forecasting.models.metrics import Accuracy
+from demand_forecasting.models.recipe import Recipe
+from demand_forecasting.models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    VALIDATION_REASONS,
+    VALIDATION_STATUS,
+    SegmentRegistry,
+)
+from demand_forecasting.models.segment_data import (
+    SegmentSelectionError,
+    apply_per_segment,
+    parse_segments,
+    read_history,
+)
+from demand_forecasting.models.segment_evaluation import (
+    CANDIDATE,
+    RESULT_SCHEMA,
+    segment_evaluator,
+)
+from demand_forecasting.models.segment_evaluation import CHAMPION as CHAMPION_METHOD
+from demand_forecasting.models.train import CANDIDATES_KEY
+from demand_forecasting.models.train import TASK_KEY as TRAIN_TASK
+from demand_forecasting.monitoring.telemetry import record_rows
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.task import run_task
+
+log = logging.getLogger(__name__)
+
+TASK_KEY = "validate_models"
+CHALLENGERS_KEY = "challengers"
+
+EVALUATION_SCHEMA = (
+    "evaluation_id string, evaluated_at timestamp, segment string, model_name string, "
+    "candidate_version string, candidate_run_id string, champion_version string, "
+    "candidate_mase double, candidate_wape double, candidate_bias double, "
+    "champion_mase double, champion_wape double, champion_bias double, "
+    "naive_mase double, naive_wape double, naive_bias double, pairs long, "
+    "backtest_origins int, first_origin date, last_origin date, horizon int, "
+    "mase_tolerance double, passed boolean, reasons string, training_table string, "
+    "data_version long, target string, job_run_id string"
+)
+EVALUATION_KEY = ("segment", "candidate_version", "data_version")
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """Parameters of the validate_models task."""
+
+    segments: tuple[str, ...] | None
+    model_prefix: str
+    backtest_origins: int
+    rule: GateRule
+    job_run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backtest_origins < 1:
+            raise ValueError(
+                f"--backtest-origins {self.backtest_origins}: at least 1 "
+                "(bundle variable backtest_origins)"
+            )
+
+
+@dataclass
+class ValidateSummary:
+    """Gate outcomes of one validation run."""
+
+    passed: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    rows_in: int = 0
+    rows_out: int = 0
+
+
+@dataclass(frozen=True)
+class Contest:
+    """One segment's candidate and champion versions with their recipes."""
+
+    segment: str
+    candidate_version: str
+    candidate_run_id: str
+    candidate_recipe: str
+    champion_version: str | None
+    champion_recipe: str | None
+
+
+def recipe_of(ctx: RunContext, run_id: str | None) -> str:
+    """The recipe JSON a version's training run logged (param ``recipe``).
+
+    Raises:
+        LookupError: the run has no recipe param (not trained by this project's train task).
+    """
+    if not run_id:
+        raise LookupError("model version has no run id, so its recipe is unknown")
+    params = ctx.mlflow.get_run(run_id).data.params
+    if "recipe" not in params:
+        raise LookupError(
+            f"run {run_id} has no 'recipe' param: it was not logged by the "
+            "train task, so it cannot be refitted for the backtest"
+        )
+    return str(params["recipe"])
+
+
+def plan_contests(
+    ctx: RunContext,
+    registry: SegmentRegistry,
+    segments: Sequence[str],
+    candidates: dict[str, str] | None,
+) -> tuple[list[Contest], dict[str, str]]:
+    """Pair each segment's candidate with its champion; say why others are skipped."""
+    contests, skipped = [], {}
+    for segment in segments:
+        if candidates is not None:
+            if segment not in candidates:
+                continue
+            candidate = registry.version(segment, candidates[segment])
+        else:
+            versions = registry.versions(segment)
+            if not versions:
+                skipped[segment] = "no registered model"
+                continue
+            candidate = versions[0]
+        champion = registry.alias(segment, CHAMPION)
+        if champion is not None and champion.version == candidate.version:
+            skipped[segment] = f"version {candidate.version} is already the champion"
+            continue
+        contests.append(
+            Contest(
+                segment=segment,
+                candidate_version=str(candidate.version),
+                candidate_run_id=str(candidate.run_id),
+                candidate_recipe=recipe_of(ctx, candidate.run_id),
+                champion_version=str(champion.version) if champion is not None else None,
+                champion_recipe=recipe_of(ctx, champion.run_id) if champion is not None else None,
+            )
+        )
+    return contests, skipped
+
+
+def _accuracy(results: pd.DataFrame, segment: str, method: str) -> Accuracy | None:
+    row = results[(results["segment"] == segment) & (results["method"] == method)]
+    if row.empty:
+        return None
+    r = row.iloc[0]
+    return Accuracy(float(r["mase"]), float(r["wape"]), float(r["bias"]), int(r["pairs"]))
+
+
+def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
+    """Backtest, gate, record and alias every candidate of this run."""
+    published = ctx.task_values.get(TRAIN_TASK, CANDIDATES_KEY, None)
+    candidates = {str(k): str(v) for k, v in published.items()} if published else None
+    wanted = cfg.segments
+    if candidates is not None:
+        wanted = tuple(sorted(set(candidates) & set(wanted))) if wanted else tuple(candidates)
+    summary = ValidateSummary()
+    if candidates is not None and not candidates:
+        log.info("train published no candidates; nothing to validate")
+        ctx.task_values.set(CHALLENGERS_KEY, {})
+        return summary
+    history = read_history(ctx, wanted)
+    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
+    contests, summary.skipped = plan_contests(ctx, registry, history.segments, candidates)
+    for segment, why in sorted(summary.skipped.items()):
+        log.info("segment %s not validated: %s", segment, why)
+    if contests:
+        plan = {
+            c.segment: {
+                CANDIDATE: c.candidate_recipe,
+                **({CHAMPION_METHOD: c.champion_recipe} if c.champion_recipe else {}),
+            }
+            for c in contests
+        }
+        frame = history.frame.where(F.col("segment").isin(list(plan)))
+        summary.rows_in = frame.count()
+        results = apply_per_segment(
+            frame, segment_evaluator(plan, cfg.backtest_origins), RESULT_SCHEMA, len(plan)
+        )
+        horizon = {c.segment: _horizon(c.candidate_recipe) for c in contests}
+        rows = [
+            _evaluate(
+                ctx,
+                cfg,
+                registry,
+                history.table,
+                history.version,
+                c,
+                results,
+                horizon[c.segment],
+                summary,
+            )
+            for c in contests
+        ]
+        write_evaluations(ctx, rows)
+        summary.rows_out = len(rows)
+    record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
+    ctx.task_values.set(CHALLENGERS_KEY, summary.passed)
+    log.info(
+        "validation: %d passed, %d refused, %d skipped",
+        len(summary.passed),
+        len(summary.refused),
+        len(summary.skipped),
+    )
+    for segment, why in sorted(summary.refused.items()):
+        log.warning("segment %s refused: %s", segment, why)
+    return summary
+
+
+def _horizon(recipe_json: str) -> int:
+    return Recipe.from_json(recipe_json).horizon
+
+
+def _evaluate(
+    ctx: RunContext,
+    cfg: ValidateConfig,
+    registry: SegmentRegistry,
+    table: str,
+    data_version: int,
+    contest: Contest,
+    results: pd.DataFrame,
+    horizon: int,
+    summary: ValidateSummary,
+) -> dict[str, object]:
+    segment = contest.segment
+    errors = results[(results["segment"] == segment) & results["error"].notna()]
+    candidate = _accuracy(results, segment, CANDIDATE)
+    naive = _accuracy(results, segment, NAIVE)
+    champion = _accuracy(results, segment, CHAMPION_METHOD)
+    if not errors.empty or candidate is None or naive is None:
+        error = str(errors.iloc[0]["error"]) if not errors.empty else "no backtest result"
+        decision = GateDecision(False, (f"backtest failed: {error.splitlines()[-1][:300]}",))
+    else:
+        decision = decide(candidate, naive, champion, cfg.rule, contest.champion_version)
+    version = contest.candidate_version
+    registry.tag(
+        segment,
+        version,
+        {
+            VALIDATION_STATUS: "passed" if decision.passed else "refused",
+            VALIDATION_REASONS: decision.text[:250],
+            "validation_mase": _fmt(candidate),
+            "validation_naive_mase": _fmt(naive),
+            "validation_data_version": str(data_version),
+        },
+    )
+    registry.describe(
+        segment,
+        version,
+        _description(contest, decision, candidate, naive, champion, table, data_version),
+    )
+    if decision.passed:
+        registry.set_alias(segment, CHALLENGER, version)
+        summary.passed[segment] = version
+    else:
+        current = registry.alias(segment, CHALLENGER)
+        if current is not None and current.version == version:
+            registry.delete_alias(segment, CHALLENGER)
+        summary.refused[segment] = decision.text
+    row = results[(results["segment"] == segment)].iloc[0]
+    return {
+        "evaluation_id": str(uuid.uuid4()),
+        "evaluated_at": ctx.clock().replace(tzinfo=None),
+        "segment": segment,
+        "model_name": registry.name(segment),
+        "candidate_version": version,
+        "candidate_run_id": contest.candidate_run_id,
+        "champion_version": contest.champion_version,
+        **_metric_columns("candidate", candidate),
+        **_metric_columns("champion", champion),
+        **_metric_columns("naive", naive),
+        "pairs": candidate.pairs if candidate else 0,
+        "backtest_origins": cfg.backtest_origins,
+        "first_origin": row["first_origin"] if isinstance(row["first_origin"], date) else None,
+        "last_origin": row["last_origin"] if isinstance(row["last_origin"], date) else None,
+        "horizon": horizon,
+        "mase_tolerance": cfg.rule.mase_tolerance,
+        "passed": decision.passed,
+        "reasons": decision.text,
+        "training_table": table,
+        "data_version": data_version,
+        "target": ctx.target,
+        "job_run_id": cfg.job_run_id,
+    }
+
+
+def _fmt(value: Accuracy | None) -> str:
+    return f"{value.mase:.4f}" if value is not None else ""
+
+
+def _metric_columns(prefix: str, value: Accuracy | None) -> dict[str, float | None]:
+    if value is None:
+        return {f"{prefix}_mase": None, f"{prefix}_wape": None, f"{prefix}_bias": None}
+    return {
+        f"{prefix}_mase": value.mase,
+        f"{prefix}_wape": value.wape,
+        f"{prefix}_bias": value.bias,
+    }
+
+
+def _description(
+    contest: Contest,
+    decision: GateDecision,
+    candidate: Accuracy | None,
+    naive: Accuracy | None,
+    champion: Accuracy | None,
+    table: str,
+    data_version: int,
+) -> str:
+    verdict = "PASSED validation" if decision.passed else "REFUSED by validation"
+    figures = ", ".join(
+        f"{label} MASE {value.mase:.3f} WAPE {value.wape:.2%} bias {value.bias:+.2%}"
+        for label, value in (
+            ("candidate", candidate),
+            ("champion", champion),
+            ("seasonal naive", naive),
+        )
+        if value is not None
+    )
+    return (
+        f"{verdict} on {table} version {data_version}: {decision.text}. Backtest: "
+        f"{figures}. Training run {contest.candidate_run_id}."
+    )
+
+
+def write_evaluations(ctx: RunContext, rows: list[dict[str, object]]) -> None:
+    """MERGE evaluation rows into the evaluation table on (segment, version, data version)."""
+    if not rows:
+        return
+    table = ctx.table(names.EVALUATIONS)
+    frame = ctx.spark.createDataFrame(pd.DataFrame(rows), schema=EVALUATION_SCHEMA)
+    if not ctx.tables.exists(table):
+        ctx.tables.write(frame, table, mode="append")
+        return
+    condition = " AND ".join(f"t.{k} <=> s.{k}" for k in EVALUATION_KEY)
+    (
+        ctx.tables.delta_table(table)
+        .alias("t")
+        .merge(frame.alias("s"), condition)
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The validate_models task's own options (bundle variables)."""
+    parser.add_argument(
+        "--segments",
+        default="all",
+        help="all, a comma list or a JSON list (default: the train task's "
+        "candidates when run in a job)",
+    )
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
+    )
+    parser.add_argument(
+        "--backtest-origins",
+        type=int,
+        default=3,
+        help="K: rolling origins of the backtest (bundle var backtest_origins)",
+    )
+    parser.add_argument(
+        "--mase-tolerance",
+        type=float,
+        default=0.02,
+        help="relative MASE by which a candidate may trail the champion "
+        "(bundle var mase_tolerance)",
+    )
+
+
+def make_config(args: argparse.Namespace) -> ValidateConfig:
+    """Typed config from the parsed options."""
+    try:
+        segments = parse_segments(args.segments)
+    except SegmentSelectionError as exc:
+        raise ValueError(str(exc)) from exc
+    return ValidateConfig(
+        segments=segments,
+        model_prefix=args.model_prefix,
+        backtest_origins=args.backtest_origins,
+        rule=GateRule(mase_tolerance=args.mase_tolerance),
+        job_run_id=args.job_run_id,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-validate-models``."""
+    run_task(
+        TASK_KEY,
+        "Backtest each candidate against its champion and seasonal naive; "
+        "give passing versions the challenger alias.",
+        add_arguments,
+        make_config,
+        run,
+        argv,
+    )

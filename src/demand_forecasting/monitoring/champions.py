@@ -1,0 +1,58 @@
+"""Each segment's ``champion`` model version and the training data it records.
+
+The train task tags every version with the feature table and the Delta version it was trained
+on (:data:`demand_forecasting.models.registry.VERSION_TAGS`). Drift reads those tags to rebuild
+the champion's reference window by time travel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mlflow.tracking import MlflowClient
+
+from demand_forecasting.models.registry import CHAMPION, SegmentRegistry
+
+log = logging.getLogger(__name__)
+
+TRAINING_TABLE_TAG = "training_table"
+TRAINING_VERSION_TAG = "training_table_version"
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A segment's champion model version and its training data.
+
+    Attributes:
+        training_table: full name of the table it was trained on (None: not tagged).
+        training_version: that table's Delta version (None: not tagged).
+    """
+
+    segment: str
+    model_name: str
+    version: str
+    training_table: str | None
+    training_version: int | None
+
+
+def find_champions(
+    client: MlflowClient, catalog: str, schema: str, prefix: str, segments: Iterable[str]
+) -> dict[str, Champion]:
+    """``{segment: Champion}`` for those of ``segments`` whose model has a champion."""
+    registry = SegmentRegistry(client, catalog, schema, prefix)
+    wanted = sorted(segments)
+    found = {}
+    for segment, version in registry.segments_with(wanted, CHAMPION).items():
+        tags = dict(version.tags or {})
+        training_version = tags.get(TRAINING_VERSION_TAG)
+        found[segment] = Champion(
+            segment=segment,
+            model_name=registry.name(segment),
+            version=str(version.version),
+            training_table=tags.get(TRAINING_TABLE_TAG) or None,
+            training_version=int(training_version) if training_version else None,
+        )
+    log.info("%d of %d segments have a %s", len(found), len(wanted), CHAMPION)
+    return found

@@ -1,0 +1,433 @@
+"""Task ``check_drift``: PSI per segment and feature, and the segments to retrain.
+
+For each segment with a champion, the reference window is the last ``reference_months``
+months of the feature table *as the champion saw it* (the Delta version in its tags, read by
+time travel); the current window is the newest ``current_months`` months of the table now.
+Both default to 12: a whole seasonal cycle on each side, so that seasonality is not drift.
+PSI per feature and for the target, with the breach rule of
+:mod:`demand_forecasting.monitoring.drift`, go to the drift table (replacing the run month's
+rows: a rerun writes the same rows). Task values for the condition and ``train``:
+``segments_to_train`` (JSON list), ``retrain_count`` (int) and ``run_month`` (``YYYY-MM``).
+
+A rerun of a month after its retraining keeps the month's rows and retrains nothing again:
+a segment whose champion was trained on data up to the run month is ``already_retrained``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from demand_forecasting import names
+from demand_forecasting.data.config import parse_month
+from demand_forecasting.data.features import CALENDAR, feature_columns
+from demand_forecasting.monitoring import drift
+from demand_forecasting.monitoring.champions import Champion, find_champions
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.task import run_task
+
+log = logging.getLogger(__name__)
+
+TARGET = "y"
+MONTH = "month"
+DRIFT_SCHEMA = (
+    "run_month date, segment string, feature string, psi double, psi_threshold double, "
+    "psi_critical double, breach boolean, n_reference long, n_current long, "
+    "bin_edges array<double>, reference_shares array<double>, current_shares array<double>, "
+    "decision string, champion_model string, champion_version string, "
+    "reference_table string, reference_table_version long, reference_start date, "
+    "reference_end date, current_table_version long, current_start date, current_end date"
+)
+DRIFT_COLUMNS = tuple(column.split()[0] for column in DRIFT_SCHEMA.split(", "))
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Parameters of ``check_drift`` (bundle variables in the job's task parameters).
+
+    Raises:
+        ValueError: a window shorter than one month.
+    """
+
+    rule: drift.DriftRule = field(default_factory=drift.DriftRule)
+    reference_months: int = 12
+    current_months: int = 12
+    model_prefix: str = "demand"
+    run_month: date | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("reference_months", "current_months"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"drift_{name}={getattr(self, name)}: must be at least 1 "
+                    "(12 compares whole seasonal cycles)"
+                )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Where a segment's reference window came from."""
+
+    table: str
+    version: int
+    start: date
+    end: date
+
+
+@dataclass
+class DriftSummary:
+    """What ``check_drift`` decided (``rows_in``/``rows_out`` feed the telemetry)."""
+
+    run_month: date
+    decision: drift.DriftDecision
+    breaches: dict[str, list[str]]
+    rows_in: int = 0
+    rows_out: int = 0
+
+
+def drift_features(columns: Sequence[str]) -> list[str]:
+    """The target and every gold feature present, except calendar ones (drift by design)."""
+    wanted = [TARGET, *[c for c in feature_columns() if c not in CALENDAR]]
+    return [c for c in wanted if c in columns]
+
+
+def add_months(month: date, months: int) -> date:
+    """``month`` shifted by ``months`` (first of month)."""
+    index = month.year * 12 + month.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def window(frame: DataFrame, end: Any, months: int, label: str) -> DataFrame:
+    """Rows of the ``months`` months ending at ``end`` (a date or column), labelled."""
+    end_col = F.lit(end) if isinstance(end, date) else end
+    return frame.where(
+        (F.col(MONTH) <= end_col) & (F.col(MONTH) > F.add_months(end_col, -months))
+    ).withColumn(drift.WINDOW, F.lit(label))
+
+
+def read_references(
+    ctx: RunContext, champions: dict[str, Champion], features: list[str], months: int
+) -> tuple[DataFrame | None, dict[str, Reference], list[str]]:
+    """Reference rows of the champions' segments, by time travel, one read per version.
+
+    Returns:
+        The rows (``segment``, ``window``, features), each segment's :class:`Reference`,
+        and the segments whose training data cannot be read (untagged or vacuumed).
+    """
+    by_source: dict[tuple[str, int], list[str]] = defaultdict(list)
+    unreadable: list[str] = []
+    for segment, champion in champions.items():
+        if champion.training_version is None:
+            log.warning(
+                "champion %s v%s has no training table version tag: no reference",
+                champion.model_name,
+                champion.version,
+            )
+            unreadable.append(segment)
+            continue
+        table = champion.training_table or ctx.table(names.FEATURES)
+        by_source[(table, champion.training_version)].append(segment)
+    frames: list[DataFrame] = []
+    references: dict[str, Reference] = {}
+    for (table, version), segments in sorted(by_source.items()):
+        try:
+            snapshot = ctx.tables.read(table, version=version)
+            snapshot = snapshot.where(F.col(drift.SEGMENT).isin(segments))
+            ends = snapshot.groupBy(drift.SEGMENT).agg(F.max(MONTH).alias("_end")).collect()
+        except Exception as exc:  # time travel beyond the table's retained history
+            log.warning(
+                "reference of %s unreadable (%s version %d): %s: retraining them",
+                ", ".join(segments),
+                table,
+                version,
+                str(exc).splitlines()[0],
+            )
+            unreadable.extend(segments)
+            continue
+        for row in ends:
+            end = row["_end"]
+            references[row[drift.SEGMENT]] = Reference(
+                table, version, add_months(end, 1 - months), end
+            )
+        with_end = snapshot.join(
+            F.broadcast(
+                ctx.spark.createDataFrame(
+                    [(r[drift.SEGMENT], r["_end"]) for r in ends], "segment string, _end date"
+                )
+            ),
+            drift.SEGMENT,
+        )
+        frames.append(
+            window(with_end, F.col("_end"), months, drift.REFERENCE).select(
+                drift.SEGMENT, drift.WINDOW, *features
+            )
+        )
+    if not frames:
+        return None, references, unreadable
+    rows = frames[0]
+    for frame in frames[1:]:
+        rows = rows.unionByName(frame)
+    return rows, references, unreadable
+
+
+def compute_psi(rows: DataFrame, features: list[str], rule: drift.DriftRule) -> pd.DataFrame:
+    """PSI of every (segment, feature), one segment per group on Spark."""
+
+    def per_segment(frame: pd.DataFrame) -> pd.DataFrame:
+        return drift.segment_psi(frame, features, rule)
+
+    return (
+        rows.groupBy(drift.SEGMENT).applyInPandas(per_segment, schema=drift.PSI_SCHEMA).toPandas()
+    )
+
+
+def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
+    """Measure drift for the newest month, write it, and publish the segments to retrain."""
+    table = ctx.table(names.FEATURES)
+    if not ctx.tables.exists(table):
+        raise RuntimeError(
+            f"check_drift: the feature table {table} does not exist: run "
+            "ingest, validate_data and build_features first"
+        )
+    current_version = ctx.tables.version(table)
+    assert current_version is not None
+    gold = ctx.tables.read(table, version=current_version)
+    features = drift_features(gold.columns)
+    newest = {r[0]: r[1] for r in gold.groupBy(drift.SEGMENT).agg(F.max(MONTH)).collect()}
+    if not newest:
+        raise RuntimeError(f"check_drift: {table} has no rows: nothing to measure")
+    run_month = cfg.run_month or max(newest.values())
+    segments = sorted(newest)
+    champions = find_champions(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix, segments)
+    reference_rows, references, unreadable = read_references(
+        ctx, champions, features, cfg.reference_months
+    )
+    # A champion whose training data lacks its own segment cannot give a reference either.
+    unreadable += [s for s in champions if s not in references and s not in unreadable]
+    already = sorted(s for s, r in references.items() if r.end >= run_month)
+    existing = _existing_rows(ctx, run_month, already)
+    to_measure = [s for s in references if s not in existing]
+
+    psi = pd.DataFrame(columns=[c.split()[0] for c in drift.PSI_SCHEMA.split(", ")])
+    if reference_rows is not None and to_measure:
+        current = window(
+            gold.where(F.col(drift.SEGMENT).isin(to_measure)),
+            run_month,
+            cfg.current_months,
+            drift.CURRENT,
+        )
+        rows = reference_rows.where(F.col(drift.SEGMENT).isin(to_measure)).unionByName(
+            current.select(drift.SEGMENT, drift.WINDOW, *features)
+        )
+        psi = compute_psi(rows, features, cfg.rule)
+    breaching = sorted(set(psi.loc[psi["breach"].astype(bool), "segment"]))
+    decision = drift.decide(
+        segments, breaching, set(segments) - set(champions), already, unreadable
+    )
+    current_start = add_months(run_month, 1 - cfg.current_months)
+    context = RowContext(
+        run_month, cfg.rule.threshold, current_version, current_start, champions, references
+    )
+    records = [
+        row
+        for s in segments
+        if s not in existing
+        for row in segment_rows(s, decision.decisions[s], psi, context)
+    ]
+    records.extend(existing_records(existing))
+    frame = ctx.spark.createDataFrame(records, DRIFT_SCHEMA)
+    ctx.tables.write(
+        frame,
+        ctx.table(names.DRIFT),
+        mode="overwrite",
+        replaceWhere=f"run_month = DATE'{run_month.isoformat()}'",
+    )
+
+    breaches = {
+        s: sorted(psi.loc[(psi["segment"] == s) & psi["breach"].astype(bool), "feature"])
+        for s in breaching
+    }
+    log.info(
+        "check_drift %s: %d segments, %d with champion; retrain %d: %s",
+        run_month.strftime("%Y-%m"),
+        len(segments),
+        len(champions),
+        decision.retrain_count,
+        _describe(decision, breaches),
+    )
+    ctx.task_values.set("segments_to_train", list(decision.segments_to_train))
+    ctx.task_values.set("retrain_count", decision.retrain_count)
+    ctx.task_values.set("run_month", run_month.strftime("%Y-%m"))
+    target_rows = psi[psi["feature"] == TARGET]
+    return DriftSummary(
+        run_month,
+        decision,
+        breaches,
+        rows_in=int(target_rows["n_reference"].sum() + target_rows["n_current"].sum()),
+        rows_out=len(records),
+    )
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What every drift row of a run shares."""
+
+    run_month: date
+    threshold: float
+    current_version: int
+    current_start: date
+    champions: dict[str, Champion]
+    references: dict[str, Reference]
+
+
+def segment_rows(
+    segment: str, decision: str, psi: pd.DataFrame, context: RowContext
+) -> list[tuple[Any, ...]]:
+    """The drift table rows of one segment (one per feature; one without PSI if unmeasured)."""
+    champion = context.champions.get(segment)
+    reference = context.references.get(segment)
+    shared = {
+        "run_month": context.run_month,
+        "segment": segment,
+        "psi_threshold": context.threshold,
+        "decision": decision,
+        "champion_model": champion.model_name if champion else None,
+        "champion_version": champion.version if champion else None,
+        "reference_table": reference.table if reference else None,
+        "reference_table_version": reference.version if reference else None,
+        "reference_start": reference.start if reference else None,
+        "reference_end": reference.end if reference else None,
+        "current_table_version": context.current_version,
+        "current_start": context.current_start,
+        "current_end": context.run_month,
+    }
+    measured = psi[psi["segment"] == segment]
+    if measured.empty:
+        return [tuple(shared.get(c) for c in DRIFT_COLUMNS)]
+    rows = []
+    for record in measured.to_dict("records"):
+        value = {
+            **shared,
+            **{k: record[k] for k in ("feature", "psi_critical", "n_reference", "n_current")},
+        }
+        value["psi"] = None if pd.isna(record["psi"]) else float(record["psi"])
+        value["breach"] = bool(record["breach"])
+        for key in ("bin_edges", "reference_shares", "current_shares"):
+            value[key] = [float(v) for v in record[key]]
+        value["n_reference"], value["n_current"] = (
+            int(value["n_reference"]),
+            int(value["n_current"]),
+        )
+        rows.append(tuple(value.get(c) for c in DRIFT_COLUMNS))
+    return rows
+
+
+def _existing_rows(ctx: RunContext, run_month: date, segments: list[str]) -> dict[str, list[Any]]:
+    """The drift rows already written for ``run_month`` of ``segments`` (a rerun keeps them)."""
+    name = ctx.table(names.DRIFT)
+    if not segments or not ctx.tables.exists(name):
+        return {}
+    rows = (
+        ctx.tables.read(name)
+        .where((F.col("run_month") == F.lit(run_month)) & F.col("segment").isin(segments))
+        .select(*DRIFT_COLUMNS)
+        .collect()
+    )
+    found: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        found[row["segment"]].append(row)
+    return dict(found)
+
+
+def existing_records(existing: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
+    """Rows read back from the drift table, as tuples in table order."""
+    return [tuple(row) for rows in existing.values() for row in rows]
+
+
+def _describe(decision: drift.DriftDecision, breaches: dict[str, list[str]]) -> str:
+    parts = []
+    for segment in decision.segments_to_train:
+        why = decision.decisions[segment]
+        if why == drift.RETRAIN_DRIFT:
+            why = f"drift in {', '.join(breaches.get(segment, []))}"
+        parts.append(f"{segment} ({why})")
+    return "; ".join(parts) or "none"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The check_drift task's own options (bundle variables)."""
+    parser.add_argument(
+        "--psi-threshold",
+        type=float,
+        default=0.2,
+        help="PSI above which a feature has drifted (bundle var psi_threshold)",
+    )
+    parser.add_argument(
+        "--drift-significance",
+        type=float,
+        default=0.01,
+        help="chance that sampling noise alone is called drift; 0 turns the "
+        "sample-size gate off (bundle var drift_significance)",
+    )
+    parser.add_argument(
+        "--drift-bins",
+        type=int,
+        default=10,
+        help="PSI bins, at reference quantiles (bundle var drift_bins)",
+    )
+    parser.add_argument(
+        "--drift-reference-months",
+        type=int,
+        default=12,
+        help="months of the champion's training data compared against",
+    )
+    parser.add_argument(
+        "--drift-current-months", type=int, default=12, help="newest months compared"
+    )
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered model name prefix: <catalog>.<schema>.<prefix>_<segment>",
+    )
+    parser.add_argument(
+        "--run-month",
+        default=None,
+        help="YYYY-MM to measure (default: the feature table's newest month)",
+    )
+
+
+def make_config(args: argparse.Namespace) -> DriftConfig:
+    """Typed config from the parsed options."""
+    return DriftConfig(
+        rule=drift.DriftRule(
+            threshold=args.psi_threshold,
+            significance=args.drift_significance,
+            n_bins=args.drift_bins,
+        ),
+        reference_months=args.drift_reference_months,
+        current_months=args.drift_current_months,
+        model_prefix=args.model_prefix,
+        run_month=parse_month(args.run_month) if args.run_month else None,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-check-drift``."""
+    run_task(
+        "check_drift",
+        "PSI per segment and feature against each champion's training "
+        "data; publish the segments to retrain.",
+        add_arguments,
+        make_config,
+        run,
+        argv,
+    )

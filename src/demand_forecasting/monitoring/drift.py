@@ -1,0 +1,181 @@
+"""Drift of each segment's features and target, and which segments to retrain. Pure pandas.
+
+A segment's rows come in two windows: ``reference`` (the last months of the data its
+champion was trained on) and ``current`` (the newest months). Per feature, the PSI of the
+current window against the reference (bins fixed from the reference) is a *breach* when
+
+- it exceeds the threshold (default 0.2, the usual "significant shift"), and
+- it exceeds what sampling noise alone gives at this sample size with probability
+  ``significance``: under no drift, PSI is about ``(1/n_ref + 1/n_cur) * chi2(bins - 1)``
+  (Yurdakul & Naranjo, 2019). A segment of three series has ~36 values a year; at that size
+  noise alone often passes 0.2, and the noise gate keeps it from retraining every month.
+
+A segment is retrained when any of its features breaches, or when it has no champion.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import pandas as pd
+
+from demand_forecasting.monitoring.psi import DEFAULT_EPSILON, population_stability_index
+
+REFERENCE, CURRENT = "reference", "current"
+WINDOW = "window"
+SEGMENT = "segment"
+
+#: Segment decisions, as the drift table records them.
+RETRAIN_DRIFT = "retrain_drift"
+RETRAIN_NO_CHAMPION = "retrain_no_champion"
+RETRAIN_NO_REFERENCE = "retrain_no_reference"
+KEEP = "keep"
+ALREADY_RETRAINED = "already_retrained"
+RETRAIN_DECISIONS = (RETRAIN_DRIFT, RETRAIN_NO_CHAMPION, RETRAIN_NO_REFERENCE)
+
+#: Columns of :func:`segment_psi`'s output (the Spark schema of the grouped apply).
+PSI_SCHEMA = (
+    "segment string, feature string, psi double, psi_critical double, breach boolean, "
+    "n_reference long, n_current long, bin_edges array<double>, "
+    "reference_shares array<double>, current_shares array<double>"
+)
+
+
+@dataclass(frozen=True)
+class DriftRule:
+    """How PSI becomes a breach.
+
+    Raises:
+        ValueError: a setting out of range, naming it and the accepted range.
+    """
+
+    threshold: float = 0.2
+    significance: float = 0.01
+    n_bins: int = 10
+    epsilon: float = DEFAULT_EPSILON
+
+    def __post_init__(self) -> None:
+        if not self.threshold > 0:
+            raise ValueError(f"psi_threshold={self.threshold}: must be > 0 (0.2 is usual)")
+        if not 0 <= self.significance < 1:
+            raise ValueError(
+                f"drift_significance={self.significance}: must be in [0, 1) (0 turns the "
+                "sample-size noise gate off; 0.01 is the default)"
+            )
+        if self.n_bins < 2:
+            raise ValueError(f"drift_bins={self.n_bins}: must be at least 2 (10 is usual)")
+
+    def critical_psi(self, n_reference: int, n_current: int, n_bins: int) -> float:
+        """PSI that sampling noise alone exceeds with probability ``significance``."""
+        if self.significance == 0 or n_bins < 2 or n_reference == 0 or n_current == 0:
+            return 0.0
+        return (1 / n_reference + 1 / n_current) * chi2_quantile(1 - self.significance, n_bins - 1)
+
+    def is_breach(self, psi: float, critical: float) -> bool:
+        """True when ``psi`` is a drift, not noise (NaN is never a breach)."""
+        return not math.isnan(psi) and psi > self.threshold and psi > critical
+
+
+def chi2_quantile(p: float, dof: int) -> float:
+    """The ``p`` quantile of chi-square with ``dof`` degrees of freedom (Wilson-Hilferty).
+
+    Within about 1% of the exact value for ``dof >= 1`` and ``p`` in [0.9, 0.999].
+    """
+    z = NormalDist().inv_cdf(p)
+    h = 2 / (9 * dof)
+    return dof * (1 - h + z * math.sqrt(h)) ** 3
+
+
+def segment_psi(frame: pd.DataFrame, features: Sequence[str], rule: DriftRule) -> pd.DataFrame:
+    """PSI of each feature for one segment's rows (a ``window`` column says which window).
+
+    Args:
+        frame: one segment's rows: ``segment``, ``window`` (``reference``/``current``) and
+            the feature columns.
+        features: the columns to compare (features and target).
+        rule: bins, epsilon and breach rule.
+
+    Returns:
+        One row per feature with the columns of :data:`PSI_SCHEMA`.
+    """
+    segment = str(frame[SEGMENT].iloc[0]) if len(frame) else ""
+    reference = frame[frame[WINDOW] == REFERENCE]
+    current = frame[frame[WINDOW] == CURRENT]
+    rows = []
+    for feature in features:
+        result = population_stability_index(
+            pd.to_numeric(reference[feature], errors="coerce"),
+            pd.to_numeric(current[feature], errors="coerce"),
+            n_bins=rule.n_bins,
+            epsilon=rule.epsilon,
+        )
+        critical = rule.critical_psi(
+            result.n_reference, result.n_current, len(result.reference_shares)
+        )
+        rows.append(
+            {
+                "segment": segment,
+                "feature": feature,
+                "psi": result.psi,
+                "psi_critical": critical,
+                "breach": rule.is_breach(result.psi, critical),
+                "n_reference": result.n_reference,
+                "n_current": result.n_current,
+                "bin_edges": list(result.edges),
+                "reference_shares": list(result.reference_shares),
+                "current_shares": list(result.current_shares),
+            }
+        )
+    return pd.DataFrame(rows, columns=[c.split()[0] for c in PSI_SCHEMA.split(", ")])
+
+
+@dataclass(frozen=True)
+class DriftDecision:
+    """Which segments retrain, and why each segment got its decision."""
+
+    segments_to_train: tuple[str, ...]
+    decisions: Mapping[str, str]
+
+    @property
+    def retrain_count(self) -> int:
+        """How many segments retrain."""
+        return len(self.segments_to_train)
+
+
+def decide(
+    segments: Iterable[str],
+    breaching: Iterable[str],
+    without_champion: Iterable[str],
+    already_retrained: Iterable[str] = (),
+    without_reference: Iterable[str] = (),
+) -> DriftDecision:
+    """The retraining decision of a run month.
+
+    Args:
+        segments: every segment with data.
+        breaching: segments with at least one breaching feature.
+        without_champion: segments with no ``champion`` model.
+        already_retrained: segments whose champion was trained on this run month's data
+            already (a rerun of the month): never retrained again.
+        without_reference: segments whose champion's training data cannot be read any more
+            (untagged, or its Delta version vacuumed): retrained to get a reference again.
+    """
+    breach, missing, done = set(breaching), set(without_champion), set(already_retrained)
+    unreadable = set(without_reference)
+    decisions: dict[str, str] = {}
+    for segment in sorted(set(segments)):
+        if segment in missing:
+            decisions[segment] = RETRAIN_NO_CHAMPION
+        elif segment in unreadable:
+            decisions[segment] = RETRAIN_NO_REFERENCE
+        elif segment in done:
+            decisions[segment] = ALREADY_RETRAINED
+        elif segment in breach:
+            decisions[segment] = RETRAIN_DRIFT
+        else:
+            decisions[segment] = KEEP
+    chosen = tuple(s for s, d in decisions.items() if d in RETRAIN_DECISIONS)
+    return DriftDecision(chosen, decisions)

@@ -1,0 +1,387 @@
+"""Task ``monitor``: forecast accuracy, the month's drift and retraining, alerts, the report.
+
+1. Every forecast whose month now has an actual is scored: WAPE and bias per segment, target
+   month and horizon go to the accuracy table (recomputed in full each run from the forecast
+   table and the latest actuals, so a rerun writes the same rows).
+2. Alerts: a segment whose one-month-ahead WAPE, pooled over the newest
+   ``accuracy_window_months`` evaluated months, exceeds ``accuracy_alert_wape``. Alerts are
+   logged and published (task value ``alerts``); the task fails only with ``fail_on_alert``.
+3. The run report (Markdown + PNG, :mod:`demand_forecasting.monitoring.report`): drift and
+   retraining decisions, new champions, accuracy, forecasts vs actuals and time per task,
+   written under ``<state>/reports/<YYYY-MM>/`` locally and logged to the job's parent MLflow
+   run as artifacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from mlflow.entities import Metric
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from demand_forecasting import names
+from demand_forecasting.data.config import parse_month
+from demand_forecasting.monitoring.accuracy import (
+    AccuracyAlert,
+    accuracy_alerts,
+    accuracy_by_segment,
+    forecast_errors,
+    recent_accuracy,
+)
+from demand_forecasting.monitoring.job_run import job_parent_run
+from demand_forecasting.monitoring.report import ReportInputs, write_report
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.task import run_task
+
+log = logging.getLogger(__name__)
+
+REPORTS_FOLDER = "reports"
+
+
+class AccuracyAlertError(RuntimeError):
+    """Accuracy alerts were raised and the bundle says to fail on them."""
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Parameters of ``monitor`` (bundle variables).
+
+    Raises:
+        ValueError: a threshold or window out of range.
+    """
+
+    alert_wape: float = 0.15
+    window_months: int = 3
+    fail_on_alert: bool = False
+    run_month: date | None = None
+    job_run_id: str | None = None
+    experiment: str | None = None
+    history_months: int = 36
+
+    def __post_init__(self) -> None:
+        if self.alert_wape <= 0:
+            raise ValueError(
+                f"--accuracy-alert-wape={self.alert_wape}: must be > 0 (0.15 alerts above 15% WAPE)"
+            )
+        if self.window_months < 1:
+            raise ValueError(f"--accuracy-window-months={self.window_months}: must be >= 1")
+
+
+@dataclass
+class MonitorSummary:
+    """What ``monitor`` found (``rows_in``/``rows_out`` feed the telemetry)."""
+
+    run_month: date
+    alerts: list[AccuracyAlert] = field(default_factory=list)
+    report: Path | None = None
+    rows_in: int = 0
+    rows_out: int = 0
+
+
+def new_champions(forecasts: pd.DataFrame, run_month: date) -> dict[str, str]:
+    """Segments whose forecasting version changed since the previous run month (pure).
+
+    Args:
+        forecasts: ``segment, run_month, model_version`` (one row per combination is enough).
+    """
+    if forecasts.empty:
+        return {}
+    earlier = forecasts[forecasts["run_month"] < run_month]
+    if earlier.empty:
+        return {}
+    previous_month = earlier["run_month"].max()
+    before = (
+        earlier[earlier["run_month"] == previous_month].groupby("segment")["model_version"].max()
+    )
+    now = forecasts[forecasts["run_month"] == run_month].groupby("segment")["model_version"].max()
+    changed = {}
+    for segment, version in now.items():
+        old = before.get(segment)
+        if old != version:
+            was = f"v{old} -> " if old is not None else "new "
+            changed[str(segment)] = f"{was}v{version}"
+    return changed
+
+
+def _read(ctx: RunContext, name: str) -> DataFrame | None:
+    full = ctx.table(name)
+    return ctx.tables.read(full) if ctx.tables.exists(full) else None
+
+
+@dataclass
+class Measured:
+    """Past forecasts scored against the actuals known now."""
+
+    run_month: date
+    forecasts: DataFrame
+    actuals: DataFrame
+    accuracy: DataFrame
+    accuracy_rows: pd.DataFrame
+    alerts: list[AccuracyAlert]
+
+
+def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
+    """Accuracy of every forecast whose month has an actual, and the alerts it raises.
+
+    Raises:
+        RuntimeError: there are no forecasts (or no feature table) yet.
+    """
+    forecasts = _read(ctx, names.FORECASTS)
+    gold = _read(ctx, names.FEATURES)
+    if forecasts is None or gold is None:
+        raise RuntimeError(
+            f"monitor: {ctx.table(names.FORECASTS)} or "
+            f"{ctx.table(names.FEATURES)} does not exist: run score first"
+        )
+    latest = forecasts.agg(F.max("run_month")).first()
+    run_month = cfg.run_month or (latest[0] if latest else None)
+    if run_month is None:
+        raise RuntimeError(f"monitor: {ctx.table(names.FORECASTS)} is empty: run score first")
+    actuals = gold.select("series_id", "segment", "month", "y")
+    accuracy = accuracy_by_segment(
+        forecast_errors(
+            forecasts.select(
+                "segment", "series_id", "month", "horizon", "run_month", "forecast", "model_version"
+            ),
+            actuals,
+        )
+    )
+    accuracy_rows = accuracy.toPandas()
+    alerts = accuracy_alerts(accuracy_rows, cfg.alert_wape, 1, cfg.window_months)
+    return Measured(run_month, forecasts, actuals, accuracy, accuracy_rows, alerts)
+
+
+def report_month(ctx: RunContext, cfg: MonitorConfig) -> Path:
+    """Write the report of ``cfg.run_month`` (default: the newest) from the tables as they are."""
+    measured = measure(ctx, cfg)
+    inputs = gather_report_inputs(
+        ctx,
+        cfg,
+        measured.forecasts,
+        measured.actuals,
+        measured.run_month,
+        measured.accuracy_rows,
+        measured.alerts,
+    )
+    return write_report(_report_folder(ctx, measured.run_month), inputs)
+
+
+def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
+    """Score past forecasts, raise alerts and write the run report."""
+    measured = measure(ctx, cfg)
+    run_month, forecasts, actuals = measured.run_month, measured.forecasts, measured.actuals
+    accuracy_rows, alerts = measured.accuracy_rows, measured.alerts
+    ctx.tables.write(
+        ctx.spark.createDataFrame(accuracy_rows, measured.accuracy.schema),
+        ctx.table(names.ACCURACY),
+        mode="overwrite",
+    )
+    for alert in alerts:
+        log.warning("ACCURACY ALERT %s", alert.describe())
+
+    inputs = gather_report_inputs(ctx, cfg, forecasts, actuals, run_month, accuracy_rows, alerts)
+    folder = _report_folder(ctx, run_month)
+    report = write_report(folder, inputs)
+    log.info(
+        "monitor %s: %d accuracy rows, %d alert(s); report %s",
+        run_month.strftime("%Y-%m"),
+        len(accuracy_rows),
+        len(alerts),
+        report,
+    )
+    _log_to_parent_run(ctx, cfg, folder, run_month, inputs)
+    ctx.task_values.set("alerts", [a.segment for a in alerts])
+    ctx.task_values.set("report", str(report))
+    summary = MonitorSummary(
+        run_month,
+        alerts,
+        report,
+        rows_in=int(accuracy_rows["n_series"].sum()) if not accuracy_rows.empty else 0,
+        rows_out=len(accuracy_rows),
+    )
+    if alerts and cfg.fail_on_alert:
+        raise AccuracyAlertError(
+            f"{len(alerts)} segment(s) over the WAPE alert threshold {cfg.alert_wape:.0%}: "
+            + "; ".join(a.describe() for a in alerts)
+            + ". Review the report; retrain them with the training job (--segments) or raise "
+            "accuracy_alert_wape. fail_on_alert is set, so the run fails."
+        )
+    return summary
+
+
+def gather_report_inputs(
+    ctx: RunContext,
+    cfg: MonitorConfig,
+    forecasts: DataFrame,
+    actuals: DataFrame,
+    run_month: date,
+    accuracy_rows: pd.DataFrame,
+    alerts: list[AccuracyAlert],
+) -> ReportInputs:
+    """Read the small frames the report shows."""
+    current = (
+        forecasts.where(F.col("run_month") == F.lit(run_month))
+        .select("segment", "series_id", "month", "horizon", "forecast", "model_version")
+        .toPandas()
+    )
+    versions = forecasts.select("segment", "run_month", "model_version").distinct().toPandas()
+    since = F.add_months(F.lit(run_month), -cfg.history_months)
+    past = (
+        forecasts.where(
+            (F.col("horizon") == 1)
+            & (F.col("run_month") < F.lit(run_month))
+            & (F.col("month") > since)
+        )
+        .groupBy("segment", "month")
+        .agg(F.sum("forecast").alias("forecast"))
+        .toPandas()
+    )
+    # Totals over the series that were forecast, so that actual and forecast lines compare.
+    forecast_series = (
+        forecasts.where(F.col("run_month") == F.lit(run_month)).select("series_id").distinct()
+    )
+    totals = (
+        actuals.join(forecast_series, "series_id", "left_semi")
+        .where(F.col("month") > since)
+        .groupBy("segment", "month")
+        .agg(F.sum("y").alias("y"))
+        .toPandas()
+    )
+    drift_table = _read(ctx, names.DRIFT)
+    drift = (
+        drift_table.where(F.col("run_month") == F.lit(run_month))
+        .select("segment", "feature", "psi", "psi_critical", "breach", "decision")
+        .toPandas()
+        if drift_table is not None
+        else pd.DataFrame(
+            columns=["segment", "feature", "psi", "psi_critical", "breach", "decision"]
+        )
+    )
+    telemetry = _telemetry(ctx, cfg.job_run_id)
+    # check_drift writes a row for every segment with data, champion or not.
+    all_segments = set(drift["segment"]) | set(current["segment"])
+    return ReportInputs(
+        run_month=run_month,
+        target=ctx.target,
+        job_run_id=cfg.job_run_id,
+        generated_at=ctx.clock(),
+        series_forecast=int(current["series_id"].nunique()),
+        segments_without_champion=sorted(all_segments - set(current["segment"])),
+        drift=drift,
+        accuracy=recent_accuracy(accuracy_rows, 1, cfg.window_months),
+        alerts=alerts,
+        forecasts=current,
+        past_forecasts=past,
+        actuals=totals,
+        telemetry=telemetry,
+        new_champions=new_champions(versions, run_month),
+    )
+
+
+def _telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
+    columns = ["task", "status", "duration_s", "rows_in", "rows_out", "peak_memory_mb"]
+    table = _read(ctx, names.TELEMETRY)
+    if table is None or job_run_id is None:
+        return pd.DataFrame(columns=columns)
+    rows = table.where(F.col("job_run_id") == job_run_id).orderBy("started_at")
+    return rows.select(*columns).toPandas()
+
+
+def _report_folder(ctx: RunContext, run_month: date) -> Path:
+    if ctx.state_dir is None:
+        return Path(tempfile.mkdtemp(prefix="report-"))
+    return ctx.state_dir / REPORTS_FOLDER / run_month.strftime("%Y-%m")
+
+
+def _log_to_parent_run(
+    ctx: RunContext, cfg: MonitorConfig, folder: Path, run_month: date, inputs: ReportInputs
+) -> None:
+    if cfg.job_run_id is None or cfg.experiment is None:
+        return
+    try:
+        run_id = job_parent_run(
+            ctx.mlflow,
+            cfg.experiment,
+            cfg.job_run_id,
+            target=ctx.target,
+            artifact_root=ctx.mlflow_store.artifact_root,
+        )
+        ctx.mlflow.log_artifacts(run_id, str(folder), artifact_path=f"report/{run_month:%Y-%m}")
+        stamp = int(ctx.clock().timestamp() * 1000)
+        wape = inputs.accuracy["wape"].dropna()
+        metrics = {
+            "monitor/series_forecast": float(inputs.series_forecast),
+            "monitor/alerts": float(len(inputs.alerts)),
+            "monitor/segments_retrained": float(len(inputs.new_champions)),
+        }
+        if not wape.empty:
+            metrics["monitor/median_wape_h1"] = float(wape.median())
+        ctx.mlflow.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()])
+        ctx.mlflow.set_tag(run_id, "run_month", run_month.strftime("%Y-%m"))
+    except Exception as exc:  # the report on disk stands; MLflow is a copy
+        log.warning("monitor: report not logged to MLflow experiment %s: %s", cfg.experiment, exc)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The monitor task's own options (bundle variables)."""
+    parser.add_argument(
+        "--accuracy-alert-wape",
+        type=float,
+        default=0.15,
+        help="alert when a segment's recent one-month-ahead WAPE exceeds this",
+    )
+    parser.add_argument(
+        "--accuracy-window-months",
+        type=int,
+        default=3,
+        help="newest evaluated months pooled for the alert",
+    )
+    parser.add_argument(
+        "--fail-on-alert",
+        default="false",
+        help="true: an accuracy alert fails the task (bundle var fail_on_alert)",
+    )
+    parser.add_argument(
+        "--run-month",
+        default=None,
+        help="YYYY-MM to report (default: the newest run month of the forecasts)",
+    )
+
+
+def make_config(args: argparse.Namespace) -> MonitorConfig:
+    """Typed config from the parsed options.
+
+    Raises:
+        ValueError: ``--fail-on-alert`` is not true or false.
+    """
+    flag = str(args.fail_on_alert).strip().lower()
+    if flag not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"--fail-on-alert {args.fail_on_alert!r}: say true or false")
+    return MonitorConfig(
+        alert_wape=args.accuracy_alert_wape,
+        window_months=args.accuracy_window_months,
+        fail_on_alert=flag in ("true", "1", "yes"),
+        run_month=parse_month(args.run_month) if args.run_month else None,
+        job_run_id=args.job_run_id,
+        experiment=args.experiment,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-monitor``."""
+    run_task(
+        "monitor",
+        "Score past forecasts against actuals, alert on accuracy, and write the run report.",
+        add_arguments,
+        make_config,
+        run,
+        argv,
+    )

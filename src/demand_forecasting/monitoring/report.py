@@ -1,0 +1,310 @@
+"""The monthly run report: Markdown with PNG plots, from small pandas frames (pure).
+
+:func:`write_report` takes a :class:`ReportInputs` and writes ``report.md`` plus
+``psi_heatmap.png``, ``forecasts_vs_actuals.png`` and ``task_times.png`` into a folder; it
+does no I/O beyond that folder. :mod:`demand_forecasting.monitoring.monitor` gathers the
+inputs from the run's tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from demand_forecasting.monitoring.accuracy import AccuracyAlert
+from demand_forecasting.monitoring.drift import KEEP
+
+REPORT_FILE = "report.md"
+HEATMAP_FILE = "psi_heatmap.png"
+FORECAST_FILE = "forecasts_vs_actuals.png"
+TASK_TIME_FILE = "task_times.png"
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows.
+
+    Attributes:
+        drift: the run month's drift rows (``segment, feature, psi, psi_critical, breach,
+            decision``).
+        accuracy: per segment recent WAPE/bias (``segment, wape, bias, first_month,
+            last_month``).
+        forecasts: the run month's forecasts (``segment, series_id, month, horizon,
+            forecast, model_version``).
+        past_forecasts: earlier runs' horizon-1 forecasts (``segment, month, forecast``).
+        actuals: segment totals (``segment, month, y``).
+        telemetry: this job run's tasks (``task, duration_s, rows_in, rows_out,
+            peak_memory_mb, status``).
+        new_champions: ``{segment: "old -> new"}`` versions that changed since last run.
+    """
+
+    run_month: date
+    target: str
+    job_run_id: str | None
+    generated_at: datetime
+    series_forecast: int
+    segments_without_champion: list[str]
+    drift: pd.DataFrame
+    accuracy: pd.DataFrame
+    alerts: list[AccuracyAlert]
+    forecasts: pd.DataFrame
+    past_forecasts: pd.DataFrame
+    actuals: pd.DataFrame
+    telemetry: pd.DataFrame
+    new_champions: dict[str, str] = field(default_factory=dict)
+    plot_segments: int = 4
+
+
+def _flag(value: object) -> bool:
+    """A breach cell as a bool: None, NaN and NA (unmeasured) are False."""
+    try:
+        return bool(value is not None and value == value and value)
+    except TypeError:  # pd.NA
+        return False
+
+
+def psi_heatmap(drift: pd.DataFrame) -> Figure | None:
+    """PSI by segment (rows) and feature (columns); breaches marked ``x``. None if empty."""
+    measured = drift.dropna(subset=["feature", "psi"])
+    if measured.empty:
+        return None
+    grid = measured.pivot_table(
+        index="segment", columns="feature", values="psi", aggfunc="max"
+    ).sort_index()
+    flags = measured.assign(breach=measured["breach"].map(lambda b: float(_flag(b))))
+    breach = (
+        flags.pivot_table(index="segment", columns="feature", values="breach", aggfunc="max")
+        .reindex_like(grid)
+        .fillna(0.0)
+    )
+    height = max(3.0, 0.22 * len(grid) + 1.5)
+    figure = Figure(figsize=(max(6.0, 0.55 * grid.shape[1] + 3), height))
+    axes = figure.add_subplot()
+    image = axes.imshow(
+        np.clip(grid.to_numpy(dtype=float), 0, 1), aspect="auto", cmap="Reds", vmin=0, vmax=1
+    )
+    axes.set_xticks(range(grid.shape[1]), grid.columns, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(range(grid.shape[0]), grid.index, fontsize=7)
+    shade = np.clip(grid.to_numpy(dtype=float), 0, 1)
+    for (i, j), flagged in np.ndenumerate(breach.to_numpy(dtype=bool)):
+        if flagged:
+            colour = "white" if shade[i, j] > 0.5 else "black"
+            axes.text(j, i, "x", ha="center", va="center", fontsize=8, color=colour)
+    figure.colorbar(image, ax=axes, label="PSI (capped at 1)")
+    axes.set_title("PSI by segment and feature (x = breach)")
+    figure.tight_layout()
+    return figure
+
+
+def forecast_figure(
+    actuals: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    past: pd.DataFrame,
+    segments: Sequence[str],
+    history_months: int = 36,
+) -> Figure | None:
+    """Per segment: actual totals, this run's forecast path and earlier one-month-ahead
+    forecasts (dots). None when there is nothing to draw."""
+    if not segments:
+        return None
+    columns = 2 if len(segments) > 1 else 1
+    rows = int(np.ceil(len(segments) / columns))
+    figure = Figure(figsize=(6 * columns, 3.2 * rows))
+    for index, segment in enumerate(segments):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        actual = actuals[actuals["segment"] == segment].sort_values("month")
+        actual = actual.tail(history_months)
+        axes.plot(pd.to_datetime(actual["month"]), actual["y"], color="black", label="actual")
+        path = (
+            forecasts[forecasts["segment"] == segment]
+            .groupby("month")["forecast"]
+            .sum()
+            .sort_index()
+        )
+        if not path.empty:
+            axes.plot(
+                pd.to_datetime(path.index),
+                path.to_numpy(),
+                linestyle="--",
+                color="tab:blue",
+                label="forecast",
+            )
+        earlier = past[past["segment"] == segment].groupby("month")["forecast"].sum()
+        if not earlier.empty:
+            axes.scatter(
+                pd.to_datetime(earlier.index),
+                earlier.to_numpy(),
+                s=12,
+                color="tab:orange",
+                label="1 month ahead (earlier runs)",
+                zorder=3,
+            )
+        axes.set_title(segment, fontsize=9)
+        axes.tick_params(labelsize=7)
+        if index == 0:
+            axes.legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
+def task_time_figure(telemetry: pd.DataFrame) -> Figure | None:
+    """Seconds per task, in the order the tasks ran. None if there is no telemetry."""
+    if telemetry.empty:
+        return None
+    figure = Figure(figsize=(7, 0.4 * len(telemetry) + 1.2))
+    axes = figure.add_subplot()
+    labels = telemetry["task"].tolist()[::-1]
+    axes.barh(labels, telemetry["duration_s"].tolist()[::-1], color="tab:gray")
+    axes.set_xlabel("seconds")
+    axes.set_title(f"Time per task (total {telemetry['duration_s'].sum():.0f} s)")
+    figure.tight_layout()
+    return figure
+
+
+def plot_segments(inputs: ReportInputs) -> list[str]:
+    """The segments to draw: alerted, then retrained, then the largest ones."""
+    chosen: list[str] = [a.segment for a in inputs.alerts]
+    retrained = inputs.drift.loc[inputs.drift["decision"].ne(KEEP), "segment"]
+    chosen += sorted(set(retrained) - set(chosen))
+    if not inputs.actuals.empty:
+        largest = inputs.actuals.groupby("segment")["y"].sum().sort_values(ascending=False)
+        chosen += [s for s in largest.index if s not in chosen]
+    forecast_segments = set(inputs.forecasts["segment"]) if not inputs.forecasts.empty else set()
+    return [s for s in chosen if s in forecast_segments][: inputs.plot_segments]
+
+
+def _table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+    if frame.empty:
+        return "_none_\n"
+    formats = formats or {}
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    lines = [header, rule]
+    for record in frame.to_dict("records"):
+        cells = []
+        for column in frame.columns:
+            value = record[column]
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                cells.append("")
+            elif column in formats:
+                cells.append(format(value, formats[column]))
+            else:
+                cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def decisions_table(drift: pd.DataFrame) -> pd.DataFrame:
+    """Per segment that is not kept: decision, breaching features and the largest PSI."""
+    columns = ["segment", "decision", "breaching features", "max PSI"]
+    changed = drift[drift["decision"].ne(KEEP)]
+    if changed.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for segment, group in changed.groupby("segment", sort=True):
+        breached = sorted(group.loc[group["breach"].map(_flag), "feature"])
+        rows.append(
+            {
+                "segment": segment,
+                "decision": group["decision"].iloc[0],
+                "breaching features": ", ".join(breached),
+                "max PSI": group["psi"].max(),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
+    """The report text; ``images`` maps a figure's file name to its caption."""
+    month = inputs.run_month.strftime("%Y-%m")
+    decisions = decisions_table(inputs.drift)
+    counts = inputs.drift.drop_duplicates("segment")["decision"].value_counts()
+    lines = [
+        f"# Monthly forecasting run {month} ({inputs.target})",
+        "",
+        f"Job run `{inputs.job_run_id or 'n/a'}`, report generated "
+        f"{inputs.generated_at:%Y-%m-%d %H:%M} UTC.",
+        "",
+        "## Summary",
+        "",
+        f"- **{inputs.series_forecast} series forecast** from {month} by "
+        f"{inputs.forecasts['segment'].nunique() if not inputs.forecasts.empty else 0} "
+        "segment champions.",
+        f"- Segments without a champion (not forecast): "
+        f"{', '.join(inputs.segments_without_champion) or 'none'}.",
+        "- Retraining decisions: "
+        + (", ".join(f"{k} {v}" for k, v in counts.sort_index().items()) or "none")
+        + ".",
+        "- New champions since the previous run: "
+        + (", ".join(f"{s} ({v})" for s, v in sorted(inputs.new_champions.items())) or "none")
+        + ".",
+        f"- Accuracy alerts: {len(inputs.alerts)}.",
+        "",
+        "## Retraining decisions",
+        "",
+        _table(decisions, {"max PSI": ".2f"}),
+        "## Drift",
+        "",
+    ]
+    if HEATMAP_FILE in images:
+        lines += [f"![{images[HEATMAP_FILE]}]({HEATMAP_FILE})", ""]
+    top = (
+        inputs.drift.dropna(subset=["psi"])
+        .sort_values("psi", ascending=False)
+        .head(10)[["segment", "feature", "psi", "psi_critical", "breach"]]
+    )
+    lines += ["Largest PSI values:", "", _table(top, {"psi": ".3f", "psi_critical": ".3f"})]
+    lines += ["## Accuracy", ""]
+    for alert in inputs.alerts:
+        lines.append(f"- **ALERT** {alert.describe()}")
+    if inputs.alerts:
+        lines.append("")
+    accuracy = (
+        inputs.accuracy.sort_values("wape", ascending=False)
+        if not inputs.accuracy.empty
+        else inputs.accuracy
+    )
+    lines += [
+        "One-month-ahead WAPE and bias per segment (newest evaluated months):",
+        "",
+        _table(accuracy, {"wape": ".1%", "bias": "+.1%"}),
+    ]
+    lines += ["## Forecasts vs actuals", ""]
+    if FORECAST_FILE in images:
+        lines += [f"![{images[FORECAST_FILE]}]({FORECAST_FILE})", ""]
+    else:
+        lines += ["_no forecasts_", ""]
+    lines += ["## Time per task", ""]
+    if TASK_TIME_FILE in images:
+        lines += [f"![{images[TASK_TIME_FILE]}]({TASK_TIME_FILE})", ""]
+    lines += [_table(inputs.telemetry, {"duration_s": ".1f", "peak_memory_mb": ".0f"})]
+    return "\n".join(lines)
+
+
+def write_report(folder: Path, inputs: ReportInputs) -> Path:
+    """Write ``report.md`` and its PNGs into ``folder``; return the report's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {
+        HEATMAP_FILE: ("PSI heatmap", psi_heatmap(inputs.drift)),
+        FORECAST_FILE: (
+            "Forecasts vs actuals",
+            forecast_figure(
+                inputs.actuals, inputs.forecasts, inputs.past_forecasts, plot_segments(inputs)
+            ),
+        ),
+        TASK_TIME_FILE: ("Time per task", task_time_figure(inputs.telemetry)),
+    }
+    images = {}
+    for file_name, (caption, figure) in figures.items():
+        if figure is not None:
+            figure.savefig(folder / file_name, dpi=90, bbox_inches="tight")
+            images[file_name] = caption
+    path = folder / REPORT_FILE
+    path.write_text(render_markdown(inputs, images), encoding="utf-8")
+    return path

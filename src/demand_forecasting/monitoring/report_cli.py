@@ -1,0 +1,67 @@
+"""``demand-forecasting report``: write a run's report again, after the job has ended.
+
+The monitor task writes the report as the job's last step, before its own telemetry row
+exists; run this afterwards for the complete time-per-task table, or to report an earlier
+run month. Reads the same tables the monitor does and writes the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pyspark.sql import functions as F
+
+from demand_forecasting import names
+from demand_forecasting.data.config import parse_month
+from demand_forecasting.monitoring.monitor import MonitorConfig, report_month
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The ``report`` sub-command's options."""
+    parser.add_argument("--catalog", default="dev", help="catalog of the run's tables")
+    parser.add_argument("--schema", default="demand_forecasting", help="schema of the tables")
+    parser.add_argument("--target", default="dev", help="bundle target")
+    parser.add_argument(
+        "--run-month", default=None, help="YYYY-MM (default: the newest run month of the forecasts)"
+    )
+    parser.add_argument(
+        "--job-run-id",
+        default=None,
+        help="job run whose telemetry to show (default: the newest one)",
+    )
+    parser.add_argument("--accuracy-alert-wape", type=float, default=0.15)
+    parser.add_argument("--accuracy-window-months", type=int, default=3)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Write the report; return the exit code (1: nothing to report yet)."""
+    from demand_forecasting.platform.context import build_context
+
+    ctx = build_context(args.target, args.catalog, args.schema)
+    job_run_id = args.job_run_id
+    telemetry = ctx.table(names.TELEMETRY)
+    if job_run_id is None and ctx.tables.exists(telemetry):
+        newest = (
+            ctx.tables.read(telemetry)
+            .where(F.col("job_run_id").isNotNull())
+            .orderBy(F.col("started_at").desc())
+            .select("job_run_id")
+            .first()
+        )
+        job_run_id = newest[0] if newest else None
+    cfg = MonitorConfig(
+        alert_wape=args.accuracy_alert_wape,
+        window_months=args.accuracy_window_months,
+        run_month=parse_month(args.run_month) if args.run_month else None,
+        job_run_id=job_run_id,
+    )
+    try:
+        path = report_month(ctx, cfg)
+    except RuntimeError as exc:
+        log.error("report: %s", exc)
+        return 1
+    log.info("report: %s", path)
+    return 0

@@ -1,0 +1,229 @@
+"""Task ``score``: every segment's champion forecasts its series into the gold forecast table.
+
+On Spark, one group per segment (``groupBy("segment").applyInPandas``): the worker loads the
+segment's champion pyfunc (the exact version resolved on the driver) and calls its
+``predict`` on the segment's whole history up to the run month: the same forecaster and
+feature code as training and the backtests (:mod:`demand_forecasting.models.pyfunc`).
+
+The run month is the feature table's newest month; its forecasts replace that month's
+partition of the forecast table (``replaceWhere``), so a rerun writes the same rows and the
+table's Delta history keeps every earlier run. A segment without a champion is named in the
+log and the task values (``segments_without_champion``) and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from demand_forecasting import names
+from demand_forecasting.data.config import load_dataset_config, parse_month
+from demand_forecasting.data.silver import series_attributes
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.scoring.champion_models import ChampionModel, champions
+from demand_forecasting.task import run_task
+
+log = logging.getLogger(__name__)
+
+#: What the group function returns (the model's own columns plus the segment).
+MODEL_OUTPUT_SCHEMA = (
+    "segment string, series_id string, origin date, horizon int, month date, "
+    "forecast double, forecast_xgb double, forecast_holt_winters double, "
+    "model_name string, model_version string"
+)
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Parameters of ``score``."""
+
+    model_prefix: str = "demand"
+    series_attributes: tuple[str, ...] = ("segment",)
+    run_month: date | None = None
+
+
+@dataclass
+class ScoreSummary:
+    """What ``score`` wrote (``rows_in``/``rows_out`` feed the telemetry)."""
+
+    run_month: date
+    series_forecast: int = 0
+    segments_scored: list[str] = field(default_factory=list)
+    segments_without_champion: list[str] = field(default_factory=list)
+    rows_in: int = 0
+    rows_out: int = 0
+
+
+def model_input(group: pd.DataFrame) -> pd.DataFrame:
+    """A segment's history rows as the pyfunc takes them (``series_id, month, y``)."""
+    return pd.DataFrame(
+        {
+            "series_id": group["series_id"].astype(str),
+            "month": pd.to_datetime(group["month"]),
+            "y": pd.to_numeric(group["y"], errors="coerce").astype(float),
+        }
+    ).sort_values(["series_id", "month"], ignore_index=True)
+
+
+def forecast_rows(prediction: pd.DataFrame, model: ChampionModel) -> pd.DataFrame:
+    """The pyfunc's output as rows of :data:`MODEL_OUTPUT_SCHEMA` (pure)."""
+    columns = [c.split()[0] for c in MODEL_OUTPUT_SCHEMA.split(", ")]
+    if prediction.empty:
+        return pd.DataFrame(columns=columns)
+    out = pd.DataFrame(
+        {
+            "segment": model.segment,
+            "series_id": prediction["series_id"].astype(str),
+            "origin": pd.to_datetime(prediction["origin"]).dt.date,
+            "horizon": prediction["horizon"].astype("int32"),
+            "month": pd.to_datetime(prediction["month"]).dt.date,
+            "forecast": prediction["forecast"].astype(float),
+            "forecast_xgb": prediction["forecast_xgb"].astype(float),
+            "forecast_holt_winters": prediction["forecast_holt_winters"].astype(float),
+            "model_name": model.model_name,
+            "model_version": model.version,
+        }
+    )
+    return out[columns]
+
+
+def score_group(models: dict[str, ChampionModel]):  # type: ignore[no-untyped-def]
+    """The group function: load the segment's champion on the worker and forecast."""
+
+    def score(group: pd.DataFrame) -> pd.DataFrame:
+        import mlflow.pyfunc
+
+        model = models[str(group["segment"].iloc[0])]
+        pyfunc = mlflow.pyfunc.load_model(model.folder)
+        return forecast_rows(pyfunc.predict(model_input(group)), model)
+
+    return score
+
+
+def forecasts(
+    history: DataFrame, models: dict[str, ChampionModel], attributes: DataFrame, run_month: date
+) -> DataFrame:
+    """Forecast rows of every segment in ``models``, with series attributes and run month."""
+    scored = history.groupBy("segment").applyInPandas(
+        score_group(models), schema=MODEL_OUTPUT_SCHEMA
+    )
+    return (
+        scored.join(attributes, ["series_id", "segment"], "left")
+        .withColumn("run_month", F.lit(run_month))
+        .withColumn("run_timestamp", F.lit(run_month).cast("timestamp"))
+        .withColumn("model_id", F.concat_ws("/", "model_name", "model_version"))
+    )
+
+
+def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
+    """Forecast every segment with a champion; replace the run month's forecasts."""
+    table = ctx.table(names.FEATURES)
+    if not ctx.tables.exists(table):
+        raise RuntimeError(
+            f"score: the feature table {table} does not exist: run the data "
+            "tasks (ingest -> validate_data -> build_features) first"
+        )
+    gold = ctx.tables.read(table)
+    per_segment = gold.groupBy("segment").agg(F.max("month"), F.count(F.lit(1))).collect()
+    newest = {r[0]: r[1] for r in per_segment}
+    if not newest:
+        raise RuntimeError(f"score: {table} has no rows: nothing to forecast")
+    run_month = cfg.run_month or max(newest.values())
+    segments = sorted(newest)
+    models = champions(ctx, segments, cfg.model_prefix)
+    summary = ScoreSummary(
+        run_month,
+        segments_scored=sorted(models),
+        segments_without_champion=sorted(set(segments) - set(models)),
+    )
+    summary.rows_in = sum(int(r[2]) for r in per_segment if r[0] in models)
+    if summary.segments_without_champion:
+        log.warning(
+            "score: %d segment(s) have no champion and are skipped: %s",
+            len(summary.segments_without_champion),
+            ", ".join(summary.segments_without_champion),
+        )
+    history = gold.where(F.col("segment").isin(list(models)) & (F.col("month") <= run_month))
+    attributes = [c for c in cfg.series_attributes if c in gold.columns and c != "segment"]
+    keys = history.groupBy("series_id", "segment")
+    latest_attributes = (
+        keys.agg(*[F.max_by(c, "month").alias(c) for c in attributes])
+        if attributes
+        else keys.count().drop("count")
+    )
+    rows = forecasts(
+        history.select("segment", "series_id", "month", "y"), models, latest_attributes, run_month
+    )
+    # Materialise once: the counts and the write must not run the models twice.
+    rows = rows.localCheckpoint(eager=True)
+    counts = rows.agg(
+        F.count(F.lit(1)).alias("rows"), F.countDistinct("series_id").alias("series")
+    ).first()
+    summary.rows_out = int(counts["rows"]) if counts else 0
+    summary.series_forecast = int(counts["series"]) if counts else 0
+    ctx.tables.write(
+        rows,
+        ctx.table(names.FORECASTS),
+        mode="overwrite",
+        replaceWhere=f"run_month = DATE'{run_month.isoformat()}'",
+    )
+    log.info(
+        "score %s: %d series forecast (%d rows) by %d segment champions; %d segment(s) "
+        "without champion skipped",
+        run_month.strftime("%Y-%m"),
+        summary.series_forecast,
+        summary.rows_out,
+        len(models),
+        len(summary.segments_without_champion),
+    )
+    ctx.task_values.set("series_forecast", summary.series_forecast)
+    ctx.task_values.set("segments_without_champion", summary.segments_without_champion)
+    ctx.task_values.set("run_month", run_month.strftime("%Y-%m"))
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The score task's own options (bundle variables)."""
+    parser.add_argument(
+        "--dataset",
+        default="aus_retail",
+        help="dataset config (its series attributes go on every forecast row)",
+    )
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
+    )
+    parser.add_argument(
+        "--run-month",
+        default=None,
+        help="YYYY-MM to forecast from (default: the feature table's newest)",
+    )
+
+
+def make_config(args: argparse.Namespace) -> ScoreConfig:
+    """Typed config from the parsed options."""
+    return ScoreConfig(
+        model_prefix=args.model_prefix,
+        series_attributes=tuple(series_attributes(load_dataset_config(args.dataset))),
+        run_month=parse_month(args.run_month) if args.run_month else None,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-score``."""
+    run_task(
+        "score",
+        "Forecast the next months of every series with its segment's champion.",
+        add_arguments,
+        make_config,
+        run,
+        argv,
+    )

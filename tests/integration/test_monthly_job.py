@@ -1,0 +1,216 @@
+"""The whole monthly job on real data (Tasmania, three segments), run by the local runner.
+
+One state folder for the module, months in order: the first month trains every segment; a
+planted shift in one segment retrains exactly that segment; rerunning the month changes no
+table contents; a job killed mid-training and run again completes the month with no
+duplicate or missing rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+from monthly_support import drop_landed_before, plant_shift, write_tiny_dataset
+
+from demand_forecasting import names
+from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
+from demand_forecasting.data.landing import land
+from demand_forecasting.models import train
+from demand_forecasting.models.registry import CHAMPION, SegmentRegistry
+from demand_forecasting.monitoring import drift
+from demand_forecasting.platform.context import RunContext, build_context
+from demand_forecasting.runner.entry_points import EntryPoint, resolve_entry_point
+from demand_forecasting.runner.executor import run_job
+from demand_forecasting.runner.results import JobResultState, JobRunResult, TaskResult, TaskStatus
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG, SCHEMA, PREFIX = "dev", "demand_forecasting", "demand"
+FOOD = "tasmania__food_retailing"
+HOUSEHOLD = "tasmania__household_goods_retailing"
+OTHER = "tasmania__other_retailing"
+SEGMENTS = (FOOD, HOUSEHOLD, OTHER)
+
+
+@dataclass
+class Monthly:
+    """The module's state folder, dataset and landing folder."""
+
+    state: Path
+    dataset: Path
+    config: DatasetConfig
+    landing: Path
+
+    def run(self, resolver=resolve_entry_point) -> JobRunResult:  # type: ignore[no-untyped-def]
+        return run_job(
+            ROOT,
+            "monthly",
+            target="dev",
+            variables={"dataset": str(self.dataset)},
+            resolver=resolver,
+            runs_dir=self.state / "runs",
+        )
+
+    def ctx(self) -> RunContext:
+        return build_context("dev", CATALOG, SCHEMA, state_dir=self.state)
+
+    def next_month(self, shifts: dict[str, float]) -> None:
+        land(self.config, self.landing, next_month=True)
+        for segment, factor in shifts.items():
+            plant_shift(self.landing, self.config, segment, factor, months=12)
+
+
+def task(run: JobRunResult, key: str) -> TaskResult:
+    return next(t for t in run.tasks if t.task_key == key)
+
+
+def without_champion(ctx: RunContext) -> set[str]:
+    registry = SegmentRegistry(ctx.mlflow, CATALOG, SCHEMA, PREFIX)
+    return set(SEGMENTS) - set(registry.segments_with(SEGMENTS, CHAMPION))
+
+
+def contents(ctx: RunContext, name: str) -> list[tuple[object, ...]]:
+    full = ctx.table(name)
+    if not ctx.tables.exists(full):
+        return []
+    return sorted((tuple(r) for r in ctx.tables.read(full).collect()), key=repr)
+
+
+def model_versions(ctx: RunContext) -> dict[str, list[str]]:
+    registry = SegmentRegistry(ctx.mlflow, CATALOG, SCHEMA, PREFIX)
+    return {s: sorted(v.version for v in registry.versions(s)) for s in SEGMENTS}
+
+
+@pytest.fixture(scope="module")
+def monthly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monthly]:
+    """History to 2015-12 (from 2006) landed and the first month's job run."""
+    state = tmp_path_factory.mktemp("monthly") / "state"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DEMAND_FORECASTING_HOME", str(state))
+    dataset = write_tiny_dataset(state.parent / "conf")
+    config = load_dataset_config(str(dataset))
+    landing = state / "volumes" / CATALOG / SCHEMA / names.LANDING_VOLUME / config.name
+    land(config, landing, until=parse_month("2015-12"))
+    drop_landed_before(landing, config, 2006)
+    yield Monthly(state, dataset, config, landing)
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def first_run(monthly: Monthly) -> JobRunResult:
+    return monthly.run()
+
+
+def test_the_first_month_trains_every_segment_and_forecasts_every_series(
+    monthly: Monthly, first_run: JobRunResult
+) -> None:
+    assert first_run.state is JobResultState.SUCCESS, [
+        (t.task_key, t.status, t.error) for t in first_run.tasks
+    ]
+    values = task(first_run, "check_drift").values
+    assert values["segments_to_train"] == sorted(SEGMENTS)
+    assert task(first_run, "retrain_needed").outcome == "true"
+    assert set(task(first_run, "train").values["candidates"]) == set(SEGMENTS)
+    ctx = monthly.ctx()
+    forecast = ctx.tables.read(ctx.table(names.FORECASTS)).toPandas()
+    champions = set(SEGMENTS) - without_champion(ctx)
+    assert set(forecast["segment"]) == champions
+    assert task(first_run, "score").values["series_forecast"] == forecast["series_id"].nunique()
+    assert (monthly.state / "reports" / "2015-12" / "report.md").is_file()
+    telemetry = ctx.tables.read(ctx.table(names.TELEMETRY)).toPandas()
+    run_rows = telemetry[telemetry["job_run_id"] == str(first_run.run_id)]
+    assert {"ingest", "check_drift", "train", "score"} <= set(run_rows["task"])
+
+
+def test_a_planted_shift_retrains_exactly_that_segment(
+    monthly: Monthly, first_run: JobRunResult
+) -> None:
+    unchampioned = without_champion(monthly.ctx())
+    monthly.next_month({FOOD: 1.8})
+
+    run = monthly.run()
+
+    assert run.state is JobResultState.SUCCESS, [(t.task_key, t.status, t.error) for t in run.tasks]
+    chosen = task(run, "check_drift").values["segments_to_train"]
+    assert chosen == sorted({FOOD} | unchampioned)
+    assert set(task(run, "train").values["candidates"]) == set(chosen)
+    ctx = monthly.ctx()
+    rows = ctx.tables.read(ctx.table(names.DRIFT)).where("run_month = DATE'2016-01-01'")
+    decisions = {r["segment"]: r["decision"] for r in rows.collect()}
+    assert decisions[FOOD] == drift.RETRAIN_DRIFT
+    assert all(decisions[s] == drift.KEEP for s in SEGMENTS if s not in chosen)
+    assert task(run, "score").status is TaskStatus.SUCCESS
+
+
+def test_rerunning_a_month_changes_no_contents(monthly: Monthly) -> None:
+    ctx = monthly.ctx()
+    tables = (names.FORECASTS, names.DRIFT, names.ACCURACY, names.FEATURES, names.EVALUATIONS)
+    before = {t: contents(ctx, t) for t in tables}
+    versions = model_versions(ctx)
+
+    run = monthly.run()
+
+    assert run.state is JobResultState.SUCCESS
+    assert task(run, "retrain_needed").outcome == "false"
+    assert task(run, "train").status is TaskStatus.EXCLUDED
+    assert task(run, "score").status is TaskStatus.SUCCESS
+    ctx = monthly.ctx()
+    assert {t: contents(ctx, t) for t in tables} == before
+    assert model_versions(ctx) == versions
+
+
+def crash_after_first_segment() -> object:
+    """df-train that trains (and registers) only its first segment, then dies."""
+    argv = list(sys.argv)
+    at = argv.index("--segments") + 1
+    argv[at] = json.dumps(json.loads(argv[at])[:1])
+    train.main(argv[1:])
+    raise RuntimeError("killed after registering the first segment")
+
+
+def crashing_resolver(package: str, entry_point: str) -> EntryPoint:
+    if entry_point == "df-train":
+        return crash_after_first_segment
+    return resolve_entry_point(package, entry_point)
+
+
+def test_a_job_killed_mid_training_completes_on_rerun_without_duplicates(
+    monthly: Monthly,
+) -> None:
+    monthly.next_month({HOUSEHOLD: 0.5, OTHER: 1.6})
+    before = model_versions(monthly.ctx())
+
+    killed = monthly.run(resolver=crashing_resolver)
+
+    assert killed.state is JobResultState.FAILED
+    assert task(killed, "train").status is TaskStatus.FAILED
+    assert task(killed, "score").status is TaskStatus.UPSTREAM_FAILED
+    chosen = task(killed, "check_drift").values["segments_to_train"]
+    assert {HOUSEHOLD, OTHER} <= set(chosen)
+
+    rerun = monthly.run()
+
+    assert rerun.state is JobResultState.SUCCESS
+    assert task(rerun, "check_drift").values["segments_to_train"] == chosen
+    ctx = monthly.ctx()
+    after = model_versions(ctx)
+    for segment in chosen:  # one new version each: the killed run's one was reused
+        assert len(after[segment]) == len(before[segment]) + 1, (segment, before, after)
+    month = date(2016, 2, 1)
+    forecast = ctx.tables.read(ctx.table(names.FORECASTS)).toPandas()
+    forecast = forecast[forecast["run_month"] == month]
+    assert not forecast.duplicated(["series_id", "horizon"]).any()
+    per_series = forecast.groupby("series_id")["horizon"].nunique()
+    assert per_series.min() == per_series.max() == forecast["horizon"].max()
+    assert set(forecast["segment"]) == set(SEGMENTS) - without_champion(ctx)
+    drift_rows = ctx.tables.read(ctx.table(names.DRIFT)).toPandas()
+    assert not drift_rows.duplicated(["run_month", "segment", "feature"]).any()
+    accuracy = ctx.tables.read(ctx.table(names.ACCURACY)).toPandas()
+    assert not accuracy.duplicated(["segment", "month", "horizon"]).any()

@@ -1,0 +1,81 @@
+"""The monthly job's control flow, with every task stubbed: who runs when drift says what."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from demand_forecasting.platform.task_values import current_task_values
+from demand_forecasting.runner.entry_points import EntryPoint
+from demand_forecasting.runner.executor import run_job
+from demand_forecasting.runner.results import JobResultState, JobRunResult, TaskStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+RETRAIN = ("train", "validate_models", "deploy")
+
+
+def stubs(segments: list[str], failing: str | None = None) -> tuple[object, list[list[str]]]:
+    """A resolver whose tasks do nothing but check_drift's task values; calls recorded."""
+    calls: list[list[str]] = []
+
+    def resolver(package: str, entry_point: str) -> EntryPoint:
+        def task() -> None:
+            calls.append(list(sys.argv))
+            if entry_point == "df-check-drift":
+                values = current_task_values(on_databricks=False)
+                values.set("segments_to_train", segments)
+                values.set("retrain_count", len(segments))
+            if entry_point == failing:
+                raise RuntimeError(f"{entry_point} failed")
+
+        return task
+
+    return resolver, calls
+
+
+def run(
+    tmp_path: Path, segments: list[str], failing: str | None = None
+) -> tuple[JobRunResult, list[list[str]]]:
+    resolver, calls = stubs(segments, failing)
+    result = run_job(
+        ROOT,
+        "monthly",
+        target="dev",
+        resolver=resolver,  # type: ignore[arg-type]
+        runs_dir=tmp_path,
+        write_record=False,
+    )
+    return result, calls
+
+
+def status(result: JobRunResult) -> dict[str, TaskStatus]:
+    return {t.task_key: t.status for t in result.tasks}
+
+
+def test_a_month_without_drift_skips_training_and_still_scores(tmp_path: Path) -> None:
+    result, _ = run(tmp_path, [])
+    statuses = status(result)
+    assert result.state is JobResultState.SUCCESS
+    assert all(statuses[key] is TaskStatus.EXCLUDED for key in RETRAIN)
+    assert statuses["score"] is TaskStatus.SUCCESS
+    assert statuses["monitor"] is TaskStatus.SUCCESS
+
+
+def test_drifted_segments_are_the_only_ones_trained(tmp_path: Path) -> None:
+    result, calls = run(tmp_path, ["a", "b"])
+    statuses = status(result)
+    assert all(statuses[key] is TaskStatus.SUCCESS for key in (*RETRAIN, "score", "monitor"))
+    train = next(argv for argv in calls if argv[0] == "df-train")
+    assert train[train.index("--segments") + 1] == '["a", "b"]'
+    order = [argv[0] for argv in calls]
+    assert order.index("df-deploy") < order.index("df-score") < order.index("df-monitor")
+
+
+@pytest.mark.parametrize("failing", ["df-train", "df-deploy"])
+def test_a_failed_retraining_scores_nothing_and_fails_the_job(tmp_path: Path, failing: str) -> None:
+    result, _ = run(tmp_path, ["a"], failing)
+    statuses = status(result)
+    assert statuses["score"] is TaskStatus.UPSTREAM_FAILED
+    assert result.state is JobResultState.FAILED

@@ -1,0 +1,141 @@
+"""Landing month by month: ERP-like files, idempotent, next month, and clear refusals."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from demand_forecasting.cli import build_parser
+from demand_forecasting.data import landing
+from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
+from demand_forecasting.data.landing import LandingError, land, landed_months
+
+
+@pytest.fixture(scope="module")
+def small() -> DatasetConfig:
+    return load_dataset_config("aus_retail_small")
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_land_until_writes_one_erp_like_file_per_month(
+    tmp_path: Path, small: DatasetConfig
+) -> None:
+    report = land(small, tmp_path, until=parse_month("1983-03"))
+
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        f"aus_retail_small_{m}.csv"
+        for m in [
+            "1982-04",
+            "1982-05",
+            "1982-06",
+            "1982-07",
+            "1982-08",
+            "1982-09",
+            "1982-10",
+            "1982-11",
+            "1982-12",
+            "1983-01",
+            "1983-02",
+            "1983-03",
+        ]
+    ]
+    rows = _rows(tmp_path / "aus_retail_small_1983-03.csv")
+    assert rows[0] == ["State", "Industry", "Series ID", "Month", "Turnover"]
+    assert {r[0] for r in rows[1:]} == {"Tasmania"}
+    assert {r[3] for r in rows[1:]} == {"1983-03-01"}  # the source's own month spelling
+    assert report.rows == sum(len(_rows(p)) - 1 for p in tmp_path.iterdir())
+    assert "landed 12 monthly file(s) 1982-04 .. 1983-03" in report.summary()
+
+
+def test_landing_is_idempotent_and_next_month_continues(
+    tmp_path: Path, small: DatasetConfig
+) -> None:
+    land(small, tmp_path, until=parse_month("1982-06"))
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+
+    again = land(small, tmp_path, until=parse_month("1982-06"))
+    assert again.written == () and again.already_landed == 3
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+
+    following = land(small, tmp_path, next_month=True)
+    assert [p.name for p in following.written] == ["aus_retail_small_1982-07.csv"]
+    assert landed_months(tmp_path, small)[-1] == date(1982, 7, 1)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_landing_refuses_what_it_cannot_do(tmp_path: Path, small: DatasetConfig) -> None:
+    with pytest.raises(LandingError, match="nothing landed yet"):
+        land(small, tmp_path, next_month=True)
+    with pytest.raises(LandingError, match=r"outside the source .* \(1982-04 \.\. 2018-12\)"):
+        land(small, tmp_path, until=parse_month("2019-01"))
+    land(small, tmp_path, until=parse_month("2018-11"))
+    land(small, tmp_path, next_month=True)
+    with pytest.raises(LandingError, match="2019-01 is outside"):
+        land(small, tmp_path, next_month=True)
+
+
+def test_synthetic_landing_is_deterministic_month_by_month(tmp_path: Path) -> None:
+    config = load_dataset_config("synthetic")
+    land(config, tmp_path / "at_once", until=parse_month("1982-06"), series=6)
+    land(config, tmp_path / "stepwise", until=parse_month("1982-04"), series=6)
+    land(config, tmp_path / "stepwise", next_month=True, series=6)
+    land(config, tmp_path / "stepwise", next_month=True, series=6)
+
+    for name in ("synthetic_1982-04.csv", "synthetic_1982-06.csv"):
+        once = (tmp_path / "at_once" / name).read_text()
+        assert once == (tmp_path / "stepwise" / name).read_text()
+    rows = _rows(tmp_path / "at_once" / "synthetic_1982-05.csv")
+    assert rows[0] == ["Region", "Category", "Product", "Period", "Units", "Price", "Promo"]
+    assert len(rows) == 7 and {r[3] for r in rows[1:]} == {"1982-05"}
+    other_seed = tmp_path / "other_seed"
+    land(config, other_seed, until=parse_month("1982-04"), series=6, seed=7)
+    assert (other_seed / "synthetic_1982-04.csv").read_text() != (
+        tmp_path / "at_once" / "synthetic_1982-04.csv"
+    ).read_text()
+
+
+def test_dataset_without_a_source_cannot_be_landed(tmp_path: Path) -> None:
+    path = tmp_path / "byod.yml"
+    path.write_text("extends: aus_retail\nname: byod\nsource: null\n", encoding="utf-8")
+    with pytest.raises(LandingError, match="no bundled source"):
+        land(load_dataset_config(str(path)), tmp_path, until=parse_month("2015-01"))
+
+
+def test_land_command_writes_into_a_given_folder(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        [
+            "land",
+            "--dataset",
+            "aus_retail_small",
+            "--until",
+            "1982-05",
+            "--landing-dir",
+            str(tmp_path),
+        ]
+    )
+    assert isinstance(args, argparse.Namespace)
+    assert landing.main(args) == 0
+    assert len(landed_months(tmp_path, load_dataset_config("aus_retail_small"))) == 2
+    args = build_parser().parse_args(
+        [
+            "land",
+            "--dataset",
+            "aus_retail_small",
+            "--until",
+            "1970-01",
+            "--landing-dir",
+            str(tmp_path),
+        ]
+    )
+    assert landing.main(args) == 1
+    args = build_parser().parse_args(["land", "--dataset", "nope", "--next-month"])
+    assert landing.main(args) == 2

@@ -1,0 +1,146 @@
+"""The quality gate end to end on planted faults: quarantine, invariant, JSON, hard stop."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from data_support import write_landing_file
+from pyspark.sql import functions as F
+
+from demand_forecasting import names
+from demand_forecasting.data import ingest
+from demand_forecasting.data.config import DatasetConfig
+from demand_forecasting.data.validate import (
+    BatchVerdict,
+    DataQualityGateError,
+    FileCounts,
+    ValidateConfig,
+    gate_message,
+    run,
+)
+from demand_forecasting.platform.context import RunContext
+
+RUN_MONTH = date(2015, 12, 1)
+GOOD = [
+    '"Tasmania","Liquor retailing","A1",2015-03-01,1.5',
+    '"Tasmania","Food retailing","A2",2015-03-01,20',
+    '"Victoria","Department stores","A3",2015-03-01,300.25',
+    '"Victoria","Takeaway food services","A4",2015-03-01,45',
+]
+FAULTS = [
+    '"Victoria","Liquor retailing","B1",2015-03-01,12;5',  # bad number
+    '"Victoria","Food retailing","B2",2015-03-01,-4',  # negative target
+    '"Tasmania","Clothing retailing","B3",03/2015,8',  # unknown month format
+    '"Tasmania","Department stores","B4",2015-03-01,9',  # duplicate row ...
+    '"Tasmania","Department stores","B4",2015-03-01,9',  # ... twice
+]
+
+
+def _land_and_ingest(ctx: RunContext, aus: DatasetConfig, name: str, lines: list[str]) -> None:
+    folder = Path(ctx.volume_path(names.LANDING_VOLUME, aus.name))
+    write_landing_file(folder, name, lines)
+    ingest.run(ctx, ingest.IngestConfig(aus))
+
+
+def _count(ctx: RunContext, table: str) -> int:
+    name = ctx.table(table)
+    return ctx.tables.read(name).count() if ctx.tables.exists(name) else 0
+
+
+def test_row_faults_go_to_quarantine_with_their_rule(ctx: RunContext, aus: DatasetConfig) -> None:
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03.csv", GOOD + FAULTS)
+
+    done = run(ctx, ValidateConfig(aus, max_bad_row_share=0.6, run_month=RUN_MONTH))
+
+    assert (done.rows_in, done.rows_out, done.rows_quarantined) == (9, 4, 5)
+    quarantine = ctx.tables.read(ctx.table(names.QUARANTINE))
+    reasons = sorted((r["series_id"], r["failed_rule"]) for r in quarantine.collect())
+    assert reasons == [
+        ("B1", "turnover_is_number"),
+        ("B2", "turnover_in_range"),
+        ("B3", "month_parses"),
+        ("B4", "unique_series_month"),
+        ("B4", "unique_series_month"),
+    ]
+    assert quarantine.where(F.col("batch_id").isNull()).count() == 0
+    assert quarantine.first()["turnover"] is not None  # the row as it landed (text)
+    # Invariant: every landed row is accepted or quarantined, none twice.
+    assert _count(ctx, names.BRONZE) == _count(ctx, names.VALIDATED) + _count(ctx, names.QUARANTINE)
+    accepted = ctx.tables.read(ctx.table(names.VALIDATED))
+    assert sorted(r["series_id"] for r in accepted.collect()) == ["A1", "A2", "A3", "A4"]
+
+    reports = list(Path(ctx.volume_path(names.QUALITY_VOLUME, aus.name)).glob("*.json"))
+    assert len(reports) == 1
+    report = json.loads(reports[0].read_text())
+    assert report["passed"] and (report["rows"], report["quarantined"]) == (9, 5)
+    assert report["rule_counts"]["unique_series_month"] == 2
+    ge = report["great_expectations"]
+    assert ge["engine"] == "pandas" and ge["success"] is False
+    assert len(ge["result"]["results"]) == ge["statistics"]["evaluated_expectations"]
+
+    again = run(ctx, ValidateConfig(aus, max_bad_row_share=0.6, run_month=RUN_MONTH))
+    assert again.verdicts == ()  # nothing new: nothing judged twice
+
+
+def test_too_many_bad_rows_fail_the_task_and_change_no_table(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03.csv", GOOD)
+    run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+    versions = {t: ctx.tables.version(ctx.table(t)) for t in (names.VALIDATED, names.QUARANTINE)}
+
+    _land_and_ingest(
+        ctx, aus, "aus_retail_2015-04.csv", [GOOD[0].replace("03-01", "04-01"), *FAULTS]
+    )
+    with pytest.raises(DataQualityGateError) as failure:
+        run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+
+    message = str(failure.value)
+    assert "5 of 6 rows (83.3%)" in message and "more than the allowed 5.0%" in message
+    assert "aus_retail_2015-04.csv: 5 of 6 rows bad" in message
+    assert "turnover_is_number 1" in message and "unique_series_month 2" in message
+    assert "No table was changed" in message
+    assert {t: ctx.tables.version(ctx.table(t)) for t in versions} == versions
+
+    # The batch is judged again next time; a one-off higher limit lets it through.
+    done = run(ctx, ValidateConfig(aus, max_bad_row_share=1.0, run_month=RUN_MONTH))
+    assert (done.rows_in, done.rows_quarantined) == (6, 5)
+
+
+def test_rows_after_the_run_month_are_quarantined(ctx: RunContext, aus: DatasetConfig) -> None:
+    _land_and_ingest(
+        ctx,
+        aus,
+        "aus_retail_2016-01.csv",
+        [
+            '"Tasmania","Liquor retailing","A1",2016-01-01,1.5',
+            '"Tasmania","Liquor retailing","A1",2015-12-01,1.4',
+        ],
+    )
+    done = run(ctx, ValidateConfig(aus, max_bad_row_share=0.5, run_month=RUN_MONTH))
+    assert done.rows_quarantined == 1
+    row = ctx.tables.read(ctx.table(names.QUARANTINE)).first()
+    assert row["month"] == "2016-01-01" and row["failed_rule"] == "month_not_after_run_month"
+
+
+def test_gate_message_names_files_rules_and_counts() -> None:
+    verdict = BatchVerdict(
+        (
+            FileCounts("f1.csv", 10, 0, {"turnover_in_range": 0}, (1,)),
+            FileCounts("f2.csv", 10, 4, {"turnover_in_range": 3, "month_parses": 1}, (1,)),
+        ),
+        max_bad_row_share=0.1,
+    )
+    assert not verdict.passed and verdict.bad_share == 0.2
+    message = gate_message(verdict, verdict.bronze_batches(), "report.json")
+    assert "4 of 20 rows (20.0%) of bronze batch(es) 1" in message
+    assert "f2.csv: 4 of 10 rows bad (turnover_in_range 3, month_parses 1)" in message
+    assert "f1.csv" not in message and "report.json" in message
+
+
+def test_max_bad_row_share_must_be_a_share(aus: DatasetConfig) -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ValidateConfig(aus, max_bad_row_share=5)

@@ -1,0 +1,64 @@
+"""The segment forecaster: fits, forecasts active series only, survives a save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins
+from demand_forecasting.models.forecaster import (
+    FORECAST_COLUMNS,
+    fit_forecaster,
+    load_forecaster,
+)
+from demand_forecasting.models.metrics import accuracy
+from demand_forecasting.models.recipe import Recipe
+
+SMALL = Recipe(horizon=6).with_overrides(xgb_params={"n_estimators": 60, "learning_rate": 0.15})
+
+
+def history(months: int = 96) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    index = pd.date_range("2012-01-01", periods=months, freq="MS")
+    t = np.arange(months)
+    frames = []
+    for s, scale in enumerate((50.0, 400.0, 90.0)):
+        y = scale * 1.004**t * (1 + 0.3 * np.sin(2 * np.pi * t / 12 + s))
+        y *= np.exp(rng.normal(0, 0.03, months))
+        frames.append(pd.DataFrame({"series_id": f"s{s}", "month": index, "y": y}))
+    frame = pd.concat(frames, ignore_index=True)
+    # s2 stopped reporting 10 months before the end
+    return frame[~((frame["series_id"] == "s2") & (frame["month"] > index[-11]))]
+
+
+def test_forecasts_every_horizon_of_active_series() -> None:
+    frame = history()
+    forecaster = fit_forecaster(frame, SMALL)
+    forecast = forecaster.predict(frame)
+    assert list(forecast.columns) == list(FORECAST_COLUMNS)
+    assert sorted(forecast["series_id"].unique()) == ["s0", "s1"]
+    assert forecast.groupby("series_id")["horizon"].apply(list).tolist() == [[1, 2, 3, 4, 5, 6]] * 2
+    assert (forecast["month"] > frame["month"].max()).all()
+    assert (forecast["forecast"] > 0).all()
+    importance = forecaster.feature_importance()
+    assert abs(sum(importance.values()) - 1.0) < 1e-6
+
+
+def test_saved_forecaster_predicts_the_same(tmp_path: Path) -> None:
+    frame = history()
+    forecaster = fit_forecaster(frame, SMALL)
+    forecaster.to_files(tmp_path)
+    loaded = load_forecaster(tmp_path)
+    pd.testing.assert_frame_equal(forecaster.predict(frame), loaded.predict(frame))
+    assert loaded.recipe == SMALL
+
+
+def test_backtest_beats_seasonal_naive_on_clean_seasonal_data() -> None:
+    frame = history()
+    origins = backtest_origins(frame["month"].max(), 6, 2)
+    result = backtest(frame, {"model": SMALL}, origins, 6)
+    assert set(result["origin"]) == set(origins)
+    assert result["actual"].notna().all()
+    assert accuracy(result, "model").mase < accuracy(result, NAIVE).mase

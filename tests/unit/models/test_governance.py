@@ -1,0 +1,223 @@
+"""Train -> validate -> deploy on a tiny real gold table, then the governed changes.
+
+One local state folder for the module (Delta tables and a sqlite MLflow registry, created
+once: a fresh MLflow store costs seconds); the tests run in file order, each starting from
+what the previous left (first run, rerun, a worse candidate, promotion + rollback, approval,
+then a gold table with a broken segment).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pytest
+
+from demand_forecasting import names
+from demand_forecasting.models import approve, deploy, train, validate
+from demand_forecasting.models.gate import GateRule
+from demand_forecasting.models.recipe import Recipe
+from demand_forecasting.models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    VERSION_TAGS,
+    SegmentRegistry,
+)
+from demand_forecasting.models.rollback import RollbackError, rollback
+from demand_forecasting.models.segment_data import SegmentSelectionError, read_history
+from demand_forecasting.platform.context import RunContext, build_context
+from demand_forecasting.platform.task_values import LocalTaskValues
+from models_support import history, write_gold
+
+SEGMENTS = ["tasmania__food_retailing", "tasmania__household_goods_retailing"]
+RECIPE = Recipe().with_overrides(xgb_params={"n_estimators": 40, "learning_rate": 0.15})
+EXPERIMENT = "/Shared/demand_forecasting_tests"
+
+
+@pytest.fixture(scope="module")
+def ctx(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> RunContext:
+    context = build_context(
+        "dev", "main", "demand_forecasting", state_dir=tmp_path_factory.mktemp("governance")
+    )
+    context.task_values = LocalTaskValues()
+    write_gold(context, history(SEGMENTS, until="2016-12-01", since="2006-01-01"))
+    return context
+
+
+def registry(ctx: RunContext) -> SegmentRegistry:
+    return SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, "demand")
+
+
+def run_month(
+    ctx: RunContext,
+    recipe: Recipe = RECIPE,
+    segments: tuple[str, ...] | None = None,
+    tolerance: float = 0.02,
+    approval: bool = False,
+) -> dict[str, Any]:
+    """The three tasks as the job chains them (task values passed along)."""
+    values = ctx.task_values
+    assert isinstance(values, LocalTaskValues)
+    with values.running("train"):
+        trained = train.run(
+            ctx, train.TrainConfig(segments, recipe, "demand", EXPERIMENT, git_commit="abc123")
+        )
+    with values.running("validate_models"):
+        validated = validate.run(
+            ctx, validate.ValidateConfig(segments, "demand", 2, GateRule(tolerance))
+        )
+    with values.running("deploy"):
+        deployed = deploy.run(ctx, deploy.DeployConfig(segments, "demand", approval))
+    return {"train": trained, "validate": validated, "deploy": deployed}
+
+
+def version_of(reg: SegmentRegistry, segment: str, alias: str) -> str | None:
+    """The version behind an alias, as text (the sqlite registry returns ints)."""
+    found = reg.alias(segment, alias)
+    return str(found.version) if found is not None else None
+
+
+def table(ctx: RunContext, name: str) -> pd.DataFrame:
+    return ctx.tables.read(ctx.table(name)).toPandas()
+
+
+def test_first_run_registers_validates_and_promotes_every_segment(ctx: RunContext) -> None:
+    result = run_month(ctx)
+    assert result["train"].candidates == dict.fromkeys(SEGMENTS, "1")
+    assert result["deploy"].promoted == dict.fromkeys(SEGMENTS, "1")
+    reg = registry(ctx)
+    for segment in SEGMENTS:
+        champion = reg.alias(segment, CHAMPION)
+        assert champion is not None and str(champion.version) == "1"
+        assert reg.alias(segment, CHALLENGER) is None
+        tags = champion.tags
+        assert set(VERSION_TAGS) <= set(tags)
+        assert tags["training_table"] == ctx.table(names.FEATURES)
+        assert tags["training_table_version"] == "0"
+        assert tags["git_commit"] == "abc123" and tags["bundle_target"] == "dev"
+        assert tags["validation_status"] == "passed"
+        assert (
+            "PASSED validation" in ctx.mlflow.get_model_version(reg.name(segment), "1").description
+        )
+
+    evaluations = table(ctx, names.EVALUATIONS)
+    assert sorted(evaluations["segment"]) == SEGMENTS
+    assert evaluations["passed"].all()
+    assert (evaluations["candidate_mase"] < evaluations["naive_mase"]).all()
+    audit = table(ctx, names.AUDIT)
+    assert sorted(audit["segment"]) == SEGMENTS
+    assert set(audit["action"]) == {"promote"} and audit["from_version"].isna().all()
+    assert audit["model_artifact_hash"].str.len().eq(64).all()
+
+
+def test_training_runs_carry_plots_importance_lineage_and_a_loadable_model(ctx: RunContext) -> None:
+    reg = registry(ctx)
+    version = reg.alias(SEGMENTS[0], CHAMPION)
+    assert version is not None
+    run = ctx.mlflow.get_run(version.run_id)
+    assert run.data.tags["mlflow.parentRunId"]
+    assert run.data.metrics["holdout_mase"] > 0
+    files = {f.path for f in ctx.mlflow.list_artifacts(version.run_id)}
+    assert {"forecast_vs_actual.png", "feature_importance.json"} <= files
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.source_type == "delta_table"
+    assert ctx.table(names.FEATURES) in dataset.dataset.source
+    model = mlflow.pyfunc.load_model(f"models:/{reg.name(SEGMENTS[0])}@champion")
+    recent = history(SEGMENTS[:1], until="2016-12-01", since="2014-01-01")
+    forecast = model.predict(
+        recent[["series_id", "month", "y"]].assign(month=lambda f: pd.to_datetime(f["month"]))
+    )
+    assert forecast["horizon"].max() == 12
+    assert forecast["forecast"].gt(0).all()
+
+
+def test_rerunning_the_month_creates_no_new_version_row_or_champion(ctx: RunContext) -> None:
+    evaluations, audit = len(table(ctx, names.EVALUATIONS)), len(table(ctx, names.AUDIT))
+    result = run_month(ctx)
+    assert result["train"].reused == dict.fromkeys(SEGMENTS, "1")
+    assert result["deploy"].promoted == {}
+    assert len(table(ctx, names.EVALUATIONS)) == evaluations
+    assert len(table(ctx, names.AUDIT)) == audit
+    for segment in SEGMENTS:
+        assert [str(v.version) for v in registry(ctx).versions(segment)] == ["1"]
+
+
+def test_a_deliberately_worse_candidate_is_refused_and_the_champion_stays(ctx: RunContext) -> None:
+    worse = Recipe(xgb_weight=1.0).with_overrides(
+        xgb_params={"n_estimators": 1, "max_depth": 1, "learning_rate": 0.01}
+    )
+    segment = SEGMENTS[0]
+    result = run_month(ctx, worse, segments=(segment,))
+    assert result["train"].candidates == {segment: "2"}
+    assert segment in result["validate"].refused
+    assert result["deploy"].promoted == {}
+    reg = registry(ctx)
+    assert version_of(reg, segment, CHAMPION) == "1"
+    assert reg.alias(segment, CHALLENGER) is None
+    assert reg.version(segment, "2").tags["validation_status"] == "refused"
+    row = table(ctx, names.EVALUATIONS).query("candidate_version == '2'").iloc[0]
+    assert not row["passed"] and "seasonal naive" in row["reasons"]
+    assert row["champion_version"] == "1"
+
+
+def test_promotion_then_rollback_is_audited(ctx: RunContext, tmp_path: Path) -> None:
+    segment = SEGMENTS[0]
+    other = RECIPE.with_overrides(xgb_params={"random_state": 11})
+    result = run_month(ctx, other, segments=(segment,), tolerance=0.5)
+    assert result["deploy"].promoted == {segment: "3"}
+    reg = registry(ctx)
+    assert version_of(reg, segment, PREVIOUS_CHAMPION) == "1"
+
+    assert rollback(ctx, "demand", segment, None, reason="test rollback", actor="tester") == "1"
+    assert version_of(reg, segment, CHAMPION) == "1"
+    last = table(ctx, names.AUDIT).sort_values("at").iloc[-1]
+    assert (last["action"], last["from_version"], last["to_version"], last["actor"]) == (
+        "rollback",
+        "3",
+        "1",
+        "tester",
+    )
+    with pytest.raises(RollbackError, match="already is the champion"):
+        rollback(ctx, "demand", segment, "1", reason="again")
+
+
+def test_approval_required_only_marks_until_approved(ctx: RunContext) -> None:
+    segment = SEGMENTS[1]
+    other = RECIPE.with_overrides(xgb_params={"random_state": 5})
+    result = run_month(ctx, other, segments=(segment,), tolerance=0.5, approval=True)
+    assert result["deploy"].awaiting == {segment: "2"}
+    reg = registry(ctx)
+    assert version_of(reg, segment, CHAMPION) == "1"
+    assert approve.approve(ctx, "demand", [segment], reason="CAB-1", actor="lead") == {segment: "2"}
+    assert version_of(reg, segment, CHAMPION) == "2"
+    actions = table(ctx, names.AUDIT).query("segment == @segment")["action"].tolist()
+    assert sorted(actions) == ["approve", "awaiting_approval", "promote"]
+
+
+GOOD, BAD = (
+    "tasmania__clothing_footwear_and_personal_accessory_retailing",
+    "tasmania__other_retailing",
+)
+
+
+def test_failed_segment_is_reported_by_name_and_others_registered(ctx: RunContext) -> None:
+    frame = history([GOOD, BAD], until="2015-12-01", since="2009-01-01")
+    # The same month twice in one series: that segment's history breaks the contract.
+    duplicate = frame[frame["segment"] == BAD].head(1)
+    write_gold(ctx, pd.concat([frame, duplicate], ignore_index=True))
+    recipe = Recipe().with_overrides(xgb_params={"n_estimators": 10})
+    config = train.TrainConfig(None, recipe, "demand", "/Shared/failures")
+    with pytest.raises(train.SegmentTrainingError, match=f"{BAD}: .*twice"):
+        train.run(ctx, config)
+    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, "demand")
+    assert [str(v.version) for v in registry.versions(GOOD)] == ["1"]
+    assert registry.versions(BAD) == []
+
+
+def test_unknown_segments_are_refused_with_the_known_ones(ctx: RunContext) -> None:
+    write_gold(ctx, history([GOOD], until="2012-12-01", since="2010-01-01"))
+    with pytest.raises(SegmentSelectionError, match=r"not in .* known segments: tasmania"):
+        read_history(ctx, ("atlantis__food",))

@@ -1,0 +1,46 @@
+"""Recipe round trips and the --segments parameter."""
+
+from __future__ import annotations
+
+import pytest
+
+from demand_forecasting.models.recipe import Recipe
+from demand_forecasting.models.segment_data import SegmentSelectionError, parse_segments
+
+
+def test_recipe_json_round_trip_and_fingerprint() -> None:
+    recipe = Recipe(horizon=6).with_overrides(xgb_params={"n_estimators": 10})
+    again = Recipe.from_json(recipe.to_json())
+    assert again == recipe
+    assert again.xgb_params["n_estimators"] == 10
+    assert again.xgb_params["max_depth"] == 5
+    assert again.fingerprint() == recipe.fingerprint() != Recipe().fingerprint()
+
+
+@pytest.mark.parametrize(
+    "field, value", [("horizon", 0), ("xgb_weight", 1.5), ("train_window_months", 3)]
+)
+def test_recipe_refuses_bad_values(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        Recipe().with_overrides(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("all", None),
+        (None, None),
+        ("a,b , a", ("a", "b")),
+        ('["x", "y"]', ("x", "y")),
+        ("[]", ()),
+    ],
+)
+def test_segments_parameter(text: str | None, expected: tuple[str, ...] | None) -> None:
+    assert parse_segments(text) == expected
+
+
+def test_segments_parameter_refuses_malformed_json() -> None:
+    with pytest.raises(SegmentSelectionError, match="JSON"):
+        parse_segments('["a", ')
+    with pytest.raises(SegmentSelectionError, match="list of segment names"):
+        parse_segments("[1, 2]")

@@ -1,0 +1,118 @@
+"""check_drift on a tiny gold table: time-travel reference, planted shift, idempotent reruns."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from monitoring_support import gold_frame, register_champion, to_spark
+
+from demand_forecasting import names
+from demand_forecasting.monitoring import check_drift, drift
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.task_values import LocalTaskValues
+
+SEGMENTS = {"alpha": 2, "beta": 2, "gamma": 2}
+
+
+def _run(ctx: RunContext) -> tuple[check_drift.DriftSummary, dict[str, object]]:
+    store = LocalTaskValues()
+    ctx.task_values = store
+    with store.running("check_drift"):
+        summary = check_drift.run(ctx, check_drift.DriftConfig(model_prefix="demand"))
+    return summary, store.values["check_drift"]
+
+
+def _drift_rows(ctx: RunContext) -> list[tuple[object, ...]]:
+    frame = ctx.tables.read(ctx.table(names.DRIFT))
+    return sorted((tuple(r) for r in frame.collect()), key=repr)
+
+
+@pytest.fixture
+def planted(ctx: RunContext, tmp_path: Path) -> RunContext:
+    """Gold v0 to 2021-12 (champions of alpha and beta trained on it; gamma has none), then
+    gold v1 with 2022-01 and beta's newest 12 months restated at twice their level."""
+    gold = ctx.table(names.FEATURES)
+    history = gold_frame(SEGMENTS, date(2019, 1, 1), 37)
+    ctx.tables.write(
+        to_spark(ctx.spark, history[history["month"] < date(2022, 1, 1)]), gold, mode="overwrite"
+    )
+    for segment in ("alpha", "beta"):
+        register_champion(
+            ctx.mlflow,
+            f"main.demand_forecasting.demand_{segment}",
+            0,
+            gold,
+            str(tmp_path / segment),
+        )
+    shifted = history.copy()
+    recent = (shifted["segment"] == "beta") & (shifted["month"] >= date(2021, 2, 1))
+    shifted.loc[recent, ["y", "lag_1", "roll_mean_3"]] *= 2.0
+    ctx.tables.write(to_spark(ctx.spark, shifted), gold, mode="overwrite")
+    return ctx
+
+
+def test_only_the_shifted_segment_and_the_one_without_champion_retrain_and_reruns_agree(
+    planted: RunContext, tmp_path: Path
+) -> None:
+    summary, values = _run(planted)
+
+    assert summary.run_month == date(2022, 1, 1)
+    assert values == {
+        "segments_to_train": ["beta", "gamma"],
+        "retrain_count": 2,
+        "run_month": "2022-01",
+    }
+    assert summary.decision.decisions == {
+        "alpha": drift.KEEP,
+        "beta": drift.RETRAIN_DRIFT,
+        "gamma": drift.RETRAIN_NO_CHAMPION,
+    }
+    rows = planted.tables.read(planted.table(names.DRIFT)).toPandas()
+    beta = rows[rows["segment"] == "beta"].set_index("feature")
+    assert set(beta.index) == {"y", "lag_1", "roll_mean_3"}
+    assert beta["breach"].all() and (beta["reference_table_version"] == 0).all()
+    assert (beta["current_table_version"] == 1).all()
+    assert str(beta["reference_end"].iloc[0]) == "2021-12-01"
+    assert beta.loc["y", "n_reference"] == 24 and beta.loc["y", "n_current"] == 24
+    alpha = rows[rows["segment"] == "alpha"]
+    assert not alpha["breach"].any() and (alpha["psi"] < 0.5).all()
+    gamma = rows[rows["segment"] == "gamma"]
+    assert len(gamma) == 1 and gamma["psi"].isna().all() and gamma["feature"].isna().all()
+    first = _drift_rows(planted)
+
+    # Retraining beta and gamma on gold v1 (which holds 2022-01): a rerun of the month keeps
+    # its rows and retrains nothing again.
+    gold = planted.table(names.FEATURES)
+    for segment in ("beta", "gamma"):
+        register_champion(
+            planted.mlflow,
+            f"main.demand_forecasting.demand_{segment}",
+            1,
+            gold,
+            str(tmp_path / f"{segment}-2"),
+        )
+    summary, after = _run(planted)
+    assert after == {"segments_to_train": [], "retrain_count": 0, "run_month": "2022-01"}
+    assert summary.decision.decisions["alpha"] == drift.KEEP
+    assert _drift_rows(planted) == first
+
+
+def test_an_untagged_champion_is_retrained_for_want_of_a_reference(
+    planted: RunContext,
+) -> None:
+    name = "main.demand_forecasting.demand_gamma"
+    planted.mlflow.create_registered_model(name)
+    version = planted.mlflow.create_model_version(name, source="/nowhere", tags={})
+    planted.mlflow.set_registered_model_alias(name, "champion", version.version)
+
+    summary, values = _run(planted)
+
+    assert summary.decision.decisions["gamma"] == drift.RETRAIN_NO_REFERENCE
+    assert values["segments_to_train"] == ["beta", "gamma"]
+
+
+def test_a_missing_feature_table_is_a_clear_error(ctx: RunContext) -> None:
+    with pytest.raises(RuntimeError, match="run ingest, validate_data and build_features"):
+        check_drift.run(ctx, check_drift.DriftConfig())

@@ -1,0 +1,129 @@
+"""The run report: Markdown with its plots, from small frames."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from demand_forecasting.monitoring.accuracy import AccuracyAlert
+from demand_forecasting.monitoring.monitor import new_champions
+from demand_forecasting.monitoring.report import (
+    FORECAST_FILE,
+    HEATMAP_FILE,
+    TASK_TIME_FILE,
+    ReportInputs,
+    decisions_table,
+    write_report,
+)
+
+JAN, FEB = date(2016, 1, 1), date(2016, 2, 1)
+
+
+def _inputs() -> ReportInputs:
+    drift = pd.DataFrame(
+        [
+            ("food", "y", 0.05, 1.2, False, "keep"),
+            ("food", "lag_1", 0.02, 1.2, False, "keep"),
+            ("cafes", "y", 3.5, 1.2, True, "retrain_drift"),
+            ("cafes", "lag_1", 0.4, 1.2, False, "retrain_drift"),
+            ("other", None, None, None, None, "retrain_no_champion"),
+        ],
+        columns=["segment", "feature", "psi", "psi_critical", "breach", "decision"],
+    )
+    months = pd.date_range("2014-01-01", "2016-01-01", freq="MS").date
+    actuals = pd.DataFrame(
+        [(s, m, 100.0 + i) for s in ("food", "cafes") for i, m in enumerate(months)],
+        columns=["segment", "month", "y"],
+    )
+    forecasts = pd.DataFrame(
+        [(s, f"{s}1", FEB, 1, 120.0, "2") for s in ("food", "cafes")],
+        columns=["segment", "series_id", "month", "horizon", "forecast", "model_version"],
+    )
+    return ReportInputs(
+        run_month=JAN,
+        target="dev",
+        job_run_id="42",
+        generated_at=datetime(2016, 2, 3, tzinfo=timezone.utc),
+        series_forecast=2,
+        segments_without_champion=["other"],
+        drift=drift,
+        accuracy=pd.DataFrame(
+            {
+                "segment": ["food"],
+                "wape": [0.3],
+                "bias": [0.1],
+                "first_month": [JAN],
+                "last_month": [JAN],
+            }
+        ),
+        alerts=[AccuracyAlert("food", 0.3, 0.1, JAN, JAN, 0.15)],
+        forecasts=forecasts,
+        past_forecasts=pd.DataFrame({"segment": ["food"], "month": [JAN], "forecast": [99.0]}),
+        actuals=actuals,
+        telemetry=pd.DataFrame(
+            {
+                "task": ["check_drift", "score"],
+                "status": ["SUCCESS"] * 2,
+                "duration_s": [4.2, 6.1],
+                "rows_in": [100, 200],
+                "rows_out": [40, 24],
+                "peak_memory_mb": [900.0, 950.0],
+            }
+        ),
+        new_champions={"cafes": "v1 -> v2"},
+    )
+
+
+def test_report_has_every_section_and_plot(tmp_path: Path) -> None:
+    path = write_report(tmp_path / "2016-01", _inputs())
+
+    text = path.read_text()
+    for heading in (
+        "# Monthly forecasting run 2016-01 (dev)",
+        "## Summary",
+        "## Retraining decisions",
+        "## Drift",
+        "## Accuracy",
+        "## Forecasts vs actuals",
+        "## Time per task",
+    ):
+        assert heading in text
+    assert "**2 series forecast**" in text
+    assert "cafes (v1 -> v2)" in text
+    assert "**ALERT** food: WAPE 30.0%" in text
+    for image in (HEATMAP_FILE, FORECAST_FILE, TASK_TIME_FILE):
+        assert f"]({image})" in text
+        assert (path.parent / image).stat().st_size > 1000
+
+
+def test_report_without_forecasts_or_telemetry_still_renders(tmp_path: Path) -> None:
+    inputs = _inputs()
+    inputs.forecasts = inputs.forecasts.iloc[0:0]
+    inputs.telemetry = inputs.telemetry.iloc[0:0]
+    text = write_report(tmp_path, inputs).read_text()
+    assert "_no forecasts_" in text
+    assert not (tmp_path / TASK_TIME_FILE).exists()
+
+
+def test_decisions_list_changed_segments_with_their_breaching_features() -> None:
+    table = decisions_table(_inputs().drift)
+    assert table["segment"].tolist() == ["cafes", "other"]
+    assert table.loc[0, "breaching features"] == "y"
+    assert table.loc[1, "decision"] == "retrain_no_champion"
+
+
+def test_new_champions_compare_this_run_month_with_the_previous_one() -> None:
+    versions = pd.DataFrame(
+        [
+            ("food", date(2015, 12, 1), "1"),
+            ("cafes", date(2015, 12, 1), "1"),
+            ("food", JAN, "1"),
+            ("cafes", JAN, "2"),
+            ("other", JAN, "1"),
+        ],
+        columns=["segment", "run_month", "model_version"],
+    )
+    assert new_champions(versions, JAN) == {"cafes": "v1 -> v2", "other": "new v1"}
+    assert new_champions(versions[versions["run_month"] == JAN], JAN) == {}

@@ -1,0 +1,94 @@
+"""Run telemetry: one row per task attempt, and metrics on the job's parent MLflow run."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from demand_forecasting import names
+from demand_forecasting.monitoring.job_run import JOB_RUN_ID_TAG, find_job_run, job_parent_run
+from demand_forecasting.monitoring.telemetry import TaskRecorder, record_rows, rows_of
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.mlflow_setup import ensure_experiment
+from demand_forecasting.task import run_task
+
+EXPERIMENT = "/Shared/telemetry-test"
+
+
+class Summary:
+    rows_in = 10
+    rows_out = 4
+
+
+def test_rows_come_from_attributes_or_keys() -> None:
+    assert rows_of(Summary()) == (10, 4)
+    assert rows_of({"rows_in": 3}) == (3, None)
+    assert rows_of(object()) == (None, None)
+
+
+def test_a_task_is_recorded_in_the_table_and_on_the_parent_run(ctx: RunContext) -> None:
+    with TaskRecorder("score", "dev", job_run_id="77", experiment=EXPERIMENT) as recorder:
+        recorder.bind(ctx)
+        record_rows(rows_in=5)
+        record_rows(rows_in=2, rows_out=1)
+
+    assert recorder.record is not None
+    assert (recorder.record.rows_in, recorder.record.rows_out) == (7, 1)
+    assert recorder.record.status == "SUCCESS" and recorder.record.peak_memory_mb > 0
+    row = ctx.tables.read(ctx.table(names.TELEMETRY)).collect()[0]
+    assert (row["job_run_id"], row["task"], row["status"], row["rows_in"]) == (
+        "77",
+        "score",
+        "SUCCESS",
+        7,
+    )
+    experiment_id = ensure_experiment(ctx.mlflow, EXPERIMENT, None)
+    parent = find_job_run(ctx.mlflow, experiment_id, "77")
+    assert parent is not None and parent.data.tags[JOB_RUN_ID_TAG] == "77"
+    assert set(parent.data.metrics) == {
+        "score/duration_s",
+        "score/peak_memory_mb",
+        "score/rows_in",
+        "score/rows_out",
+    }
+    # Every task of the job run finds the same parent run.
+    assert job_parent_run(ctx.mlflow, EXPERIMENT, "77", target="dev") == parent.info.run_id
+
+
+def test_a_failing_task_is_recorded_as_failed_and_still_raises(ctx: RunContext) -> None:
+    def fail(_ctx: RunContext, _config: object) -> None:
+        raise ValueError("disk full")
+
+    with pytest.raises(ValueError, match="disk full"), TaskRecorder("train", "dev") as recorder:
+        recorder.bind(ctx)
+        fail(ctx, None)
+    assert recorder.record is not None and recorder.record.status == "FAILED"
+    assert recorder.record.error == "ValueError: disk full"
+    rows = ctx.tables.read(ctx.table(names.TELEMETRY)).collect()
+    assert [(r["task"], r["status"], r["job_run_id"]) for r in rows] == [("train", "FAILED", None)]
+
+
+def test_run_task_records_the_summary_rows(
+    ctx: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("demand_forecasting.task.build_context", lambda *a, **k: ctx)
+
+    def add(_parser: argparse.ArgumentParser) -> None:
+        pass
+
+    run_task(
+        "probe",
+        "a probe task",
+        add,
+        lambda args: args,
+        lambda c, cfg: Summary(),
+        ["--catalog", "main", "--schema", "demand_forecasting", "--job-run-id", "9"],
+    )
+    row = ctx.tables.read(ctx.table(names.TELEMETRY)).collect()[0]
+    assert (row["task"], row["job_run_id"], row["rows_in"], row["rows_out"]) == (
+        "probe",
+        "9",
+        10,
+        4,
+    )

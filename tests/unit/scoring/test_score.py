@@ -1,0 +1,127 @@
+"""score: champions forecast their segments on Spark; a rerun writes the same rows."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scoring_support import register_champion
+
+from demand_forecasting import names
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.task_values import LocalTaskValues
+from demand_forecasting.scoring import score
+
+MONTHS = pd.date_range("2012-01-01", "2015-12-01", freq="MS")
+
+
+def _history(segment: str, n_series: int) -> pd.DataFrame:
+    rng = np.random.default_rng(len(segment))
+    rows = []
+    for s in range(n_series):
+        season = 1 + 0.2 * np.sin(2 * np.pi * np.arange(len(MONTHS)) / 12)
+        values = 100 * (s + 1) * season * rng.normal(1, 0.02, len(MONTHS))
+        rows += [
+            (segment, f"{segment}-{s}", m.date(), float(v))
+            for m, v in zip(MONTHS, values, strict=True)
+        ]
+    return pd.DataFrame(rows, columns=["segment", "series_id", "month", "y"])
+
+
+def _forecast_rows(ctx: RunContext) -> list[tuple[object, ...]]:
+    frame = ctx.tables.read(ctx.table(names.FORECASTS)).drop("run_timestamp")
+    return sorted(tuple(r) for r in frame.collect())
+
+
+def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    history = pd.concat([_history("alpha", 2), _history("beta", 1)], ignore_index=True)
+    ctx.tables.write(
+        ctx.spark.createDataFrame(
+            history, "segment string, series_id string, month date, y double"
+        ),
+        ctx.table(names.FEATURES),
+        mode="overwrite",
+    )
+    alpha = history[history["segment"] == "alpha"]
+    version = register_champion(
+        ctx,
+        "main.demand_forecasting.demand_alpha",
+        alpha[["series_id", "month", "y"]].assign(month=pd.to_datetime(alpha["month"])),
+        tmp_path,
+    )
+    store = LocalTaskValues()
+    ctx.task_values = store
+
+    with store.running("score"):
+        summary = score.run(ctx, score.ScoreConfig())
+
+    assert summary.run_month == date(2015, 12, 1)
+    assert summary.segments_scored == ["alpha"]
+    assert summary.segments_without_champion == ["beta"]
+    assert summary.series_forecast == 2 and summary.rows_out == 6
+    assert store.values["score"]["segments_without_champion"] == ["beta"]
+    rows = ctx.tables.read(ctx.table(names.FORECASTS)).toPandas()
+    assert sorted(rows["horizon"].unique()) == [1, 2, 3]
+    assert sorted(rows["month"].unique()) == [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
+    assert (rows["model_id"] == f"main.demand_forecasting.demand_alpha/{version}").all()
+    assert (rows["forecast"] > 0).all() and (rows["run_month"] == date(2015, 12, 1)).all()
+    assert str(rows["run_timestamp"].iloc[0]).startswith("2015-12-01")
+    first = _forecast_rows(ctx)
+
+    with store.running("score"):
+        score.run(ctx, score.ScoreConfig())
+
+    assert _forecast_rows(ctx) == first
+    history_of_table = ctx.tables.delta_table(ctx.table(names.FORECASTS)).history().count()
+    assert history_of_table == 2  # the rerun is a new version with the same contents
+
+
+def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
+    from demand_forecasting.scoring.champion_models import ChampionModel
+
+    model = ChampionModel("alpha", "main.s.demand_alpha", "3", "/tmp/x")
+    prediction = pd.DataFrame(
+        {
+            "series_id": ["a"],
+            "origin": [pd.Timestamp("2015-12-01")],
+            "horizon": [1],
+            "month": [pd.Timestamp("2016-01-01")],
+            "forecast": [10.0],
+            "forecast_xgb": [9.0],
+            "forecast_holt_winters": [11.0],
+        }
+    )
+    rows = score.forecast_rows(prediction, model)
+    assert rows.iloc[0].to_dict() == {
+        "segment": "alpha",
+        "series_id": "a",
+        "origin": date(2015, 12, 1),
+        "horizon": 1,
+        "month": date(2016, 1, 1),
+        "forecast": 10.0,
+        "forecast_xgb": 9.0,
+        "forecast_holt_winters": 11.0,
+        "model_name": "main.s.demand_alpha",
+        "model_version": "3",
+    }
+    assert model.model_id == "main.s.demand_alpha/3"
+    assert score.forecast_rows(prediction.iloc[0:0], model).empty
+
+
+def test_model_input_is_sorted_typed_history() -> None:
+    group = pd.DataFrame(
+        {
+            "segment": "a",
+            "series_id": ["b", "a"],
+            "month": [date(2015, 2, 1), date(2015, 1, 1)],
+            "y": [1, None],
+        }
+    )
+    frame = score.model_input(group)
+    assert list(frame.columns) == ["series_id", "month", "y"]
+    assert frame["series_id"].tolist() == ["a", "b"]
+    assert str(frame["month"].dtype).startswith("datetime64") and np.isnan(frame["y"][0])
