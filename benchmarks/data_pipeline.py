@@ -81,6 +81,7 @@ def run_stages(ctx: Any, config: Any) -> dict[str, float]:
     from demand_forecasting.data import build_features, ingest, validate
 
     month = date(2018, 12, 1)
+    print(f"  {config.name}: ingest, validate_data, build_features ...", flush=True)
     return {
         "ingest": timed(lambda: ingest.run(ctx, ingest.IngestConfig(config))),
         "validate": timed(
