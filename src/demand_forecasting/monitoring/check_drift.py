@@ -32,6 +32,14 @@ from demand_forecasting.data.config import parse_month
 from demand_forecasting.data.features import CALENDAR, feature_columns
 from demand_forecasting.monitoring import drift
 from demand_forecasting.monitoring.champions import Champion, find_champions
+from demand_forecasting.monitoring.drift_table import (
+    DRIFT_SCHEMA,
+    Reference,
+    RowContext,
+    existing_records,
+    existing_rows,
+    segment_rows,
+)
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.task import run_task
 
@@ -39,15 +47,6 @@ log = logging.getLogger(__name__)
 
 TARGET = "y"
 MONTH = "month"
-DRIFT_SCHEMA = (
-    "run_month date, segment string, feature string, psi double, psi_threshold double, "
-    "psi_critical double, breach boolean, n_reference long, n_current long, "
-    "bin_edges array<double>, reference_shares array<double>, current_shares array<double>, "
-    "decision string, champion_model string, champion_version string, "
-    "reference_table string, reference_table_version long, reference_start date, "
-    "reference_end date, current_table_version long, current_start date, current_end date"
-)
-DRIFT_COLUMNS = tuple(column.split()[0] for column in DRIFT_SCHEMA.split(", "))
 
 
 @dataclass(frozen=True)
@@ -71,16 +70,6 @@ class DriftConfig:
                     f"drift_{name}={getattr(self, name)}: must be at least 1 "
                     "(12 compares whole seasonal cycles)"
                 )
-
-
-@dataclass(frozen=True)
-class Reference:
-    """Where a segment's reference window came from."""
-
-    table: str
-    version: int
-    start: date
-    end: date
 
 
 @dataclass
@@ -214,7 +203,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     # A champion whose training data lacks its own segment cannot give a reference either.
     unreadable += [s for s in champions if s not in references and s not in unreadable]
     already = sorted(s for s, r in references.items() if r.end >= run_month)
-    existing = _existing_rows(ctx, run_month, already)
+    existing = existing_rows(ctx, run_month, already)
     to_measure = [s for s in references if s not in existing]
 
     psi = pd.DataFrame(columns=[c.split()[0] for c in drift.PSI_SCHEMA.split(", ")])
@@ -275,82 +264,6 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         rows_in=int(target_rows["n_reference"].sum() + target_rows["n_current"].sum()),
         rows_out=len(records),
     )
-
-
-@dataclass(frozen=True)
-class RowContext:
-    """What every drift row of a run shares."""
-
-    run_month: date
-    threshold: float
-    current_version: int
-    current_start: date
-    champions: dict[str, Champion]
-    references: dict[str, Reference]
-
-
-def segment_rows(
-    segment: str, decision: str, psi: pd.DataFrame, context: RowContext
-) -> list[tuple[Any, ...]]:
-    """The drift table rows of one segment (one per feature; one without PSI if unmeasured)."""
-    champion = context.champions.get(segment)
-    reference = context.references.get(segment)
-    shared = {
-        "run_month": context.run_month,
-        "segment": segment,
-        "psi_threshold": context.threshold,
-        "decision": decision,
-        "champion_model": champion.model_name if champion else None,
-        "champion_version": champion.version if champion else None,
-        "reference_table": reference.table if reference else None,
-        "reference_table_version": reference.version if reference else None,
-        "reference_start": reference.start if reference else None,
-        "reference_end": reference.end if reference else None,
-        "current_table_version": context.current_version,
-        "current_start": context.current_start,
-        "current_end": context.run_month,
-    }
-    measured = psi[psi["segment"] == segment]
-    if measured.empty:
-        return [tuple(shared.get(c) for c in DRIFT_COLUMNS)]
-    rows = []
-    for record in measured.to_dict("records"):
-        value = {
-            **shared,
-            **{k: record[k] for k in ("feature", "psi_critical", "n_reference", "n_current")},
-        }
-        value["psi"] = None if pd.isna(record["psi"]) else float(record["psi"])
-        value["breach"] = bool(record["breach"])
-        for key in ("bin_edges", "reference_shares", "current_shares"):
-            value[key] = [float(v) for v in record[key]]
-        value["n_reference"], value["n_current"] = (
-            int(value["n_reference"]),
-            int(value["n_current"]),
-        )
-        rows.append(tuple(value.get(c) for c in DRIFT_COLUMNS))
-    return rows
-
-
-def _existing_rows(ctx: RunContext, run_month: date, segments: list[str]) -> dict[str, list[Any]]:
-    """The drift rows already written for ``run_month`` of ``segments`` (a rerun keeps them)."""
-    name = ctx.table(names.DRIFT)
-    if not segments or not ctx.tables.exists(name):
-        return {}
-    rows = (
-        ctx.tables.read(name)
-        .where((F.col("run_month") == F.lit(run_month)) & F.col("segment").isin(segments))
-        .select(*DRIFT_COLUMNS)
-        .collect()
-    )
-    found: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        found[row["segment"]].append(row)
-    return dict(found)
-
-
-def existing_records(existing: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
-    """Rows read back from the drift table, as tuples in table order."""
-    return [tuple(row) for rows in existing.values() for row in rows]
 
 
 def _describe(decision: drift.DriftDecision, breaches: dict[str, list[str]]) -> str:

@@ -227,11 +227,12 @@ def gather_report_inputs(
     alerts: list[AccuracyAlert],
 ) -> ReportInputs:
     """Read the small frames the report shows."""
+    # Aggregates only: the report never needs the series-level rows (millions at scale).
+    this_run = forecasts.where(F.col("run_month") == F.lit(run_month))
     current = (
-        forecasts.where(F.col("run_month") == F.lit(run_month))
-        .select("segment", "series_id", "month", "horizon", "forecast", "model_version")
-        .toPandas()
+        this_run.groupBy("segment", "month").agg(F.sum("forecast").alias("forecast")).toPandas()
     )
+    counted = this_run.agg(F.countDistinct("series_id")).first()
     versions = forecasts.select("segment", "run_month", "model_version").distinct().toPandas()
     since = F.add_months(F.lit(run_month), -cfg.history_months)
     past = (
@@ -273,7 +274,7 @@ def gather_report_inputs(
         target=ctx.target,
         job_run_id=cfg.job_run_id,
         generated_at=ctx.clock(),
-        series_forecast=int(current["series_id"].nunique()),
+        series_forecast=int(counted[0]) if counted else 0,
         segments_without_champion=sorted(all_segments - set(current["segment"])),
         drift=drift,
         accuracy=recent_accuracy(accuracy_rows, 1, cfg.window_months),

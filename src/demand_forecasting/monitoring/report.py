@@ -35,8 +35,7 @@ class ReportInputs:
             decision``).
         accuracy: per segment recent WAPE/bias (``segment, wape, bias, first_month,
             last_month``).
-        forecasts: the run month's forecasts (``segment, series_id, month, horizon,
-            forecast, model_version``).
+        forecasts: the run month's forecast totals (``segment, month, forecast``).
         past_forecasts: earlier runs' horizon-1 forecasts (``segment, month, forecast``).
         actuals: segment totals (``segment, month, y``).
         telemetry: this job run's tasks (``task, duration_s, rows_in, rows_out,
