@@ -14,12 +14,14 @@ would free it of the wheel but costs ~0.3 s per model logged.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.models import Model
 from mlflow.models.signature import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
@@ -71,8 +73,8 @@ def model_signature() -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def pip_requirements() -> list[str]:
-    """Explicit, pinned requirements (no inference: it costs seconds per model)."""
+@functools.cache
+def _pins() -> tuple[str, ...]:
     pins = []
     for module, preferred in REQUIRED_DISTRIBUTIONS:
         for dist in (preferred, module):
@@ -81,23 +83,78 @@ def pip_requirements() -> list[str]:
                 break
             except importlib.metadata.PackageNotFoundError:
                 continue
-    return pins
+    return tuple(pins)
+
+
+def pip_requirements() -> list[str]:
+    """Explicit, pinned requirements (no inference: it costs seconds per model; the installed
+    versions are looked up once per process)."""
+    return list(_pins())
+
+
+class _PyfuncFlavor:
+    """``mlflow.pyfunc`` as the flavor of ``Model.log``, without the serving-input replay.
+
+    With an input example, ``mlflow.pyfunc.log_model`` saves the model, loads it back and
+    predicts the example through the serving path: ~0.5 s per model, most of the logging
+    time of a training. ``Model.log`` skips that when given ``validate_serving_input=False``,
+    a switch ``pyfunc.log_model`` does not pass on; this shim takes it off before
+    ``pyfunc.save_model`` (which refuses unknown arguments). The train task instead checks
+    the first model of each training once (:func:`check_logged_model`).
+    """
+
+    __name__ = "mlflow.pyfunc"
+    FLAVOR_NAME = mlflow.pyfunc.FLAVOR_NAME
+
+    @staticmethod
+    def save_model(**kwargs: Any) -> Any:
+        kwargs.pop("validate_serving_input", None)
+        return mlflow.pyfunc.save_model(**kwargs)
 
 
 def log_forecaster(folder: Path, example: pd.DataFrame, name: str = "model") -> str:
     """Log the forecaster in ``folder`` as a pyfunc to the active run; return its model URI.
+
+    The model carries its signature and input example; the example is not replayed through
+    the serving path here (see :class:`_PyfuncFlavor`).
 
     Args:
         folder: written by :meth:`SegmentForecaster.to_files`.
         example: input example (a few months of one series' history).
         name: the model's name within the run.
     """
-    info = mlflow.pyfunc.log_model(
+    info = Model.log(
+        artifact_path=None,
         name=name,
+        flavor=_PyfuncFlavor,
         python_model=SegmentForecastModel(),
         artifacts={ARTIFACT_KEY: str(folder)},
         signature=model_signature(),
         input_example=example,
         pip_requirements=pip_requirements(),
+        flavor_name="pyfunc.CustomPythonModel",
+        validate_serving_input=False,
     )
     return str(info.model_uri)
+
+
+def check_logged_model(model_uri: str, example: pd.DataFrame) -> None:
+    """Load a logged model through ``mlflow.pyfunc`` and forecast its input example.
+
+    Raises:
+        RuntimeError: the model does not load or returns no forecast (a packaging fault:
+            every model of the training would share it).
+    """
+    try:
+        forecast = mlflow.pyfunc.load_model(model_uri).predict(example)
+    except Exception as exc:
+        raise RuntimeError(
+            f"model {model_uri} was logged but does not load and predict its input example "
+            f"through mlflow.pyfunc ({type(exc).__name__}: {exc})"
+        ) from exc
+    if len(forecast) == 0 or list(forecast.columns) != list(FORECAST_COLUMNS):
+        raise RuntimeError(
+            f"model {model_uri} forecast {len(forecast)} row(s) with columns "
+            f"{list(forecast.columns)} for its input example; expected rows with "
+            f"{list(FORECAST_COLUMNS)}"
+        )

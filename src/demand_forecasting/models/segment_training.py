@@ -4,6 +4,11 @@
 per segment (the same function runs in a plain loop for the sequential benchmark). It never
 raises: a segment that fails comes back as a row with ``status = "failed"`` and the error,
 so one bad segment does not stop the others.
+
+Besides the final fit, the worker runs the candidate's rolling-origin backtest (the last K
+full-horizon origins, with seasonal naive on the same rows): it is the evidence
+``validate_models`` gates on, computed once here, where the data already sits, instead of a
+second pass over every segment. The plot shows the newest backtest origin.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from demand_forecasting.models.backtest import NAIVE, backtest
+from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins, comparable
 from demand_forecasting.models.forecaster import fit_forecaster
 from demand_forecasting.models.metrics import accuracy
 from demand_forecasting.models.panel import panel_from_history
@@ -28,9 +33,11 @@ OK, FAILED = "ok", "failed"
 #: Spark schema of a training result row.
 RESULT_SCHEMA = (
     "segment string, status string, error string, booster binary, state string, "
-    "metrics string, importance string, plot binary, example string, series_count int, "
-    "training_rows int, trained_until date, fit_seconds double"
+    "metrics string, importance string, plot binary, example string, backtest string, "
+    "series_count int, training_rows int, trained_until date, fit_seconds double"
 )
+#: The candidate's column in a backtest frame.
+CANDIDATE = "candidate"
 RESULT_COLUMNS = [part.strip().split(" ")[0] for part in RESULT_SCHEMA.split(",")]
 
 
@@ -47,11 +54,35 @@ def input_example(history: pd.DataFrame, months: int = 30) -> pd.DataFrame:
     )
 
 
-def train_segment(segment: str, history: pd.DataFrame, recipe: Recipe) -> dict[str, object]:
-    """Fit a segment's forecaster and describe it.
+def backtest_summary(
+    frame: pd.DataFrame, origins: list[pd.Timestamp], horizon: int
+) -> dict[str, object]:
+    """The candidate's and seasonal naive's accuracy over the rows both forecast.
 
-    Besides the final fit on all of ``history``, the recipe is refitted at one holdout
-    origin (newest month minus the horizon) to give the run's metrics and plot.
+    Returns:
+        JSON-ready ``{"origins", "first_origin", "last_origin", "horizon", "candidate",
+        "naive"}``; the last two are :class:`~demand_forecasting.models.metrics.Accuracy`
+        fields (``mase, wape, bias, pairs``).
+    """
+    rows = comparable(frame, [CANDIDATE, NAIVE])
+    return {
+        "origins": len(origins),
+        "first_origin": f"{origins[0]:%Y-%m-%d}",
+        "last_origin": f"{origins[-1]:%Y-%m-%d}",
+        "horizon": horizon,
+        CANDIDATE: accuracy(rows, CANDIDATE).__dict__,
+        "naive": accuracy(rows, NAIVE).__dict__,
+    }
+
+
+def train_segment(
+    segment: str, history: pd.DataFrame, recipe: Recipe, origins: int = 3
+) -> dict[str, object]:
+    """Fit a segment's forecaster, backtest its recipe, and describe it.
+
+    Besides the final fit on all of ``history``, the recipe is refitted at the last
+    ``origins`` full-horizon origins (rolling-origin backtest against seasonal naive); the
+    figures are the run's metrics and validation's evidence, the newest origin is plotted.
 
     Returns:
         One result row (keys :data:`RESULT_COLUMNS`).
@@ -61,21 +92,24 @@ def train_segment(segment: str, history: pd.DataFrame, recipe: Recipe) -> dict[s
     panel = panel_from_history(history)
     forecaster = fit_forecaster(panel, recipe)
     forecast = forecaster.predict(panel)
-    holdout_origin = panel.end - pd.DateOffset(months=recipe.horizon)
-    holdout = backtest(panel, {"model": recipe}, [holdout_origin], recipe.horizon)
+    chosen = backtest_origins(panel.end, recipe.horizon, origins)
+    frame = backtest(panel, {CANDIDATE: recipe}, chosen, recipe.horizon)
+    summary = backtest_summary(frame, chosen, recipe.horizon)
     metrics: dict[str, float] = {
         "series": float(len(panel.series)),
         "series_forecast": float(forecast["series_id"].nunique()),
         "training_rows": float(forecaster.training_rows),
     }
-    if not holdout.empty:
-        metrics.update(accuracy(holdout, "model").as_dict("holdout_"))
-        metrics.update(accuracy(holdout, NAIVE).as_dict("holdout_naive_"))
+    for method, prefix in ((CANDIDATE, "backtest_"), ("naive", "backtest_naive_")):
+        figures = summary[method]
+        assert isinstance(figures, dict)
+        metrics.update({f"{prefix}{k}": float(v) for k, v in figures.items()})
+    newest = frame[frame["origin"] == chosen[-1]]
     plot = forecast_vs_actual_png(
         history,
-        holdout.rename(columns={"model": "forecast", NAIVE: "seasonal_naive"}),
+        newest.rename(columns={CANDIDATE: "forecast", NAIVE: "seasonal_naive"}),
         forecast,
-        title=f"{segment}: holdout from {holdout_origin:%Y-%m} and forecast from {panel.end:%Y-%m}",
+        title=f"{segment}: backtest from {chosen[-1]:%Y-%m} and forecast from {panel.end:%Y-%m}",
     )
     booster = forecaster.booster.save_raw("ubj") if forecaster.booster is not None else None
     return {
@@ -88,6 +122,7 @@ def train_segment(segment: str, history: pd.DataFrame, recipe: Recipe) -> dict[s
         "importance": json.dumps(forecaster.feature_importance()),
         "plot": plot,
         "example": input_example(history).to_json(orient="records", date_format="iso"),
+        "backtest": json.dumps(summary, sort_keys=True),
         "series_count": len(panel.series),
         "training_rows": forecaster.training_rows,
         "trained_until": panel.end.date(),
@@ -103,15 +138,16 @@ def failed_row(segment: str, error: BaseException, seconds: float) -> dict[str, 
     return row
 
 
-def segment_trainer(recipe_json: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def segment_trainer(recipe_json: str, origins: int = 3) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The per-segment function for ``applyInPandas`` (input: one segment's rows with
-    ``segment, series_id, month, y``; output: one row of :data:`RESULT_SCHEMA`)."""
+    ``segment, series_id, month, y``; output: one row of :data:`RESULT_SCHEMA`); ``origins``
+    is the backtest's K."""
 
     def train(rows: pd.DataFrame) -> pd.DataFrame:
         segment = str(rows["segment"].iloc[0])
         started = time.perf_counter()
         try:
-            result = train_segment(segment, rows, Recipe.from_json(recipe_json))
+            result = train_segment(segment, rows, Recipe.from_json(recipe_json), origins)
         except Exception as exc:  # reported by name on the driver; the others go on
             result = failed_row(segment, exc, time.perf_counter() - started)
         return pd.DataFrame([result], columns=RESULT_COLUMNS)

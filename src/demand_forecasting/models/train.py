@@ -5,7 +5,8 @@
 2. Skip segments whose newest model version was trained on the same data, recipe and code
    (tag ``training_identity``): a rerun of the month registers nothing twice.
 3. Fit the others with ``groupBy("segment").applyInPandas`` (one model per task, one thread
-   per model), each returning its booster, state, metrics, importance, plot and example.
+   per model), each returning its booster, state, metrics, importance, plot, example and
+   its rolling-origin backtest against seasonal naive (validate_models' evidence).
 4. On the driver, per segment: a child run (params, metrics, plot, importance, dataset
    lineage) under one parent run, the model logged as a pyfunc with explicit requirements,
    signature and input example, and registered as a new version with its provenance tags.
@@ -63,6 +64,7 @@ class TrainConfig:
         git_commit: commit of the deployed bundle (a version tag).
         job_run_id: the job run, to nest the training run under the job's parent run.
         parallel: fit on Spark (False: a plain loop on the driver, for benchmarks).
+        backtest_origins: K, the rolling origins each candidate is backtested on.
     """
 
     segments: tuple[str, ...] | None
@@ -72,8 +74,14 @@ class TrainConfig:
     git_commit: str = "unknown"
     job_run_id: str | None = None
     parallel: bool = True
+    backtest_origins: int = 3
 
     def __post_init__(self) -> None:
+        if self.backtest_origins < 1:
+            raise ValueError(
+                f"--backtest-origins {self.backtest_origins}: at least 1 "
+                "(bundle variable backtest_origins)"
+            )
         if not self.model_prefix or not self.model_prefix.replace("_", "").isalnum():
             raise ValueError(
                 f"--model-prefix {self.model_prefix!r}: use letters, digits and "
@@ -105,16 +113,19 @@ def training_identity(data_hash: str, recipe: Recipe, git_commit: str) -> str:
     return f"{data_hash[:16]}-{recipe.fingerprint()}-{git_commit[:12]}"
 
 
-def fit_segments(frame: object, recipe: Recipe, segments: int, parallel: bool) -> pd.DataFrame:
-    """Fit every segment of ``frame`` (a Spark DataFrame of history rows).
+def fit_segments(
+    frame: object, recipe: Recipe, segments: int, parallel: bool, origins: int = 3
+) -> pd.DataFrame:
+    """Fit and backtest every segment of ``frame`` (a Spark DataFrame of history rows).
 
     Args:
         frame: ``segment, series_id, month, y`` rows.
         recipe: how to fit.
         segments: number of segments (one Spark task each).
         parallel: on Spark executors (True) or in a loop on the driver (False).
+        origins: backtest origins K.
     """
-    trainer = segment_trainer(recipe.to_json())
+    trainer = segment_trainer(recipe.to_json(), origins)
     if parallel:
         return apply_per_segment(frame, trainer, RESULT_SCHEMA, segments)  # type: ignore[arg-type]
     rows = frame.toPandas()  # type: ignore[attr-defined]
@@ -156,7 +167,7 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
         frame = history.frame.where(F.col("segment").isin(to_train))
         summary.rows_in = frame.count()
         started = time.perf_counter()
-        results = fit_segments(frame, cfg.recipe, len(to_train), cfg.parallel)
+        results = fit_segments(frame, cfg.recipe, len(to_train), cfg.parallel, cfg.backtest_origins)
         summary.fit_seconds = time.perf_counter() - started
         log.info(
             "fitted %d segment(s) in %.1fs (%s)",
@@ -243,6 +254,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '\'{"xgb_weight": 0.5, "xgb_params": {"n_estimators": 300}}\'',
     )
     parser.add_argument(
+        "--backtest-origins",
+        type=int,
+        default=3,
+        help="K: rolling origins each candidate is backtested on (bundle var backtest_origins)",
+    )
+    parser.add_argument(
         "--sequential",
         action="store_true",
         help="fit segments in a loop on the driver instead of on Spark",
@@ -285,6 +302,7 @@ def make_config(args: argparse.Namespace) -> TrainConfig:
         git_commit=args.git_commit,
         job_run_id=args.job_run_id,
         parallel=not args.sequential,
+        backtest_origins=args.backtest_origins,
     )
 
 

@@ -2,10 +2,15 @@
 
 Per segment, on a rolling-origin backtest over the last K full-horizon origins of the current
 feature table (``backtest_origins``), the candidate's recipe and the champion's recipe are
-refitted at each origin (Spark, one task per segment) and scored with MASE, WAPE and bias on
-the same rows as seasonal naive. The gate (:mod:`demand_forecasting.models.gate`) decides;
-the result goes to the evaluation table (MERGE on segment, version and data version, so a
-rerun adds no row) and onto the model version (tags and description). Passing versions get
+refitted at each origin and scored with MASE, WAPE and bias on the same rows as seasonal
+naive. The train task already ran the candidate's backtest (run param ``backtest``): when it
+was run on this feature table version with this K, and the champion (if any) has the same
+recipe, so that refitting it would repeat the same fits on the same data, those figures are
+used as they are; otherwise the backtest runs here (Spark, one task per segment).
+
+The gate (:mod:`demand_forecasting.models.gate`) decides; the result goes to the evaluation
+table (MERGE on segment, version and data version, so a rerun adds no row) and onto the
+model version (tags and description). Passing versions get
 the ``challenger`` alias; failing ones do not, and ``champion`` is never touched here.
 
 Candidates come from the train task's ``candidates`` task value; run by hand, each segment's
@@ -15,11 +20,13 @@ newest version is the candidate.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import functions as F
@@ -37,6 +44,7 @@ from demand_forecasting.models.registry import (
     SegmentRegistry,
 )
 from demand_forecasting.models.segment_data import (
+    SegmentHistory,
     SegmentSelectionError,
     apply_per_segment,
     parse_segments,
@@ -44,10 +52,12 @@ from demand_forecasting.models.segment_data import (
 )
 from demand_forecasting.models.segment_evaluation import (
     CANDIDATE,
+    RESULT_COLUMNS,
     RESULT_SCHEMA,
     segment_evaluator,
 )
 from demand_forecasting.models.segment_evaluation import CHAMPION as CHAMPION_METHOD
+from demand_forecasting.models.tracking import BACKTEST_PARAM
 from demand_forecasting.models.train import CANDIDATES_KEY
 from demand_forecasting.models.train import TASK_KEY as TRAIN_TASK
 from demand_forecasting.monitoring.telemetry import record_rows
@@ -97,6 +107,8 @@ class ValidateSummary:
     passed: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    backtests_reused: int = 0
+    backtests_run: int = 0
     rows_in: int = 0
     rows_out: int = 0
 
@@ -111,23 +123,57 @@ class Contest:
     candidate_recipe: str
     champion_version: str | None
     champion_recipe: str | None
+    candidate_params: dict[str, str] = field(default_factory=dict)
+
+    def logged_backtest(self, table: str, version: int, origins: int) -> dict[str, Any] | None:
+        """The train task's backtest of the candidate, if it answers this validation.
+
+        It does when it ran on ``table`` at ``version`` with ``origins`` origins and there is
+        no champion or the champion has the candidate's recipe (same fits, same data).
+        """
+        if self.champion_recipe is not None and self.champion_recipe != self.candidate_recipe:
+            return None
+        params = self.candidate_params
+        if (
+            params.get("training_table") != table
+            or params.get("training_table_version") != str(version)
+            or BACKTEST_PARAM not in params
+        ):
+            return None
+        try:
+            logged = json.loads(params[BACKTEST_PARAM])
+        except json.JSONDecodeError:
+            return None
+        if logged.get("origins") != origins:
+            return None
+        return dict(logged)
+
+
+def run_params(ctx: RunContext, run_id: str | None) -> dict[str, str]:
+    """The params of a version's training run; they include its recipe (param ``recipe``).
+
+    Raises:
+        LookupError: no run id, or the run has no recipe param (not trained by this
+            project's train task).
+    """
+    if not run_id:
+        raise LookupError("model version has no run id, so its recipe is unknown")
+    params = dict(ctx.mlflow.get_run(run_id).data.params)
+    if "recipe" not in params:
+        raise LookupError(
+            f"run {run_id} has no 'recipe' param: it was not logged by the "
+            "train task, so it cannot be refitted for the backtest"
+        )
+    return params
 
 
 def recipe_of(ctx: RunContext, run_id: str | None) -> str:
     """The recipe JSON a version's training run logged (param ``recipe``).
 
     Raises:
-        LookupError: the run has no recipe param (not trained by this project's train task).
+        LookupError: as :func:`run_params`.
     """
-    if not run_id:
-        raise LookupError("model version has no run id, so its recipe is unknown")
-    params = ctx.mlflow.get_run(run_id).data.params
-    if "recipe" not in params:
-        raise LookupError(
-            f"run {run_id} has no 'recipe' param: it was not logged by the "
-            "train task, so it cannot be refitted for the backtest"
-        )
-    return str(params["recipe"])
+    return run_params(ctx, run_id)["recipe"]
 
 
 def plan_contests(
@@ -153,14 +199,16 @@ def plan_contests(
         if champion is not None and champion.version == candidate.version:
             skipped[segment] = f"version {candidate.version} is already the champion"
             continue
+        params = run_params(ctx, candidate.run_id)
         contests.append(
             Contest(
                 segment=segment,
                 candidate_version=str(candidate.version),
                 candidate_run_id=str(candidate.run_id),
-                candidate_recipe=recipe_of(ctx, candidate.run_id),
+                candidate_recipe=params["recipe"],
                 champion_version=str(champion.version) if champion is not None else None,
                 champion_recipe=recipe_of(ctx, champion.run_id) if champion is not None else None,
+                candidate_params=params,
             )
         )
     return contests, skipped
@@ -192,18 +240,7 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
     for segment, why in sorted(summary.skipped.items()):
         log.info("segment %s not validated: %s", segment, why)
     if contests:
-        plan = {
-            c.segment: {
-                CANDIDATE: c.candidate_recipe,
-                **({CHAMPION_METHOD: c.champion_recipe} if c.champion_recipe else {}),
-            }
-            for c in contests
-        }
-        frame = history.frame.where(F.col("segment").isin(list(plan)))
-        summary.rows_in = frame.count()
-        results = apply_per_segment(
-            frame, segment_evaluator(plan, cfg.backtest_origins), RESULT_SCHEMA, len(plan)
-        )
+        results = backtest_results(ctx, cfg, history, contests, summary)
         horizon = {c.segment: _horizon(c.candidate_recipe) for c in contests}
         rows = [
             _evaluate(
@@ -232,6 +269,62 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
     for segment, why in sorted(summary.refused.items()):
         log.warning("segment %s refused: %s", segment, why)
     return summary
+
+
+def backtest_results(
+    ctx: RunContext,
+    cfg: ValidateConfig,
+    history: SegmentHistory,
+    contests: list[Contest],
+    summary: ValidateSummary,
+) -> pd.DataFrame:
+    """Every contest's backtest rows (:data:`RESULT_SCHEMA`): logged by train, or run here."""
+    logged_rows: list[dict[str, object]] = []
+    plan: dict[str, dict[str, str]] = {}
+    for c in contests:
+        logged = c.logged_backtest(history.table, history.version, cfg.backtest_origins)
+        if logged is not None:
+            logged_rows += _logged_rows(c, logged)
+            continue
+        plan[c.segment] = {
+            CANDIDATE: c.candidate_recipe,
+            **({CHAMPION_METHOD: c.champion_recipe} if c.champion_recipe else {}),
+        }
+    summary.backtests_reused, summary.backtests_run = len(contests) - len(plan), len(plan)
+    log.info(
+        "backtests: %d from the training runs (same data version, K and recipe), %d to run",
+        summary.backtests_reused,
+        summary.backtests_run,
+    )
+    frames = [pd.DataFrame(logged_rows, columns=RESULT_COLUMNS)] if logged_rows else []
+    if plan:
+        frame = history.frame.where(F.col("segment").isin(list(plan)))
+        summary.rows_in = frame.count()
+        frames.append(
+            apply_per_segment(
+                frame, segment_evaluator(plan, cfg.backtest_origins), RESULT_SCHEMA, len(plan)
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _logged_rows(contest: Contest, logged: dict[str, Any]) -> list[dict[str, object]]:
+    """Result rows from a training run's backtest (the champion's are the candidate's when
+    it shares the recipe: the same refits on the same data)."""
+    shared = {
+        "segment": contest.segment,
+        "first_origin": date.fromisoformat(str(logged["first_origin"])),
+        "last_origin": date.fromisoformat(str(logged["last_origin"])),
+        "seconds": 0.0,
+        "error": None,
+    }
+    methods = {CANDIDATE: logged[CANDIDATE], NAIVE: logged["naive"]}
+    if contest.champion_recipe is not None:
+        methods[CHAMPION_METHOD] = logged[CANDIDATE]
+    return [
+        {**shared, "method": method, **{k: figures[k] for k in ("mase", "wape", "bias", "pairs")}}
+        for method, figures in methods.items()
+    ]
 
 
 def _horizon(recipe_json: str) -> int:

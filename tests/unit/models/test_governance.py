@@ -63,7 +63,10 @@ def run_month(
     assert isinstance(values, LocalTaskValues)
     with values.running("train"):
         trained = train.run(
-            ctx, train.TrainConfig(segments, recipe, "demand", EXPERIMENT, git_commit="abc123")
+            ctx,
+            train.TrainConfig(
+                segments, recipe, "demand", EXPERIMENT, git_commit="abc123", backtest_origins=2
+            ),
         )
     with values.running("validate_models"):
         validated = validate.run(
@@ -107,6 +110,13 @@ def test_first_run_registers_validates_and_promotes_every_segment(ctx: RunContex
     assert sorted(evaluations["segment"]) == SEGMENTS
     assert evaluations["passed"].all()
     assert (evaluations["candidate_mase"] < evaluations["naive_mase"]).all()
+    # No champion yet and train backtested on this data with this K: its figures are used.
+    assert (result["validate"].backtests_reused, result["validate"].backtests_run) == (2, 0)
+    for row in evaluations.itertuples():
+        metrics = ctx.mlflow.get_run(row.candidate_run_id).data.metrics
+        assert row.candidate_mase == pytest.approx(metrics["backtest_mase"])
+        assert row.naive_mase == pytest.approx(metrics["backtest_naive_mase"])
+        assert row.backtest_origins == 2
     audit = table(ctx, names.AUDIT)
     assert sorted(audit["segment"]) == SEGMENTS
     assert set(audit["action"]) == {"promote"} and audit["from_version"].isna().all()
@@ -119,7 +129,8 @@ def test_training_runs_carry_plots_importance_lineage_and_a_loadable_model(ctx: 
     assert version is not None
     run = ctx.mlflow.get_run(version.run_id)
     assert run.data.tags["mlflow.parentRunId"]
-    assert run.data.metrics["holdout_mase"] > 0
+    assert run.data.metrics["backtest_mase"] > 0
+    assert run.data.metrics["backtest_pairs"] > 0
     files = {f.path for f in ctx.mlflow.list_artifacts(version.run_id)}
     assert {"forecast_vs_actual.png", "feature_importance.json"} <= files
     (dataset,) = run.inputs.dataset_inputs
@@ -153,6 +164,8 @@ def test_a_deliberately_worse_candidate_is_refused_and_the_champion_stays(ctx: R
     result = run_month(ctx, worse, segments=(segment,))
     assert result["train"].candidates == {segment: "2"}
     assert segment in result["validate"].refused
+    # The champion's recipe differs from the candidate's: both are refitted in validation.
+    assert (result["validate"].backtests_reused, result["validate"].backtests_run) == (0, 1)
     assert result["deploy"].promoted == {}
     reg = registry(ctx)
     assert version_of(reg, segment, CHAMPION) == "1"
