@@ -1,8 +1,16 @@
-"""Rolling-origin backtests: refit a recipe at each origin and forecast what came next.
+"""Rolling-origin backtests: forecast from each of K origins what came next.
 
 At origin ``o`` a method sees only months ``<= o``; it forecasts h = 1..H and is scored on
 the actuals that followed. Candidate, champion and seasonal naive go through the same
 origins and the same series, so their figures compare like with like.
+
+Each recipe is fitted once, on the months up to the *oldest* origin, and that model
+forecasts from every origin with the history known there (rolling origin without
+re-estimation, Tashman 2000). That is how a champion serves in production: trained once,
+then forecasting month after month from new data until drift retrains it, so the backtest
+measures a model of the age a champion reaches. It is also cheap (one fit and K predictions
+per recipe), which lets K be a year of origins and the gate rest on ~K x H x series errors
+instead of a handful.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from demand_forecasting.models.baseline import seasonal_naive
-from demand_forecasting.models.forecaster import fit_forecaster
+from demand_forecasting.models.forecaster import SegmentForecaster, fit_forecaster
 from demand_forecasting.models.metrics import seasonal_scale
 from demand_forecasting.models.panel import Panel, panel_from_history
 from demand_forecasting.models.recipe import Recipe
@@ -48,7 +56,7 @@ def backtest(
         recipes: method name -> recipe (e.g. ``candidate``, ``champion``); recipes that are
             equal are fitted once.
         origins: months to stand at (origins without 24 months of history before them are
-            skipped).
+            skipped); each recipe is fitted on the months up to the oldest usable one.
         horizon: months ahead scored.
 
     Returns:
@@ -59,22 +67,27 @@ def backtest(
     wide = pd.DataFrame(panel.values, index=panel.months, columns=list(panel.series))
     stacked: pd.Series = wide.stack(future_stack=True)  # type: ignore[assignment]
     actual = stacked.rename("actual").rename_axis(["month", "series_id"])
-    frames = []
-    for origin in origins:
-        position = int(panel.months.get_indexer(pd.DatetimeIndex([origin]))[0])
-        if position < 24:  # not in the panel (-1), or too little history before it
-            continue
-        cut = panel.until(origin)
-        frame = seasonal_naive(cut, horizon).rename(columns={"forecast": NAIVE})
-        fitted: dict[str, pd.DataFrame] = {}
-        for name, recipe in recipes.items():
+    positions = panel.months.get_indexer(pd.DatetimeIndex(list(origins)))
+    # Not in the panel (-1), or too little history before it.
+    usable = sorted(pd.Timestamp(panel.months[int(p)]) for p in positions if p >= 24)
+    fitted: dict[str, SegmentForecaster] = {}
+    if usable:
+        oldest = panel.until(usable[0])
+        for recipe in recipes.values():
             key = recipe.to_json()
             if key not in fitted:
-                fitted[key] = fit_forecaster(cut, recipe).predict(cut)[
-                    ["series_id", "horizon", "forecast"]
-                ]
+                fitted[key] = fit_forecaster(oldest, recipe)
+    frames = []
+    for origin in usable:
+        cut = panel.until(origin)
+        frame = seasonal_naive(cut, horizon).rename(columns={"forecast": NAIVE})
+        predicted = {
+            key: model.predict(cut)[["series_id", "horizon", "forecast"]]
+            for key, model in fitted.items()
+        }
+        for name, recipe in recipes.items():
             frame = frame.merge(
-                fitted[key].rename(columns={"forecast": name}),
+                predicted[recipe.to_json()].rename(columns={"forecast": name}),
                 on=["series_id", "horizon"],
                 how="left",
             )

@@ -1,8 +1,8 @@
 """Backtest one segment's candidate, champion and seasonal naive: the validate group UDF.
 
-:func:`segment_evaluator` returns the function ``applyInPandas`` runs per segment: it refits
-each recipe at the last K origins (:func:`~demand_forecasting.models.backtest.backtest`) and
-returns one row per method with MASE, WAPE and bias over the rows every method forecast.
+:func:`segment_evaluator` returns the function ``applyInPandas`` runs per segment: it
+backtests each recipe on the last K origins (:func:`~demand_forecasting.models.backtest.backtest`)
+and returns one row per method with MASE, WAPE and bias over the rows every method forecast.
 """
 
 from __future__ import annotations

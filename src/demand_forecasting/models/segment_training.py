@@ -80,9 +80,10 @@ def train_segment(
 ) -> dict[str, object]:
     """Fit a segment's forecaster, backtest its recipe, and describe it.
 
-    Besides the final fit on all of ``history``, the recipe is refitted at the last
-    ``origins`` full-horizon origins (rolling-origin backtest against seasonal naive); the
-    figures are the run's metrics and validation's evidence, the newest origin is plotted.
+    Besides the final fit on all of ``history``, the recipe is backtested on the last
+    ``origins`` full-horizon origins against seasonal naive (fitted once at the oldest
+    origin, forecasting from each); the figures are the run's metrics and validation's
+    evidence, the newest origin is plotted.
 
     Returns:
         One result row (keys :data:`RESULT_COLUMNS`).

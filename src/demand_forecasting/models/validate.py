@@ -2,11 +2,13 @@
 
 Per segment, on a rolling-origin backtest over the last K full-horizon origins of the current
 feature table (``backtest_origins``), the candidate's recipe and the champion's recipe are
-refitted at each origin and scored with MASE, WAPE and bias on the same rows as seasonal
-naive. The train task already ran the candidate's backtest (run param ``backtest``): when it
-was run on this feature table version with this K, and the champion (if any) has the same
-recipe, so that refitting it would repeat the same fits on the same data, those figures are
-used as they are; otherwise the backtest runs here (Spark, one task per segment).
+fitted at the oldest origin, forecast from each origin (see
+:mod:`demand_forecasting.models.backtest`) and are scored with MASE, WAPE and bias on the
+same rows as seasonal naive. The train task already ran the candidate's backtest (run param
+``backtest``): when it was run on this feature table version with this K, and the champion
+(if any) has the same recipe, so that refitting it would repeat the same fit on the same
+data, those figures are used as they are; otherwise the backtest runs here (Spark, one task
+per segment).
 
 The gate (:mod:`demand_forecasting.models.gate`) decides; the result goes to the evaluation
 table (MERGE on segment, version and data version, so a rerun adds no row) and onto the
@@ -310,7 +312,7 @@ def backtest_results(
 
 def _logged_rows(contest: Contest, logged: dict[str, Any]) -> list[dict[str, object]]:
     """Result rows from a training run's backtest (the champion's are the candidate's when
-    it shares the recipe: the same refits on the same data)."""
+    it shares the recipe: the same fit on the same data)."""
     shared = {
         "segment": contest.segment,
         "first_origin": date.fromisoformat(str(logged["first_origin"])),

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 from mlflow.tracking import MlflowClient
 
-from demand_forecasting.models.registry import CHAMPION, SegmentRegistry
+from demand_forecasting.models.registry import CHAMPION, VALIDATION_STATUS, SegmentRegistry
 
 log = logging.getLogger(__name__)
 
@@ -55,4 +56,39 @@ def find_champions(
             training_version=int(training_version) if training_version else None,
         )
     log.info("%d of %d segments have a %s", len(found), len(wanted), CHAMPION)
+    return found
+
+
+def recently_refused(
+    client: MlflowClient,
+    catalog: str,
+    schema: str,
+    prefix: str,
+    segments: Iterable[str],
+    run_month: date,
+    months: int,
+) -> dict[str, str]:
+    """Of ``segments`` (those without a champion), the ones whose newest version validation
+    refused and was trained on data less than ``months`` months older than ``run_month``.
+
+    Returns:
+        ``{segment: "v<N> refused, trained until YYYY-MM"}``; empty when ``months`` is 0.
+    """
+    if months <= 0:
+        return {}
+    registry = SegmentRegistry(client, catalog, schema, prefix)
+    found = {}
+    for segment in sorted(segments):
+        versions = registry.versions(segment)
+        if not versions:
+            continue
+        newest = versions[0]
+        tags = dict(newest.tags or {})
+        trained_until = tags.get("trained_until")
+        if tags.get(VALIDATION_STATUS) != "refused" or not trained_until:
+            continue
+        until = date.fromisoformat(trained_until[:10])
+        age = (run_month.year - until.year) * 12 + run_month.month - until.month
+        if age < months:
+            found[segment] = f"v{newest.version} refused, trained until {until:%Y-%m}"
     return found

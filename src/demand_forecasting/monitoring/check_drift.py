@@ -31,7 +31,7 @@ from demand_forecasting import names
 from demand_forecasting.data.config import parse_month
 from demand_forecasting.data.features import CALENDAR, feature_columns
 from demand_forecasting.monitoring import drift
-from demand_forecasting.monitoring.champions import Champion, find_champions
+from demand_forecasting.monitoring.champions import Champion, find_champions, recently_refused
 from demand_forecasting.monitoring.drift_table import (
     DRIFT_SCHEMA,
     Reference,
@@ -62,8 +62,14 @@ class DriftConfig:
     current_months: int = 12
     model_prefix: str = "demand"
     run_month: date | None = None
+    refused_retry_months: int = 3
 
     def __post_init__(self) -> None:
+        if self.refused_retry_months < 0:
+            raise ValueError(
+                f"refused_retry_months={self.refused_retry_months}: must be >= 0 "
+                "(0 retries a segment without champion every month)"
+            )
         for name in ("reference_months", "current_months"):
             if getattr(self, name) < 1:
                 raise ValueError(
@@ -219,8 +225,25 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         )
         psi = compute_psi(rows, features, cfg.rule)
     breaching = sorted(set(psi.loc[psi["breach"].astype(bool), "segment"]))
+    without_champion = sorted(set(segments) - set(champions))
+    waiting = recently_refused(
+        ctx.mlflow,
+        ctx.catalog,
+        ctx.schema,
+        cfg.model_prefix,
+        without_champion,
+        run_month,
+        cfg.refused_retry_months,
+    )
+    for segment, why in sorted(waiting.items()):
+        log.info(
+            "segment %s has no champion and waits (%s; retried %d months after)",
+            segment,
+            why,
+            cfg.refused_retry_months,
+        )
     decision = drift.decide(
-        segments, breaching, set(segments) - set(champions), already, unreadable
+        segments, breaching, without_champion, already, unreadable, recently_refused=waiting
     )
     current_start = add_months(run_month, 1 - cfg.current_months)
     context = RowContext(
@@ -312,6 +335,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="registered model name prefix: <catalog>.<schema>.<prefix>_<segment>",
     )
     parser.add_argument(
+        "--refused-retry-months",
+        type=int,
+        default=3,
+        help="a segment without champion whose newest candidate was refused retrains again "
+        "this many months after that candidate's data (0: every month; bundle var "
+        "refused_retry_months)",
+    )
+    parser.add_argument(
         "--run-month",
         default=None,
         help="YYYY-MM to measure (default: the feature table's newest month)",
@@ -330,6 +361,7 @@ def make_config(args: argparse.Namespace) -> DriftConfig:
         current_months=args.drift_current_months,
         model_prefix=args.model_prefix,
         run_month=parse_month(args.run_month) if args.run_month else None,
+        refused_retry_months=args.refused_retry_months,
     )
 
 

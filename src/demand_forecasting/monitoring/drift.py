@@ -34,6 +34,8 @@ RETRAIN_NO_CHAMPION = "retrain_no_champion"
 RETRAIN_NO_REFERENCE = "retrain_no_reference"
 KEEP = "keep"
 ALREADY_RETRAINED = "already_retrained"
+#: No champion, and its newest candidate was refused recently: not retried every month.
+WAIT_REFUSED = "wait_refused"
 RETRAIN_DECISIONS = (RETRAIN_DRIFT, RETRAIN_NO_CHAMPION, RETRAIN_NO_REFERENCE)
 
 #: Columns of :func:`segment_psi`'s output (the Spark schema of the grouped apply).
@@ -151,6 +153,7 @@ def decide(
     without_champion: Iterable[str],
     already_retrained: Iterable[str] = (),
     without_reference: Iterable[str] = (),
+    recently_refused: Iterable[str] = (),
 ) -> DriftDecision:
     """The retraining decision of a run month.
 
@@ -162,13 +165,16 @@ def decide(
             already (a rerun of the month): never retrained again.
         without_reference: segments whose champion's training data cannot be read any more
             (untagged, or its Delta version vacuumed): retrained to get a reference again.
+        recently_refused: segments without a champion whose newest candidate validation
+            refused recently: they wait instead of retraining (a candidate of nearly the same
+            data would most likely be refused again).
     """
     breach, missing, done = set(breaching), set(without_champion), set(already_retrained)
-    unreadable = set(without_reference)
+    unreadable, waiting = set(without_reference), set(recently_refused)
     decisions: dict[str, str] = {}
     for segment in sorted(set(segments)):
         if segment in missing:
-            decisions[segment] = RETRAIN_NO_CHAMPION
+            decisions[segment] = WAIT_REFUSED if segment in waiting else RETRAIN_NO_CHAMPION
         elif segment in unreadable:
             decisions[segment] = RETRAIN_NO_REFERENCE
         elif segment in done:

@@ -127,6 +127,11 @@ class Measured:
     accuracy_rows: pd.DataFrame
     alerts: list[AccuracyAlert]
 
+    def release(self) -> None:
+        """Drop the cached forecasts and actuals."""
+        self.forecasts.unpersist()
+        self.actuals.unpersist()
+
 
 def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
     """Accuracy of every forecast whose month has an actual, and the alerts it raises.
@@ -141,19 +146,16 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
             f"monitor: {ctx.table(names.FORECASTS)} or "
             f"{ctx.table(names.FEATURES)} does not exist: run score first"
         )
+    # Read once, queried about ten times below (accuracy, report totals, versions).
+    forecasts = forecasts.select(
+        "segment", "series_id", "month", "horizon", "run_month", "forecast", "model_version"
+    ).cache()
     latest = forecasts.agg(F.max("run_month")).first()
     run_month = cfg.run_month or (latest[0] if latest else None)
     if run_month is None:
         raise RuntimeError(f"monitor: {ctx.table(names.FORECASTS)} is empty: run score first")
-    actuals = gold.select("series_id", "segment", "month", "y")
-    accuracy = accuracy_by_segment(
-        forecast_errors(
-            forecasts.select(
-                "segment", "series_id", "month", "horizon", "run_month", "forecast", "model_version"
-            ),
-            actuals,
-        )
-    )
+    actuals = gold.select("series_id", "segment", "month", "y").cache()
+    accuracy = accuracy_by_segment(forecast_errors(forecasts, actuals))
     accuracy_rows = accuracy.toPandas()
     alerts = accuracy_alerts(accuracy_rows, cfg.alert_wape, 1, cfg.window_months)
     return Measured(run_month, forecasts, actuals, accuracy, accuracy_rows, alerts)
@@ -162,15 +164,18 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
 def report_month(ctx: RunContext, cfg: MonitorConfig) -> Path:
     """Write the report of ``cfg.run_month`` (default: the newest) from the tables as they are."""
     measured = measure(ctx, cfg)
-    inputs = gather_report_inputs(
-        ctx,
-        cfg,
-        measured.forecasts,
-        measured.actuals,
-        measured.run_month,
-        measured.accuracy_rows,
-        measured.alerts,
-    )
+    try:
+        inputs = gather_report_inputs(
+            ctx,
+            cfg,
+            measured.forecasts,
+            measured.actuals,
+            measured.run_month,
+            measured.accuracy_rows,
+            measured.alerts,
+        )
+    finally:
+        measured.release()
     return write_report(_report_folder(ctx, measured.run_month), inputs)
 
 
@@ -187,7 +192,12 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
     for alert in alerts:
         log.warning("ACCURACY ALERT %s", alert.describe())
 
-    inputs = gather_report_inputs(ctx, cfg, forecasts, actuals, run_month, accuracy_rows, alerts)
+    try:
+        inputs = gather_report_inputs(
+            ctx, cfg, forecasts, actuals, run_month, accuracy_rows, alerts
+        )
+    finally:
+        measured.release()
     folder = _report_folder(ctx, run_month)
     report = write_report(folder, inputs)
     log.info(

@@ -62,3 +62,19 @@ def test_backtest_beats_seasonal_naive_on_clean_seasonal_data() -> None:
     assert set(result["origin"]) == set(origins)
     assert result["actual"].notna().all()
     assert accuracy(result, "model").mase < accuracy(result, NAIVE).mase
+
+
+def test_backtest_fits_once_at_the_oldest_origin_and_never_sees_later_months() -> None:
+    frame = history()
+    origins = backtest_origins(frame["month"].max(), 6, 3)
+    result = backtest(frame, {"model": SMALL}, origins, 6)
+    # The same forecasts as a model fitted on the months up to the oldest origin only (one
+    # fitted on more rows would differ), given the history known at each origin.
+    model = fit_forecaster(frame[frame["month"] <= origins[0]], SMALL)
+    for origin in origins:
+        known = frame[frame["month"] <= origin]
+        expected = model.predict(known)[["series_id", "horizon", "forecast"]]
+        got = result[result["origin"] == origin][["series_id", "horizon", "model"]]
+        merged = expected.merge(got, on=["series_id", "horizon"], validate="one_to_one")
+        assert len(merged) == len(expected) > 0
+        np.testing.assert_allclose(merged["forecast"], merged["model"])

@@ -16,11 +16,14 @@ from demand_forecasting.platform.task_values import LocalTaskValues
 SEGMENTS = {"alpha": 2, "beta": 2, "gamma": 2}
 
 
-def _run(ctx: RunContext) -> tuple[check_drift.DriftSummary, dict[str, object]]:
+def _run(
+    ctx: RunContext, retry_months: int = 3
+) -> tuple[check_drift.DriftSummary, dict[str, object]]:
     store = LocalTaskValues()
     ctx.task_values = store
+    config = check_drift.DriftConfig(model_prefix="demand", refused_retry_months=retry_months)
     with store.running("check_drift"):
-        summary = check_drift.run(ctx, check_drift.DriftConfig(model_prefix="demand"))
+        summary = check_drift.run(ctx, config)
     return summary, store.values["check_drift"]
 
 
@@ -110,6 +113,25 @@ def test_an_untagged_champion_is_retrained_for_want_of_a_reference(
     summary, values = _run(planted)
 
     assert summary.decision.decisions["gamma"] == drift.RETRAIN_NO_REFERENCE
+    assert values["segments_to_train"] == ["beta", "gamma"]
+
+
+def test_a_segment_whose_candidate_was_just_refused_waits_then_retries(
+    planted: RunContext,
+) -> None:
+    name = "main.demand_forecasting.demand_gamma"
+    planted.mlflow.create_registered_model(name)
+    tags = {"validation_status": "refused", "trained_until": "2021-12-01"}
+    planted.mlflow.create_model_version(name, source="/nowhere", tags=tags)
+
+    summary, values = _run(planted)  # run month 2022-01: refused one month ago
+    assert summary.decision.decisions["gamma"] == drift.WAIT_REFUSED
+    assert values["segments_to_train"] == ["beta"]
+    gamma = planted.tables.read(planted.table(names.DRIFT)).where("segment = 'gamma'")
+    assert [r["decision"] for r in gamma.collect()] == [drift.WAIT_REFUSED]
+
+    summary, values = _run(planted, retry_months=1)  # one month is enough to retry
+    assert summary.decision.decisions["gamma"] == drift.RETRAIN_NO_CHAMPION
     assert values["segments_to_train"] == ["beta", "gamma"]
 
 

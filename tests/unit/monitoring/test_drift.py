@@ -85,6 +85,21 @@ def test_decide_retrains_breaching_and_championless_segments_only() -> None:
     }
 
 
+def test_a_recently_refused_segment_without_champion_waits() -> None:
+    decision = drift.decide(
+        segments=["a", "b", "c"],
+        breaching=["a"],
+        without_champion=["b", "c"],
+        recently_refused=["c", "a"],
+    )
+    assert decision.segments_to_train == ("a", "b")
+    assert decision.decisions == {
+        "a": drift.RETRAIN_DRIFT,  # has a champion: drift decides, not the refusal
+        "b": drift.RETRAIN_NO_CHAMPION,
+        "c": drift.WAIT_REFUSED,
+    }
+
+
 def test_a_month_without_drift_retrains_nothing() -> None:
     decision = drift.decide(["a", "b"], breaching=[], without_champion=[])
     assert decision.segments_to_train == () and decision.retrain_count == 0
