@@ -87,7 +87,8 @@ class MonitorSummary:
 
 
 def new_champions(forecasts: pd.DataFrame, run_month: date) -> dict[str, str]:
-    """Segments whose forecasting version changed since the previous run month (pure).
+    """Segments whose forecasting version changed since the previous run month (pure); in
+    the first run month every forecasting segment is new.
 
     Args:
         forecasts: ``segment, run_month, model_version`` (one row per combination is enough).
@@ -95,12 +96,10 @@ def new_champions(forecasts: pd.DataFrame, run_month: date) -> dict[str, str]:
     if forecasts.empty:
         return {}
     earlier = forecasts[forecasts["run_month"] < run_month]
-    if earlier.empty:
-        return {}
-    previous_month = earlier["run_month"].max()
-    before = (
-        earlier[earlier["run_month"] == previous_month].groupby("segment")["model_version"].max()
-    )
+    before = pd.Series(dtype=object)
+    if not earlier.empty:
+        previous = earlier[earlier["run_month"] == earlier["run_month"].max()]
+        before = previous.groupby("segment")["model_version"].max()
     now = forecasts[forecasts["run_month"] == run_month].groupby("segment")["model_version"].max()
     changed = {}
     for segment, version in now.items():

@@ -126,4 +126,5 @@ def test_new_champions_compare_this_run_month_with_the_previous_one() -> None:
         columns=["segment", "run_month", "model_version"],
     )
     assert new_champions(versions, JAN) == {"cafes": "v1 -> v2", "other": "new v1"}
-    assert new_champions(versions[versions["run_month"] == JAN], JAN) == {}
+    first = versions[versions["run_month"] == JAN]
+    assert new_champions(first, JAN) == {"food": "new v1", "cafes": "new v2", "other": "new v1"}
