@@ -5,8 +5,9 @@
     them (Spark already up, MLflow on a fresh sqlite store). Figures: wall time per task,
     fit time per segment, MLflow logging + registration time per model.
 (b) Fit only, Spark ``applyInPandas`` vs a plain loop on the driver, same worker function
-    (fit + holdout refit + plot), at 46 real segments and at 100 and 460 synthetic segments
-    (10 noisy copies of each real segment: same shapes, 10x the work).
+    (final fit + backtest fit + K backtest forecasts + plot), at 46 real segments and at 100
+    and 460 synthetic segments (10 noisy copies of each real segment: same shapes, 10x the
+    work).
 
 Usage:
     .venv/bin/python benchmarks/training_speed.py [--scales 46,100,460] [--sequential-max 100]
@@ -74,7 +75,10 @@ def pipeline(ctx, data: pd.DataFrame, recipe: Recipe, origins: int) -> dict:  # 
     figures: dict = {}
     started = time.perf_counter()
     with values.running("train"):
-        trained = train.run(ctx, train.TrainConfig(None, recipe, "demand", "/Shared/bench"))
+        trained = train.run(
+            ctx,
+            train.TrainConfig(None, recipe, "demand", "/Shared/bench", backtest_origins=origins),
+        )
     figures["train_s"] = time.perf_counter() - started
     figures["fit_s"] = trained.fit_seconds
     logs = list(trained.log_seconds.values())
@@ -91,6 +95,8 @@ def pipeline(ctx, data: pd.DataFrame, recipe: Recipe, origins: int) -> dict:  # 
             ctx, validate.ValidateConfig(None, "demand", origins, GateRule(0.02))
         )
     figures["validate_s"] = time.perf_counter() - mark
+    figures["backtests_reused"] = validated.backtests_reused
+    figures["backtests_run"] = validated.backtests_run
     mark = time.perf_counter()
     with values.running("deploy"):
         deployed = deploy.run(ctx, deploy.DeployConfig(None, "demand", False))
