@@ -10,7 +10,9 @@ and learns growth and seasonal shape rather than levels:
 - ``same_month_1y`` / ``same_month_2y``: the newest values of the target's calendar month;
 - ``growth_12``: level minus the level 12 months earlier; ``recent_3``: last 3 months vs level;
 - ``seasonal_diff_std``: volatility of the year-on-year change over the last 12 months;
-- ``holt_winters``: the damped Holt-Winters forecast for the target month (stacking).
+- ``holt_winters``: the statistical members' forecast for the target month (stacking: damped
+  Holt-Winters, combined with Theta by the recipe's ``theta_weight``; the name predates Theta
+  and stays so that stored boosters keep their feature names).
 
 The target is ``log1p(y[t+h])`` minus the level; a forecast adds the level back.
 """
@@ -98,8 +100,9 @@ def design_rows(
         origins: row indices into ``panel.months`` to stand at (each needs 24 months before
             it; earlier ones are dropped).
         horizon: months ahead.
-        holt_winters: ``T x S x horizon`` forecast paths from
-            :func:`demand_forecasting.models.holt_winters.panel_paths`.
+        holt_winters: ``T x S x horizon`` statistical forecast paths (Holt-Winters from
+            :func:`demand_forecasting.models.holt_winters.panel_paths`, or its combination
+            with Theta).
 
     Returns:
         Rows whose origin month is observed, in (horizon, origin, series) order.

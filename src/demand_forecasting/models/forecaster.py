@@ -1,5 +1,9 @@
-"""One segment's forecaster: a global XGBoost over the segment's series, blended with
-damped Holt-Winters, forecasting every horizon 1..H directly.
+"""One segment's forecaster: statistical members per series (damped Holt-Winters and Theta
+on the log) combined with a global XGBoost over the segment's series, every horizon 1..H.
+
+The combination is on the log scale with the recipe's fixed weights: Holt-Winters and Theta
+are averaged (``theta_weight``), then blended with XGBoost (``xgb_weight``). XGBoost is
+direct multi-horizon and gets the statistical combination as a stacked feature.
 
 ``fit_forecaster(history, recipe)`` trains it; ``forecaster.predict(history)`` forecasts the
 next H months from the newest month of whatever history it is given (so a champion trained
@@ -19,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from demand_forecasting.models import holt_winters
+from demand_forecasting.models import holt_winters, theta
 from demand_forecasting.models.features import FEATURE_NAMES, N_LAGS, design_rows
 from demand_forecasting.models.holt_winters import HoltWintersParams
 from demand_forecasting.models.panel import Panel, panel_from_history
@@ -39,6 +43,7 @@ FORECAST_COLUMNS = (
     "forecast",
     "forecast_xgb",
     "forecast_holt_winters",
+    "forecast_theta",
 )
 
 
@@ -52,6 +57,8 @@ class SegmentForecaster:
         holt_winters_params: per series id, the fitted smoothing parameters.
         trained_until: the newest month of the training history.
         training_rows: rows the XGBoost half was fitted on.
+        theta_alphas: per series id, Theta's fitted smoothing weight (empty for a model
+            saved before Theta existed: the weights are then fitted when forecasting).
     """
 
     recipe: Recipe
@@ -60,6 +67,7 @@ class SegmentForecaster:
     trained_until: pd.Timestamp
     training_rows: int = 0
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
+    theta_alphas: dict[str, float] = field(default_factory=dict)
 
     def feature_importance(self) -> dict[str, float]:
         """Total gain of each feature, normalised to sum 1 (empty without a booster)."""
@@ -78,23 +86,29 @@ class SegmentForecaster:
 
         Returns:
             One row per forecast series and horizon, columns :data:`FORECAST_COLUMNS`
-            (``forecast`` is the blend, on the target's scale, never negative).
+            (``forecast`` is the combination, on the target's scale, never negative;
+            the other forecast columns are its members alone).
         """
         panel = history if isinstance(history, Panel) else panel_from_history(history)
         horizon = self.recipe.horizon
         known = [self.holt_winters_params.get(s) for s in panel.series]
-        paths, _ = holt_winters.panel_paths(panel.log_values, horizon, known)
+        hw_paths, _ = holt_winters.panel_paths(panel.log_values, horizon, known)
+        alphas = [self.theta_alphas.get(s) for s in panel.series]
+        theta_paths, _ = theta.panel_paths(panel.log_values, horizon, alphas)
+        paths = combine_logs(theta_paths, hw_paths, self.recipe.theta_weight)
         newest = len(panel.months) - 1
         rows = design_rows(panel, np.array([newest]), horizon, paths)
         if len(rows.level) == 0:
             return pd.DataFrame(columns=list(FORECAST_COLUMNS))
-        hw_log = paths[newest, rows.series, rows.horizon - 1]
+        hw_log = hw_paths[newest, rows.series, rows.horizon - 1]
+        theta_log = theta_paths[newest, rows.series, rows.horizon - 1]
+        statistical_log = paths[newest, rows.series, rows.horizon - 1]
         if self.booster is not None:
             matrix = xgb.DMatrix(rows.features, feature_names=list(self.feature_names))
             xgb_log = self.booster.predict(matrix) + rows.level
         else:
             xgb_log = np.full(len(rows.level), np.nan)
-        blend = blend_logs(xgb_log, hw_log, self.recipe.xgb_weight)
+        blend = combine_logs(xgb_log, statistical_log, self.recipe.xgb_weight)
         # Neither half could forecast (short series): fall back to the seasonal naive value.
         naive_log = seasonal_naive_log(panel.log_values, rows.series, rows.horizon)
         blend = np.where(np.isnan(blend), naive_log, blend)
@@ -107,6 +121,7 @@ class SegmentForecaster:
                 "forecast": _to_scale(blend),
                 "forecast_xgb": _to_scale(xgb_log),
                 "forecast_holt_winters": _to_scale(hw_log),
+                "forecast_theta": _to_scale(theta_log),
             }
         ).sort_values(["series_id", "horizon"], ignore_index=True)
 
@@ -133,14 +148,22 @@ class SegmentForecaster:
             "trained_until": self.trained_until.strftime("%Y-%m-%d"),
             "training_rows": self.training_rows,
             "feature_names": list(self.feature_names),
+            "theta_alphas": dict(sorted(self.theta_alphas.items())),
         }
 
 
-def blend_logs(xgb_log: np.ndarray, hw_log: np.ndarray, xgb_weight: float) -> np.ndarray:
-    """Weighted mean of the two halves on the log scale; where one is missing, the other."""
-    blended = xgb_weight * xgb_log + (1.0 - xgb_weight) * hw_log
-    blended = np.where(np.isnan(hw_log), xgb_log, blended)
-    return np.where(np.isnan(xgb_log), hw_log, blended)
+def combine_logs(first: np.ndarray, second: np.ndarray, first_weight: float) -> np.ndarray:
+    """Weighted mean of two members on the log scale; where one is missing, the other.
+
+    A member with weight 0 is left out altogether (its NaN never spreads).
+    """
+    if first_weight <= 0.0:
+        return np.where(np.isnan(second), first, second)
+    if first_weight >= 1.0:
+        return np.where(np.isnan(first), second, first)
+    blended = first_weight * first + (1.0 - first_weight) * second
+    blended = np.where(np.isnan(second), first, blended)
+    return np.where(np.isnan(first), second, blended)
 
 
 def seasonal_naive_log(
@@ -172,7 +195,9 @@ def fit_forecaster(history: pd.DataFrame | Panel, recipe: Recipe) -> SegmentFore
     """
     panel = history if isinstance(history, Panel) else panel_from_history(history)
     horizon = recipe.horizon
-    paths, params = holt_winters.panel_paths(panel.log_values, horizon)
+    hw_paths, params = holt_winters.panel_paths(panel.log_values, horizon)
+    theta_paths, alphas = theta.panel_paths(panel.log_values, horizon)
+    paths = combine_logs(theta_paths, hw_paths, recipe.theta_weight)
     newest = len(panel.months) - 1
     first_origin = max(N_LAGS - 1, newest - recipe.train_window_months)
     rows = design_rows(panel, np.arange(first_origin, newest), horizon, paths)
@@ -195,6 +220,7 @@ def fit_forecaster(history: pd.DataFrame | Panel, recipe: Recipe) -> SegmentFore
         },
         trained_until=panel.end,
         training_rows=len(rows.target),
+        theta_alphas={s: a for s, a in zip(panel.series, alphas, strict=True) if a is not None},
     )
 
 
@@ -224,4 +250,5 @@ def load_forecaster(folder: Path) -> SegmentForecaster:
         trained_until=pd.Timestamp(state["trained_until"]),
         training_rows=int(state["training_rows"]),
         feature_names=tuple(state["feature_names"]),
+        theta_alphas={s: float(a) for s, a in state.get("theta_alphas", {}).items()},
     )

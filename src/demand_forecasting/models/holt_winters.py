@@ -11,7 +11,9 @@ would have made from every earlier month; the gradient-boosting half uses it as 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,8 @@ _ALPHAS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.7)
 _BETAS = (0.005, 0.02, 0.06, 0.15)
 _GAMMAS = (0.01, 0.05, 0.15, 0.3)
 _PHIS = (0.85, 0.95, 0.99)
+
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -130,9 +134,31 @@ def panel_paths(
         The paths (row ``t`` = forecasts made at month ``t``) and the parameters used
         (None for a series too short for a seasonal model).
     """
+    return series_paths(log_values, horizon, fit_params, forecast_path, params)
+
+
+def series_paths(
+    log_values: np.ndarray,
+    horizon: int,
+    fit: Callable[[np.ndarray], P],
+    forecast: Callable[[np.ndarray, P, int], np.ndarray],
+    params: Sequence[P | None] | None = None,
+) -> tuple[np.ndarray, list[P | None]]:
+    """Paths of one seasonal method for every series of a panel (any member's ``panel_paths``).
+
+    Each series is cut to its :func:`observed_span`; a series too short for a seasonal
+    model gets NaN paths and None parameters.
+
+    Args:
+        log_values: ``T x S`` log target with NaN gaps.
+        horizon: months ahead.
+        fit: a span -> the method's parameters.
+        forecast: (span, parameters, horizon) -> ``len(span) x horizon`` paths.
+        params: per series, parameters to reuse (None entries, or None: fit them).
+    """
     months, n_series = log_values.shape
     paths = np.full((months, n_series, horizon), np.nan)
-    used: list[HoltWintersParams | None] = []
+    used: list[P | None] = []
     for s in range(n_series):
         column = log_values[:, s]
         span = observed_span(column)
@@ -140,8 +166,8 @@ def panel_paths(
             used.append(None)
             continue
         given = params[s] if params is not None else None
-        chosen = given or fit_params(span)
+        chosen = given if given is not None else fit(span)
         first = int(np.flatnonzero(~np.isnan(column))[0])
-        paths[first : first + len(span), s] = forecast_path(span, chosen, horizon)
+        paths[first : first + len(span), s] = forecast(span, chosen, horizon)
         used.append(chosen)
     return paths, used

@@ -3,8 +3,8 @@
 Input: the segment's recent history, ``series_id`` (string), ``month`` (datetime, first of
 month), ``y`` (double, NaN for a gap), at least 24 months per series. Output: one row per
 series observed in the newest month and horizon 1..H: ``series_id, origin, horizon, month,
-forecast, forecast_xgb, forecast_holt_winters``. Scoring loads ``models:/<name>@champion``
-and calls ``predict(history)``.
+forecast, forecast_xgb, forecast_holt_winters, forecast_theta``. Scoring loads
+``models:/<name>@champion`` and calls ``predict(history)``.
 
 The model folder holds XGBoost's own UBJ file and a JSON state. The wrapper class is pickled
 by reference, so loading the model needs this project's wheel (the job clusters have it; for
@@ -68,6 +68,7 @@ def model_signature() -> ModelSignature:
             ColSpec("double", "forecast"),
             ColSpec("double", "forecast_xgb"),
             ColSpec("double", "forecast_holt_winters"),
+            ColSpec("double", "forecast_theta"),
         ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)

@@ -283,7 +283,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
     except TypeError as exc:
         raise ValueError(
             f"--recipe has an unknown field ({exc}); fields: horizon, "
-            "train_window_months, recency_halflife_months, xgb_weight, "
+            "train_window_months, recency_halflife_months, xgb_weight, theta_weight, "
             "xgb_params"
         ) from exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,38 @@ def test_backtest_fits_once_at_the_oldest_origin_and_never_sees_later_months() -
         merged = expected.merge(got, on=["series_id", "horizon"], validate="one_to_one")
         assert len(merged) == len(expected) > 0
         np.testing.assert_allclose(merged["forecast"], merged["model"])
+
+
+def test_forecast_combines_its_members_on_the_log_scale() -> None:
+    frame = history()
+    recipe = SMALL.with_overrides(xgb_weight=0.25, theta_weight=0.5)
+    forecast = fit_forecaster(frame, recipe).predict(frame)
+    logs = {c: np.log1p(forecast[f"forecast_{c}"]) for c in ("xgb", "holt_winters", "theta")}
+    statistical = 0.5 * logs["theta"] + 0.5 * logs["holt_winters"]
+    expected = np.expm1(0.25 * logs["xgb"] + 0.75 * statistical)
+    np.testing.assert_allclose(forecast["forecast"], expected, rtol=1e-9)
+
+
+def test_zero_weight_members_leave_the_forecast_alone() -> None:
+    frame = history()
+    recipe = SMALL.with_overrides(xgb_weight=0.0, theta_weight=0.0)
+    forecast = fit_forecaster(frame, recipe).predict(frame)
+    np.testing.assert_allclose(forecast["forecast"], forecast["forecast_holt_winters"])
+    assert forecast["forecast_theta"].notna().all()
+
+
+def test_a_model_saved_before_theta_still_loads_and_forecasts(tmp_path: Path) -> None:
+    frame = history()
+    legacy = Recipe.from_json(
+        '{"horizon": 6, "train_window_months": 120, "recency_halflife_months": 0.0, '
+        '"xgb_weight": 0.5, "xgb_params": {"n_estimators": 20}}'
+    )
+    assert legacy.theta_weight == 0.0
+    forecaster = fit_forecaster(frame, legacy)
+    forecaster.to_files(tmp_path)
+    state = json.loads((tmp_path / "forecaster.json").read_text())
+    del state["theta_alphas"]
+    (tmp_path / "forecaster.json").write_text(json.dumps(state))
+    loaded = load_forecaster(tmp_path)
+    assert loaded.theta_alphas == {}
+    pd.testing.assert_frame_equal(forecaster.predict(frame), loaded.predict(frame))

@@ -17,8 +17,15 @@ def test_recipe_json_round_trip_and_fingerprint() -> None:
     assert again.fingerprint() == recipe.fingerprint() != Recipe().fingerprint()
 
 
+def test_recipe_stored_before_theta_means_holt_winters_alone() -> None:
+    legacy = '{"horizon": 12, "xgb_weight": 0.5}'
+    assert Recipe.from_json(legacy).theta_weight == 0.0
+    assert Recipe().theta_weight == 0.5
+
+
 @pytest.mark.parametrize(
-    "field, value", [("horizon", 0), ("xgb_weight", 1.5), ("train_window_months", 3)]
+    "field, value",
+    [("horizon", 0), ("xgb_weight", 1.5), ("theta_weight", -0.1), ("train_window_months", 3)],
 )
 def test_recipe_refuses_bad_values(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
