@@ -143,7 +143,7 @@ def main() -> None:
         default=100,
         help="largest scale also run as a loop (the loop is the slow one)",
     )
-    parser.add_argument("--backtest-origins", type=int, default=3)
+    parser.add_argument("--backtest-origins", type=int, default=6)
     parser.add_argument("--skip-pipeline", action="store_true")
     args = parser.parse_args()
 

@@ -76,7 +76,7 @@ def backtest_summary(
 
 
 def train_segment(
-    segment: str, history: pd.DataFrame, recipe: Recipe, origins: int = 3
+    segment: str, history: pd.DataFrame, recipe: Recipe, origins: int = 6
 ) -> dict[str, object]:
     """Fit a segment's forecaster, backtest its recipe, and describe it.
 
@@ -139,7 +139,7 @@ def failed_row(segment: str, error: BaseException, seconds: float) -> dict[str, 
     return row
 
 
-def segment_trainer(recipe_json: str, origins: int = 3) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def segment_trainer(recipe_json: str, origins: int = 6) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The per-segment function for ``applyInPandas`` (input: one segment's rows with
     ``segment, series_id, month, y``; output: one row of :data:`RESULT_SCHEMA`); ``origins``
     is the backtest's K."""

@@ -74,7 +74,7 @@ class TrainConfig:
     git_commit: str = "unknown"
     job_run_id: str | None = None
     parallel: bool = True
-    backtest_origins: int = 3
+    backtest_origins: int = 6
 
     def __post_init__(self) -> None:
         if self.backtest_origins < 1:
@@ -114,7 +114,7 @@ def training_identity(data_hash: str, recipe: Recipe, git_commit: str) -> str:
 
 
 def fit_segments(
-    frame: object, recipe: Recipe, segments: int, parallel: bool, origins: int = 3
+    frame: object, recipe: Recipe, segments: int, parallel: bool, origins: int = 6
 ) -> pd.DataFrame:
     """Fit and backtest every segment of ``frame`` (a Spark DataFrame of history rows).
 
@@ -256,7 +256,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backtest-origins",
         type=int,
-        default=3,
+        default=6,
         help="K: rolling origins each candidate is backtested on (bundle var backtest_origins)",
     )
     parser.add_argument(

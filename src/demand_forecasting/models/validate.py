@@ -481,7 +481,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backtest-origins",
         type=int,
-        default=3,
+        default=6,
         help="K: rolling origins of the backtest (bundle var backtest_origins)",
     )
     parser.add_argument(
