@@ -212,8 +212,6 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidationRun:
     if not ctx.tables.exists(bronze):
         log.info("validate_data: %s does not exist yet (nothing ingested); nothing to do", bronze)
         return ValidationRun(())
-    run_month = cfg.run_month or _month_of(ctx.clock())
-    rules = build_rules(config, run_month)
     checkpoint = ctx.volume_path(names.CHECKPOINT_VOLUME, names.VALIDATED)
     folder = ctx.tables.local_folder(bronze)
     if folder is not None and delta_source_caught_up(checkpoint, folder):
@@ -221,6 +219,8 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidationRun:
         ctx.task_values.set("rows_accepted", 0)
         ctx.task_values.set("rows_quarantined", 0)
         return ValidationRun(())
+    run_month = cfg.run_month or _month_of(ctx.clock())
+    rules = build_rules(config, run_month)
     verdicts: list[BatchVerdict] = []
     import_in_background()  # seconds of Python imports, overlapping the stream's start
 
