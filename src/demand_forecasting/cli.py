@@ -39,8 +39,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser with every sub-command registered."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every sub-command registered.
+
+    Args:
+        only: configure just this sub-command (the others are listed but their modules are
+            not imported: ``land`` should not pay for importing MLflow or Spark).
+    """
     parser = argparse.ArgumentParser(
         prog="demand-forecasting",
         description="Monthly demand forecasting: run the bundle's jobs locally and manage data "
@@ -48,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(module_name)
         module.configure(command)
         command.set_defaults(_main=module.main)
     return parser
@@ -58,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``demand-forecasting`` console script."""
     configure_logging()
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    chosen = arguments[0] if arguments and arguments[0] in COMMANDS else None
+    args = build_parser(chosen).parse_args(arguments)
     return int(args._main(args))
 
 

@@ -14,10 +14,10 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from demand_forecasting.monitoring.telemetry import TaskRecorder
-from demand_forecasting.platform.context import RunContext, build_context
+if TYPE_CHECKING:
+    from demand_forecasting.platform.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,17 @@ def base_parser(task: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def build_context(target: str, catalog: str, schema: str) -> RunContext:
+    """The run context of a task (:func:`demand_forecasting.platform.context.build_context`).
+
+    Imported on first use: the context brings MLflow and Spark, seconds of imports that a
+    module importing this one (the CLI, ``--help``) should not pay for.
+    """
+    from demand_forecasting.platform.context import build_context as build
+
+    return build(target, catalog, schema)
+
+
 def run_task(
     task: str,
     description: str,
@@ -94,6 +105,10 @@ def run_task(
         config = make_config(args)
     except ValueError as exc:
         parser.error(str(exc))
+    # Imported here: MLflow and Spark take seconds to import, and `--help` or a bad option
+    # needs neither (nor does the `demand-forecasting` CLI, which shares configure_logging).
+    from demand_forecasting.monitoring.telemetry import TaskRecorder
+
     # Telemetry (duration, rows in/out, peak memory, outcome) of every task, context included.
     with TaskRecorder(task, args.target, args.job_run_id, args.experiment) as recorder:
         started = time.perf_counter()

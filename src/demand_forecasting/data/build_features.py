@@ -32,7 +32,7 @@ from demand_forecasting import names
 from demand_forecasting.data.config import DatasetConfig, add_month, load_dataset_config
 from demand_forecasting.data.features import LAGS, WINDOWS, add_features
 from demand_forecasting.data.silver import build_silver
-from demand_forecasting.data.streams import run_available_now
+from demand_forecasting.data.streams import delta_source_caught_up, run_available_now
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.task import run_task
 
@@ -220,6 +220,12 @@ def run(ctx: RunContext, cfg: FeaturesConfig) -> FeatureRun:
         )
         return total
     checkpoint = ctx.volume_path(names.CHECKPOINT_VOLUME, names.SILVER)
+    folder = ctx.tables.local_folder(validated)
+    if folder is not None and delta_source_caught_up(checkpoint, folder):
+        log.info("build_features: the checkpoint has every validated version; no query started")
+        ctx.task_values.set("silver_rows_written", 0)
+        ctx.task_values.set("gold_rows_written", 0)
+        return total
 
     def update(batch: DataFrame, batch_id: int) -> None:
         done = update_tables(ctx, cfg.dataset, batch)

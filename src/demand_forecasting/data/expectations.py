@@ -9,12 +9,15 @@ failed; otherwise the two disagree about what a rule means and the run stops
 (:class:`SuiteMismatchError`), so the quarantine never silently drifts from the suite.
 
 Great Expectations is imported lazily: it takes seconds to import and only validation needs it.
+The validate task starts that import in a background thread (:func:`import_in_background`)
+as soon as it knows a batch is coming, so it overlaps the Spark work that precedes the suite.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,7 +123,34 @@ def check_agreement(suite: SuiteResult, rule_counts: Mapping[str, int]) -> None:
         )
 
 
+_background_import: threading.Thread | None = None
+
+
+def import_in_background() -> None:
+    """Start importing Great Expectations in a daemon thread (once per process).
+
+    :func:`run_suite` waits for that thread before it imports (so two threads never import
+    the same modules at once); a failed background import is raised again there.
+    """
+    global _background_import
+    if _background_import is None:
+        _background_import = threading.Thread(
+            target=_import_quietly, name="import-great-expectations", daemon=True
+        )
+        _background_import.start()
+
+
+def _import_quietly() -> None:
+    try:
+        _import_gx()
+    except Exception:  # run_suite's own import raises it where it matters
+        log.debug("background import of Great Expectations failed", exc_info=True)
+
+
 def _import_gx() -> tuple[Any, Any]:
+    background = _background_import
+    if background is not None and background is not threading.current_thread():
+        background.join()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     import great_expectations.expectations as gxe

@@ -28,6 +28,7 @@ from demand_forecasting.data.rules import RESCUED
 from demand_forecasting.data.streams import (
     append_once,
     checkpoint_query_id,
+    file_source_caught_up,
     run_available_now,
 )
 from demand_forecasting.platform.context import RunContext
@@ -184,6 +185,16 @@ def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
     files = check_landing_files(folder, config)
     bronze = ctx.table(names.BRONZE)
     checkpoint = ctx.volume_path(names.CHECKPOINT_VOLUME, names.BRONZE)
+    # Locally the checkpoint tells whether any file is new without starting a query (seconds);
+    # Auto Loader on Databricks keeps its own state, so there the query always runs.
+    if not ctx.on_databricks and file_source_caught_up(checkpoint, folder):
+        log.info(
+            "ingest: the checkpoint has all %d file(s) in %s; no query started, bronze unchanged",
+            len(files),
+            folder,
+        )
+        ctx.task_values.set("ingested_rows", 0)
+        return IngestRun(0, 0, ())
     ctx.tables.ensure_schema(ctx.catalog, ctx.schema)
     stream = landing_stream(ctx.spark, str(folder), landing_schema(config), ctx.on_databricks)
 

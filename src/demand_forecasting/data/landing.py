@@ -35,6 +35,8 @@ from demand_forecasting.data.config import (
     parse_month,
 )
 from demand_forecasting.data.synthetic import month_frame, series_parameters
+from demand_forecasting.platform.detect import on_databricks
+from demand_forecasting.platform.paths import default_state_dir, volume_path
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +259,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _landing_volume_folder(args: argparse.Namespace, config: DatasetConfig) -> Path:
-    from demand_forecasting.platform.context import build_context
-
-    ctx = build_context(args.target, args.catalog, args.schema)
-    return Path(ctx.volume_path(names.LANDING_VOLUME, config.name))
+    # Landing writes files only: the volume's path needs no Spark session and no MLflow.
+    state_dir = None if on_databricks() else default_state_dir().resolve()
+    path = volume_path(
+        args.catalog, args.schema, names.LANDING_VOLUME, config.name, state_dir=state_dir
+    )
+    return Path(path)

@@ -6,15 +6,25 @@ is exhausted (``trigger(availableNow=True)``). The checkpoint remembers what was
 so a rerun with nothing new runs no batch and writes nothing. A batch function writes with
 :func:`append_once`, which Delta skips when the same query already committed that batch id
 (a batch replayed after a crash is not written twice).
+
+Starting a query costs seconds even when it finds nothing, so on the local platform a task
+first asks its checkpoint whether anything is new (:func:`file_source_caught_up`,
+:func:`delta_source_caught_up`): the checkpoint stays the one source of truth, read as Spark
+wrote it, and any doubt (a batch planned but not committed, a format not understood) means
+"run the query".
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame
@@ -103,3 +113,110 @@ def append_once(tables: TableStore, df: DataFrame, name: str, app_id: str, batch
     no-op, which with the checkpoint gives exactly-once.
     """
     tables.write(df, name, mode="append", txnAppId=app_id, txnVersion=str(batch_id))
+
+
+# ------------------------------------------------------------------ is anything new? (local)
+
+_BATCH_FILE = re.compile(r"^(\d+)(\.compact)?$")
+
+
+def _batch_files(folder: Path) -> dict[int, Path]:
+    """``{batch id: file}`` of a checkpoint log folder (hidden and temporary files skipped)."""
+    if not folder.is_dir():
+        return {}
+    found = (_BATCH_FILE.match(p.name) for p in folder.iterdir())
+    return {int(m.group(1)): folder / m.group(0) for m in found if m}
+
+
+def _log_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines after a checkpoint log file's version header (``v1``)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0].startswith("v"):
+        raise ValueError(f"{path} is not a checkpoint log file")
+    return [json.loads(line) for line in lines[1:] if line.strip()]
+
+
+def _committed_offset(checkpoint: Path) -> dict[str, Any] | None:
+    """The source offset of the last batch when every planned batch is committed, else None."""
+    offsets = _batch_files(checkpoint / "offsets")
+    commits = _batch_files(checkpoint / "commits")
+    if not offsets or not commits or max(offsets) != max(commits):
+        return None
+    entries = _log_lines(offsets[max(offsets)])
+    # Line 1 is the batch metadata, then one offset per source; these queries have one.
+    if len(entries) != 2 or not isinstance(entries[1], dict):
+        return None
+    return entries[1]
+
+
+def _local_path(uri: str) -> str | None:
+    parsed = urlparse(uri)
+    return os.path.abspath(unquote(parsed.path)) if parsed.scheme in ("file", "") else None
+
+
+def file_source_caught_up(checkpoint: str, folder: Path) -> bool:
+    """True when the file-source query of ``checkpoint`` has committed every file in ``folder``.
+
+    Reads the checkpoint as Spark wrote it: the last planned batch must be committed, and
+    every file Spark would list in ``folder`` (not hidden, not ``_``-prefixed) must be in the
+    source's file log up to that batch. Then a run would find nothing new, so it can be
+    skipped. False on any doubt (no checkpoint, a sub-folder, an unknown format).
+    """
+    root = Path(checkpoint)
+    try:
+        offset = _committed_offset(root)
+        if offset is None or not isinstance(offset.get("logOffset"), int):
+            return False
+        source_log = _batch_files(root / "sources" / "0")
+        if not source_log or max(source_log) != offset["logOffset"]:
+            return False
+        seen: set[str] = set()
+        latest_compact = max(
+            (i for i, p in source_log.items() if p.suffix == ".compact"), default=-1
+        )
+        for batch, path in source_log.items():
+            if batch >= latest_compact:
+                seen.update(filter(None, (_local_path(e["path"]) for e in _log_lines(path))))
+        listed = [p for p in folder.iterdir() if not p.name.startswith((".", "_"))]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if any(not p.is_file() for p in listed):
+        return False
+    return all(os.path.abspath(p) in seen for p in listed)
+
+
+def delta_source_caught_up(checkpoint: str, table: Path) -> bool:
+    """True when the Delta-source query of ``checkpoint`` has read every version of ``table``.
+
+    ``table`` is a local Delta table folder. The last planned batch must be committed and its
+    offset must point past the table's latest commit (``reservoirVersion`` above it, at the
+    start of that version), on the same table (``reservoirId``). False on any doubt.
+    """
+    try:
+        offset = _committed_offset(Path(checkpoint))
+        versions = [int(p.stem) for p in (table / "_delta_log").glob("*.json") if p.stem.isdigit()]
+        if offset is None or not versions:
+            return False
+        table_id = _delta_table_id(table, min(versions), max(versions))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return (
+        offset.get("reservoirId") == table_id
+        and offset.get("index") == -1
+        and offset.get("isStartingVersion") is False
+        and isinstance(offset.get("reservoirVersion"), int)
+        and offset["reservoirVersion"] > max(versions)
+    )
+
+
+def _delta_table_id(table: Path, first_version: int, latest_version: int) -> str | None:
+    """The table id: from the latest checksum file, else the first retained commit."""
+    checksum = table / "_delta_log" / f"{latest_version:020d}.crc"
+    if checksum.is_file():
+        return str(json.loads(checksum.read_text(encoding="utf-8"))["metadata"]["id"])
+    commit = table / "_delta_log" / f"{first_version:020d}.json"
+    for line in commit.read_text(encoding="utf-8").splitlines():
+        action = json.loads(line)
+        if "metaData" in action:
+            return str(action["metaData"]["id"])
+    return None

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
@@ -18,7 +18,7 @@ from demand_forecasting.platform.mlflow_setup import (
     configure_mlflow,
     local_store,
 )
-from demand_forecasting.platform.paths import LocalLayout, default_state_dir
+from demand_forecasting.platform.paths import LocalLayout, default_state_dir, volume_path
 from demand_forecasting.platform.spark import get_spark
 from demand_forecasting.platform.tables import (
     LocalDeltaTables,
@@ -63,11 +63,7 @@ class RunContext:
         ``/Volumes/<catalog>/<schema>/<volume>/...`` on Databricks; the same layout under
         the local state folder's ``volumes/`` otherwise.
         """
-        if self.state_dir is None:
-            base = PurePosixPath("/Volumes", self.catalog, self.schema, volume)
-            return str(base.joinpath(*parts))
-        local = LocalLayout(self.state_dir).volumes / self.catalog / self.schema / volume
-        return str(local.joinpath(*parts))
+        return volume_path(self.catalog, self.schema, volume, *parts, state_dir=self.state_dir)
 
 
 def build_context(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 STATE_DIR_ENV = "DEMAND_FORECASTING_HOME"
 BUNDLE_FILE = "databricks.yml"
@@ -62,3 +62,14 @@ class LocalLayout:
     def spark(self) -> Path:
         """Spark's own scratch space (local dirs, warehouse of the default catalog)."""
         return self.root / "spark"
+
+
+def volume_path(catalog: str, schema: str, volume: str, *parts: str, state_dir: Path | None) -> str:
+    """A path inside a Unity Catalog volume, with no Spark and no MLflow needed.
+
+    ``/Volumes/<catalog>/<schema>/<volume>/...`` on Databricks (``state_dir`` None); the same
+    layout under the local state folder's ``volumes/`` otherwise.
+    """
+    if state_dir is None:
+        return str(PurePosixPath("/Volumes", catalog, schema, volume).joinpath(*parts))
+    return str(LocalLayout(state_dir).volumes.joinpath(catalog, schema, volume, *parts))

@@ -88,6 +88,10 @@ class TableStore(ABC):
         Delta has no primary keys, so locally this is a no-op (uniqueness is tested instead).
         """
 
+    def local_folder(self, name: str) -> Path | None:
+        """The table's folder when it is a local Delta folder (None on Unity Catalog)."""
+        return None
+
     def version(self, name: str) -> int | None:
         """The table's latest Delta version, or None if it does not exist."""
         if not self.exists(name):
@@ -110,6 +114,9 @@ class LocalDeltaTables(TableStore):
         """The local folder of a table."""
         parsed = TableName.parse(name)
         return self.warehouse / parsed.catalog / parsed.schema / parsed.table
+
+    def local_folder(self, name: str) -> Path | None:
+        return self.path(name)
 
     def sql_ref(self, name: str) -> str:
         return f"delta.`{self.path(name)}`"

@@ -139,3 +139,18 @@ def test_land_command_writes_into_a_given_folder(tmp_path: Path) -> None:
     assert landing.main(args) == 1
     args = build_parser().parse_args(["land", "--dataset", "nope", "--next-month"])
     assert landing.main(args) == 2
+
+
+def test_land_command_needs_no_spark_and_no_mlflow(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from demand_forecasting.cli import main as cli_main
+    from demand_forecasting.platform import context
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("land built a run context (Spark + MLflow) to write CSV files")
+
+    monkeypatch.setattr(context, "build_context", refuse)
+    assert cli_main(["land", "--dataset", "aus_retail_small", "--until", "1982-05"]) == 0
+    folder = state_dir / "volumes" / "dev" / "demand_forecasting" / "landing" / "aus_retail_small"
+    assert len(landed_months(folder, load_dataset_config("aus_retail_small"))) == 2

@@ -1,0 +1,51 @@
+"""The local session's jars: resolved by Ivy once, then handed to Spark directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from demand_forecasting.platform import spark as local_spark
+
+
+def test_jar_list_file_depends_on_what_decides_the_resolution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(local_spark.JAR_CACHE_ENV, str(tmp_path))
+    base = local_spark.jar_list_file("io.delta:delta-spark_4.2_2.13:4.4.0", {})
+    assert base.parent == tmp_path / "demand_forecasting"
+    assert base == local_spark.jar_list_file("io.delta:delta-spark_4.2_2.13:4.4.0", {})
+    assert base != local_spark.jar_list_file("io.delta:delta-spark_4.2_2.13:4.5.0", {})
+    assert base != local_spark.jar_list_file(
+        "io.delta:delta-spark_4.2_2.13:4.4.0", {"spark.jars.repositories": "https://mirror"}
+    )
+    assert base != local_spark.jar_list_file(
+        "io.delta:delta-spark_4.2_2.13:4.4.0", {"spark.jars.ivy": str(tmp_path / "ivy")}
+    )
+
+
+def test_remembered_jars_are_used_only_while_every_jar_exists(tmp_path: Path) -> None:
+    jar_list = tmp_path / "cache" / "spark-jars-x.txt"
+    assert local_spark.remembered_jars(jar_list) == []
+    jars = [tmp_path / "a b.jar", tmp_path / "c.jar"]
+    for jar in jars:
+        jar.write_bytes(b"PK")
+    uris = ",".join(f"file://{j}" for j in jars)
+    local_spark.remember_jars(jar_list, uris)
+    assert local_spark.remembered_jars(jar_list) == [f"file://{j}" for j in jars]
+    jars[1].unlink()  # e.g. the Ivy cache was cleaned: resolve again
+    assert local_spark.remembered_jars(jar_list) == []
+    local_spark.remember_jars(tmp_path / "other.txt", "")
+    assert not (tmp_path / "other.txt").exists()
+
+
+def test_the_running_session_remembered_its_jars(spark: object) -> None:
+    from pyspark.sql import SparkSession
+
+    assert isinstance(spark, SparkSession)
+    conf = dict(spark.sparkContext.getConf().getAll())
+    jar_list = local_spark.jar_list_file(local_spark.delta_packages(), conf)
+    remembered = local_spark.remembered_jars(jar_list)
+    assert remembered and remembered == conf["spark.jars"].split(",")
+    assert any("delta-spark" in j for j in remembered)
