@@ -26,11 +26,9 @@ goes to a temporary folder (deleted afterwards) unless --state.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -41,6 +39,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from machine_info import machine
+
 HERE = Path(__file__).resolve().parent
 TARGET_REAL_S = 60.0
 #: scale -> (dataset, number of series for the synthetic generator)
@@ -50,31 +50,6 @@ SCALES: dict[str, tuple[str, int | None]] = {
     "100x": ("synthetic", 15200),
 }
 HISTORY_END = date(2018, 11, 1)
-
-
-def machine() -> dict[str, Any]:
-    """Cores, memory, Python, CPU model and OS of this machine, and how busy it is."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory_gb = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
-        memory_gb = round(kb / 1024 / 1024, 1)
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    return {
-        "cores": os.cpu_count(),
-        "memory_gb": memory_gb,
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "os": platform.platform(),
-        "java": (java.stderr.splitlines() or ["unknown"])[0],
-        # The machine may be shared: a load above the core count slows every figure.
-        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
-    }
 
 
 def timed(step: Callable[[], object]) -> float:

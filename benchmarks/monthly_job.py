@@ -21,10 +21,8 @@ Writes benchmarks/results/monthly_job.json. State goes to a temporary folder unl
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,33 +30,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from machine_info import machine
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TARGETS_S = {"cold": 180.0, "warm": 90.0, "score": 10.0}
 CATALOG, SCHEMA = "dev", "demand_forecasting"
-
-
-def machine() -> dict[str, Any]:
-    """Cores, memory, Python, Java, CPU model and OS of this machine."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory_gb = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
-        memory_gb = round(kb / 1024 / 1024, 1)
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    return {
-        "cores": os.cpu_count(),
-        "memory_gb": memory_gb,
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "os": platform.platform(),
-        "java": (java.stderr.splitlines() or ["unknown"])[0],
-    }
 
 
 def cli(state: Path, *args: str) -> float:

@@ -21,7 +21,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+from machine_info import machine
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -186,31 +187,6 @@ def run_fresh_process(root: Path, state: Path) -> float:
         check=True,
     )
     return time.perf_counter() - started
-
-
-def machine() -> dict[str, Any]:
-    """Cores, memory, Python, CPU model and OS of this machine."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory_gb = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
-        memory_gb = round(kb / 1024 / 1024, 1)
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    return {
-        "cores": os.cpu_count(),
-        "memory_gb": memory_gb,
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "os": platform.platform(),
-        "java": (java.stderr.splitlines() or ["unknown"])[0],
-        # The machine may be shared: a load above the core count slows every figure.
-        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
-    }
 
 
 def main() -> int:
