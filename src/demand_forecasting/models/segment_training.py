@@ -27,6 +27,7 @@ from demand_forecasting.models.metrics import accuracy
 from demand_forecasting.models.panel import panel_from_history
 from demand_forecasting.models.plots import forecast_vs_actual_png
 from demand_forecasting.models.recipe import Recipe
+from demand_forecasting.models.segment_evaluation import CANDIDATE
 
 OK, FAILED = "ok", "failed"
 
@@ -36,8 +37,6 @@ RESULT_SCHEMA = (
     "metrics string, importance string, plot binary, example string, backtest string, "
     "series_count int, training_rows int, trained_until date, fit_seconds double"
 )
-#: The candidate's column in a backtest frame.
-CANDIDATE = "candidate"
 RESULT_COLUMNS = [part.strip().split(" ")[0] for part in RESULT_SCHEMA.split(",")]
 
 
