@@ -105,8 +105,11 @@ def pipeline(ctx, data: pd.DataFrame, recipe: Recipe, origins: int) -> dict:  # 
     figures["segments"] = len(trained.candidates)
     figures["passed"] = len(validated.passed)
     figures["refused"] = sorted(validated.refused)
+    figures["fallbacks"] = len(validated.fallbacks)
     figures["promoted"] = len(deployed.promoted)
     evaluations = ctx.tables.read(ctx.table(names.EVALUATIONS)).toPandas()
+    # The fallbacks' rows are seasonal naive's own figures: the candidates' mean leaves them out.
+    evaluations = evaluations[~evaluations["reasons"].str.startswith("seasonal-naive fallback")]
     figures["backtest_mase"] = {
         "candidate_mean": float(evaluations["candidate_mase"].mean()),
         "naive_mean": float(evaluations["naive_mase"].mean()),

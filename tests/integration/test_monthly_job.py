@@ -24,6 +24,7 @@ from demand_forecasting.data.landing import land
 from demand_forecasting.models import train
 from demand_forecasting.models.registry import CHAMPION, SegmentRegistry
 from demand_forecasting.monitoring import drift
+from demand_forecasting.monitoring.champions import find_champions
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.runner.entry_points import EntryPoint, resolve_entry_point
 from demand_forecasting.runner.executor import run_job
@@ -76,6 +77,12 @@ def without_champion(ctx: RunContext) -> set[str]:
     return set(SEGMENTS) - set(registry.segments_with(SEGMENTS, CHAMPION))
 
 
+def fallbacks(ctx: RunContext) -> set[str]:
+    """Segments whose champion is the seasonal-naive fallback (their candidate was refused)."""
+    found = find_champions(ctx.mlflow, CATALOG, SCHEMA, PREFIX, SEGMENTS)
+    return {s for s, champion in found.items() if champion.fallback}
+
+
 def contents(ctx: RunContext, name: str) -> list[tuple[object, ...]]:
     full = ctx.table(name)
     if not ctx.tables.exists(full):
@@ -108,7 +115,7 @@ def first_run(monthly: Monthly) -> JobRunResult:
     return monthly.run()
 
 
-def test_the_first_month_trains_every_segment_and_forecasts_every_series(
+def test_the_first_month_trains_every_segment_and_forecasts_every_segment(
     monthly: Monthly, first_run: JobRunResult
 ) -> None:
     assert first_run.state is JobResultState.SUCCESS, [
@@ -120,8 +127,10 @@ def test_the_first_month_trains_every_segment_and_forecasts_every_series(
     assert set(task(first_run, "train").values["candidates"]) == set(SEGMENTS)
     ctx = monthly.ctx()
     forecast = ctx.tables.read(ctx.table(names.FORECASTS)).toPandas()
-    champions = set(SEGMENTS) - without_champion(ctx)
-    assert set(forecast["segment"]) == champions
+    # A refused candidate leaves its segment the seasonal-naive fallback, never nothing.
+    assert without_champion(ctx) == set()
+    assert set(forecast["segment"]) == set(SEGMENTS)
+    assert set(task(first_run, "validate_models").values["challengers"]) == set(SEGMENTS)
     assert task(first_run, "score").values["series_forecast"] == forecast["series_id"].nunique()
     assert (monthly.state / "reports" / "2015-12" / "report.md").is_file()
     telemetry = ctx.tables.read(ctx.table(names.TELEMETRY)).toPandas()
@@ -132,20 +141,23 @@ def test_the_first_month_trains_every_segment_and_forecasts_every_series(
 def test_a_planted_shift_retrains_exactly_that_segment(
     monthly: Monthly, first_run: JobRunResult
 ) -> None:
-    unchampioned = without_champion(monthly.ctx())
+    waiting = fallbacks(monthly.ctx())  # refused a month ago: not retried yet
+    assert FOOD not in waiting, "the planted segment's model passed the gate in month one"
     monthly.next_month({FOOD: 1.8})
 
     run = monthly.run()
 
     assert run.state is JobResultState.SUCCESS, [(t.task_key, t.status, t.error) for t in run.tasks]
     chosen = task(run, "check_drift").values["segments_to_train"]
-    assert chosen == sorted({FOOD} | unchampioned)
+    assert chosen == [FOOD]
     assert set(task(run, "train").values["candidates"]) == set(chosen)
     ctx = monthly.ctx()
     rows = ctx.tables.read(ctx.table(names.DRIFT)).where("run_month = DATE'2016-01-01'")
     decisions = {r["segment"]: r["decision"] for r in rows.collect()}
     assert decisions[FOOD] == drift.RETRAIN_DRIFT
-    assert all(decisions[s] == drift.KEEP for s in SEGMENTS if s not in chosen)
+    for segment in set(SEGMENTS) - {FOOD}:
+        expected = drift.WAIT_REFUSED if segment in waiting else drift.KEEP
+        assert decisions[segment] == expected, segment
     assert task(run, "score").status is TaskStatus.SUCCESS
 
 
@@ -209,7 +221,7 @@ def test_a_job_killed_mid_training_completes_on_rerun_without_duplicates(
     assert not forecast.duplicated(["series_id", "horizon"]).any()
     per_series = forecast.groupby("series_id")["horizon"].nunique()
     assert per_series.min() == per_series.max() == forecast["horizon"].max()
-    assert set(forecast["segment"]) == set(SEGMENTS) - without_champion(ctx)
+    assert set(forecast["segment"]) == set(SEGMENTS)
     drift_rows = ctx.tables.read(ctx.table(names.DRIFT)).toPandas()
     assert not drift_rows.duplicated(["run_month", "segment", "feature"]).any()
     accuracy = ctx.tables.read(ctx.table(names.ACCURACY)).toPandas()

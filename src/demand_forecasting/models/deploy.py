@@ -17,6 +17,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mlflow.entities.model_registry import ModelVersion
+
 from demand_forecasting.models.audit import (
     AWAITING_APPROVAL,
     PROMOTE,
@@ -24,11 +26,13 @@ from demand_forecasting.models.audit import (
     current_actor,
     write_audit,
 )
+from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.models.registry import (
     CHALLENGER,
     CHAMPION,
     DEPLOYMENT_STATUS,
     PREVIOUS_CHAMPION,
+    VALIDATION_REASONS,
     SegmentRegistry,
 )
 from demand_forecasting.models.segment_data import (
@@ -144,6 +148,7 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
         if challenger is None:
             continue
         version = str(challenger.version)
+        reason = promotion_reason(cfg.reason, challenger)
         if cfg.require_approval:
             if (challenger.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL:
                 summary.unchanged[segment] = f"version {version} already awaits approval"
@@ -159,7 +164,7 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
                     to_version=version,
                     run_id=challenger.run_id,
                     actor=actor,
-                    reason=f"{cfg.reason}; approval required (demand-forecasting approve)",
+                    reason=f"{reason}; approval required (demand-forecasting approve)",
                     model_artifact_hash=(challenger.tags or {}).get("artifact_hash"),
                     target=ctx.target,
                     job_run_id=cfg.job_run_id,
@@ -174,7 +179,7 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
             version,
             action=PROMOTE,
             actor=actor,
-            reason=cfg.reason,
+            reason=reason,
             job_run_id=cfg.job_run_id,
         )
         if event is None:
@@ -194,6 +199,14 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
         len(summary.unchanged),
     )
     return summary
+
+
+def promotion_reason(reason: str, challenger: ModelVersion) -> str:
+    """The audit reason of promoting ``challenger``: a fallback says why it stands in."""
+    if not is_fallback(challenger):
+        return reason
+    why = (challenger.tags or {}).get(VALIDATION_REASONS, "seasonal-naive fallback")
+    return f"{reason}: {why}"
 
 
 def parse_bool(text: str) -> bool:

@@ -24,6 +24,7 @@ import pandas as pd
 import xgboost as xgb
 
 from demand_forecasting.models import holt_winters, theta
+from demand_forecasting.models.baseline import seasonal_naive
 from demand_forecasting.models.features import FEATURE_NAMES, N_LAGS, design_rows
 from demand_forecasting.models.holt_winters import HoltWintersParams
 from demand_forecasting.models.panel import Panel, panel_from_history
@@ -91,6 +92,8 @@ class SegmentForecaster:
         """
         panel = history if isinstance(history, Panel) else panel_from_history(history)
         horizon = self.recipe.horizon
+        if self.recipe.is_seasonal_naive:
+            return seasonal_naive_forecast(panel, horizon)
         known = [self.holt_winters_params.get(s) for s in panel.series]
         hw_paths, _ = holt_winters.panel_paths(panel.log_values, horizon, known)
         alphas = [self.theta_alphas.get(s) for s in panel.series]
@@ -178,6 +181,20 @@ def seasonal_naive_log(
     return out
 
 
+def seasonal_naive_forecast(panel: Panel, horizon: int) -> pd.DataFrame:
+    """The forecast of the seasonal-naive recipe: each month's value a year before.
+
+    Where that month is a gap, the series' newest value stands in (every forecast series
+    was observed in the newest month). The member columns are NaN: nothing else was fitted.
+    """
+    forecast = seasonal_naive(panel, horizon)
+    newest = pd.Series(panel.values[len(panel.months) - 1], index=list(panel.series))
+    forecast["forecast"] = forecast["forecast"].fillna(forecast["series_id"].map(newest))
+    for member in ("forecast_xgb", "forecast_holt_winters", "forecast_theta"):
+        forecast[member] = np.nan
+    return forecast[list(FORECAST_COLUMNS)]
+
+
 def _to_scale(log_values: np.ndarray) -> np.ndarray:
     return np.clip(np.expm1(log_values), 0.0, None)
 
@@ -191,9 +208,11 @@ def fit_forecaster(history: pd.DataFrame | Panel, recipe: Recipe) -> SegmentFore
 
     Returns:
         The fitted forecaster; its XGBoost half is None when the history yields fewer than
-        :data:`MIN_TRAINING_ROWS` training rows.
+        :data:`MIN_TRAINING_ROWS` training rows. The seasonal-naive recipe fits nothing.
     """
     panel = history if isinstance(history, Panel) else panel_from_history(history)
+    if recipe.is_seasonal_naive:
+        return SegmentForecaster(recipe, None, {}, trained_until=panel.end)
     horizon = recipe.horizon
     hw_paths, params = holt_winters.panel_paths(panel.log_values, horizon)
     theta_paths, alphas = theta.panel_paths(panel.log_values, horizon)

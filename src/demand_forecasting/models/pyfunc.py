@@ -113,8 +113,10 @@ class _PyfuncFlavor:
         return mlflow.pyfunc.save_model(**kwargs)
 
 
-def log_forecaster(folder: Path, example: pd.DataFrame, name: str = "model") -> str:
-    """Log the forecaster in ``folder`` as a pyfunc to the active run; return its model URI.
+def log_forecaster(
+    folder: Path, example: pd.DataFrame, name: str = "model", run_id: str | None = None
+) -> str:
+    """Log the forecaster in ``folder`` as a pyfunc to a run; return its model URI.
 
     The model carries its signature and input example; the example is not replayed through
     the serving path here (see :class:`_PyfuncFlavor`).
@@ -123,6 +125,8 @@ def log_forecaster(folder: Path, example: pd.DataFrame, name: str = "model") -> 
         folder: written by :meth:`SegmentForecaster.to_files`.
         example: input example (a few months of one series' history).
         name: the model's name within the run.
+        run_id: the run (None: the active run). Passing it saves activating the run with
+            ``mlflow.start_run`` (a few tracking-store round trips per model).
     """
     info = Model.log(
         artifact_path=None,
@@ -135,6 +139,7 @@ def log_forecaster(folder: Path, example: pd.DataFrame, name: str = "model") -> 
         pip_requirements=pip_requirements(),
         flavor_name="pyfunc.CustomPythonModel",
         validate_serving_input=False,
+        run_id=run_id,
     )
     return str(info.model_uri)
 

@@ -27,8 +27,13 @@ DEFAULT_XGB_PARAMS: dict[str, Any] = {
     "random_state": 7,
 }
 
+#: The forecasting methods a recipe can name.
+COMBINATION = "combination"
+SEASONAL_NAIVE = "seasonal_naive"
+METHODS = (COMBINATION, SEASONAL_NAIVE)
+
 #: Fields added after recipes were first stored, with the value an older recipe meant.
-LEGACY_DEFAULTS: dict[str, Any] = {"theta_weight": 0.0}
+LEGACY_DEFAULTS: dict[str, Any] = {"theta_weight": 0.0, "method": COMBINATION}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,9 @@ class Recipe:
         theta_weight: weight of Theta among the statistical members (Holt-Winters has the
             rest; 0: Holt-Winters alone, the recipe of models trained before Theta existed).
         xgb_params: XGBoost regressor settings.
+        method: ``combination`` (the members above) or ``seasonal_naive`` (each month's
+            value a year before, nothing fitted: the governed fallback of a segment whose
+            candidate the gate refused, see :mod:`demand_forecasting.models.fallback`).
     """
 
     horizon: int = 12
@@ -57,8 +65,11 @@ class Recipe:
     xgb_weight: float = 0.25
     theta_weight: float = 0.5
     xgb_params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_XGB_PARAMS))
+    method: str = COMBINATION
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"recipe method={self.method!r}: must be one of {', '.join(METHODS)}")
         if not 1 <= self.horizon <= 24:
             raise ValueError(
                 f"recipe horizon={self.horizon}: must be 1..24 months (bundle variable horizon)"
@@ -91,6 +102,11 @@ class Recipe:
         raw = {**LEGACY_DEFAULTS, **json.loads(text)}
         params = {**DEFAULT_XGB_PARAMS, **raw.pop("xgb_params", {})}
         return cls(**raw, xgb_params=params)
+
+    @property
+    def is_seasonal_naive(self) -> bool:
+        """True for the seasonal-naive fallback recipe (nothing is fitted)."""
+        return self.method == SEASONAL_NAIVE
 
     def fingerprint(self) -> str:
         """A short hash of the recipe (part of a training's identity)."""

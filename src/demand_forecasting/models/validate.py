@@ -15,8 +15,12 @@ table (MERGE on segment, version and data version, so a rerun adds no row) and o
 model version (tags and description). Passing versions get
 the ``challenger`` alias; failing ones do not, and ``champion`` is never touched here.
 
+A refused candidate of a segment that has no champion gets a seasonal-naive fallback
+version (:mod:`demand_forecasting.models.fallback`) with the ``challenger`` alias instead, so
+that every segment ends the month with a forecast the gate stands behind.
+
 Candidates come from the train task's ``candidates`` task value; run by hand, each segment's
-newest version is the candidate.
+newest trained version (not a fallback) is the candidate.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.models.backtest import NAIVE
+from demand_forecasting.models.fallback import FALLBACK_FOR_TAG, is_fallback, register_fallback
 from demand_forecasting.models.gate import GateDecision, GateRule, decide
 from demand_forecasting.models.metrics import Accuracy
 from demand_forecasting.models.recipe import Recipe
@@ -59,6 +64,7 @@ from demand_forecasting.models.segment_evaluation import (
     segment_evaluator,
 )
 from demand_forecasting.models.segment_evaluation import CHAMPION as CHAMPION_METHOD
+from demand_forecasting.models.segment_training import input_example
 from demand_forecasting.models.tracking import BACKTEST_PARAM
 from demand_forecasting.models.train import CANDIDATES_KEY
 from demand_forecasting.models.train import TASK_KEY as TRAIN_TASK
@@ -109,6 +115,8 @@ class ValidateSummary:
     passed: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: Segments whose refused candidate left them without a champion: fallback version.
+    fallbacks: dict[str, str] = field(default_factory=dict)
     backtests_reused: int = 0
     backtests_run: int = 0
     rows_in: int = 0
@@ -131,9 +139,14 @@ class Contest:
         """The train task's backtest of the candidate, if it answers this validation.
 
         It does when it ran on ``table`` at ``version`` with ``origins`` origins and there is
-        no champion or the champion has the candidate's recipe (same fits, same data).
+        no champion, or the champion has the candidate's recipe (same fits, same data), or
+        the champion is a seasonal-naive fallback (its forecasts are the logged naive ones).
         """
-        if self.champion_recipe is not None and self.champion_recipe != self.candidate_recipe:
+        if (
+            self.champion_recipe is not None
+            and self.champion_recipe != self.candidate_recipe
+            and not self.champion_is_naive
+        ):
             return None
         params = self.candidate_params
         if (
@@ -149,6 +162,11 @@ class Contest:
         if logged.get("origins") != origins:
             return None
         return dict(logged)
+
+    @property
+    def champion_is_naive(self) -> bool:
+        """True when the champion is a seasonal-naive fallback."""
+        return self.champion_recipe is not None and _recipe(self.champion_recipe).is_seasonal_naive
 
 
 def run_params(ctx: RunContext, run_id: str | None) -> dict[str, str]:
@@ -192,14 +210,25 @@ def plan_contests(
                 continue
             candidate = registry.version(segment, candidates[segment])
         else:
-            versions = registry.versions(segment)
-            if not versions:
+            trained = [v for v in registry.versions(segment) if not is_fallback(v)]
+            if not trained:
                 skipped[segment] = "no registered model"
                 continue
-            candidate = versions[0]
+            candidate = trained[0]
         champion = registry.alias(segment, CHAMPION)
         if champion is not None and champion.version == candidate.version:
             skipped[segment] = f"version {candidate.version} is already the champion"
+            continue
+        fallback_for = (champion.tags or {}).get(FALLBACK_FOR_TAG) if champion else None
+        if (
+            champion is not None
+            and is_fallback(champion)
+            and fallback_for == str(candidate.version)
+        ):
+            skipped[segment] = (
+                f"version {candidate.version} was refused; its seasonal-naive fallback "
+                f"v{champion.version} is the champion"
+            )
             continue
         params = run_params(ctx, candidate.run_id)
         contests.append(
@@ -258,19 +287,94 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
             )
             for c in contests
         ]
+        orphans = [c for c in contests if c.segment in summary.refused and not c.champion_version]
+        if orphans:
+            rows += stand_in_fallbacks(ctx, cfg, registry, history, orphans, results, summary)
         write_evaluations(ctx, rows)
         summary.rows_out = len(rows)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
-    ctx.task_values.set(CHALLENGERS_KEY, summary.passed)
+    ctx.task_values.set(CHALLENGERS_KEY, {**summary.passed, **summary.fallbacks})
     log.info(
-        "validation: %d passed, %d refused, %d skipped",
+        "validation: %d passed, %d refused (%d of them get a seasonal-naive fallback), %d skipped",
         len(summary.passed),
         len(summary.refused),
+        len(summary.fallbacks),
         len(summary.skipped),
     )
     for segment, why in sorted(summary.refused.items()):
         log.warning("segment %s refused: %s", segment, why)
     return summary
+
+
+def stand_in_fallbacks(
+    ctx: RunContext,
+    cfg: ValidateConfig,
+    registry: SegmentRegistry,
+    history: SegmentHistory,
+    contests: list[Contest],
+    results: pd.DataFrame,
+    summary: ValidateSummary,
+) -> list[dict[str, object]]:
+    """A seasonal-naive fallback challenger for each refused segment without a champion.
+
+    Returns:
+        The fallbacks' evaluation rows (their backtest is seasonal naive's own).
+    """
+    wanted = [c.segment for c in contests]
+    recent = (
+        history.frame.where(F.col("segment").isin(wanted))
+        .select("segment", "series_id", "month", "y")
+        .toPandas()
+    )
+    rows: list[dict[str, object]] = []
+    for contest in contests:
+        segment = contest.segment
+        horizon = _recipe(contest.candidate_recipe).horizon
+        naive = _accuracy(results, segment, NAIVE)
+        refused = registry.version(segment, contest.candidate_version)
+        reason = (
+            f"candidate v{contest.candidate_version} refused ({summary.refused[segment]}) "
+            "and the segment has no champion"
+        )
+        example = input_example(recent[recent["segment"] == segment])
+        fallback = register_fallback(ctx, registry, segment, refused, horizon, example, reason)
+        version = str(fallback.version)
+        text = f"seasonal-naive fallback: {reason}"
+        registry.tag(
+            segment,
+            version,
+            {
+                VALIDATION_STATUS: "fallback",
+                VALIDATION_REASONS: text[:250],
+                "validation_naive_mase": _fmt(naive),
+                "validation_data_version": str(history.version),
+            },
+        )
+        registry.set_alias(segment, CHALLENGER, version)
+        summary.fallbacks[segment] = version
+        log.warning("segment %s: seasonal-naive fallback v%s is the challenger", segment, version)
+        rows.append(
+            _evaluation_row(
+                ctx,
+                cfg,
+                registry,
+                segment,
+                version,
+                str(fallback.run_id),
+                champion_version=None,
+                figures=(naive, None, naive),
+                backtest=results[(results["segment"] == segment)].iloc[0],
+                horizon=horizon,
+                verdict=GateDecision(True, (text,)),
+                table=history.table,
+                data_version=history.version,
+            )
+        )
+    return rows
+
+
+def _date_or_none(value: object) -> date | None:
+    return value if isinstance(value, date) else None
 
 
 def backtest_results(
@@ -312,7 +416,8 @@ def backtest_results(
 
 def _logged_rows(contest: Contest, logged: dict[str, Any]) -> list[dict[str, object]]:
     """Result rows from a training run's backtest (the champion's are the candidate's when
-    it shares the recipe: the same fit on the same data)."""
+    it shares the recipe: the same fit on the same data; seasonal naive's when it is the
+    fallback)."""
     shared = {
         "segment": contest.segment,
         "first_origin": date.fromisoformat(str(logged["first_origin"])),
@@ -322,7 +427,7 @@ def _logged_rows(contest: Contest, logged: dict[str, Any]) -> list[dict[str, obj
     }
     methods = {CANDIDATE: logged[CANDIDATE], NAIVE: logged["naive"]}
     if contest.champion_recipe is not None:
-        methods[CHAMPION_METHOD] = logged[CANDIDATE]
+        methods[CHAMPION_METHOD] = logged["naive" if contest.champion_is_naive else CANDIDATE]
     return [
         {**shared, "method": method, **{k: figures[k] for k in ("mase", "wape", "bias", "pairs")}}
         for method, figures in methods.items()
@@ -330,7 +435,11 @@ def _logged_rows(contest: Contest, logged: dict[str, Any]) -> list[dict[str, obj
 
 
 def _horizon(recipe_json: str) -> int:
-    return Recipe.from_json(recipe_json).horizon
+    return _recipe(recipe_json).horizon
+
+
+def _recipe(recipe_json: str) -> Recipe:
+    return Recipe.from_json(recipe_json)
 
 
 def _evaluate(
@@ -379,26 +488,60 @@ def _evaluate(
         if current is not None and current.version == version:
             registry.delete_alias(segment, CHALLENGER)
         summary.refused[segment] = decision.text
-    row = results[(results["segment"] == segment)].iloc[0]
+    return _evaluation_row(
+        ctx,
+        cfg,
+        registry,
+        segment,
+        version,
+        contest.candidate_run_id,
+        champion_version=contest.champion_version,
+        figures=(candidate, champion, naive),
+        backtest=results[(results["segment"] == segment)].iloc[0],
+        horizon=horizon,
+        verdict=decision,
+        table=table,
+        data_version=data_version,
+    )
+
+
+def _evaluation_row(
+    ctx: RunContext,
+    cfg: ValidateConfig,
+    registry: SegmentRegistry,
+    segment: str,
+    version: str,
+    run_id: str,
+    *,
+    champion_version: str | None,
+    figures: tuple[Accuracy | None, Accuracy | None, Accuracy | None],
+    backtest: pd.Series,
+    horizon: int,
+    verdict: GateDecision,
+    table: str,
+    data_version: int,
+) -> dict[str, object]:
+    """One row of the evaluation table; ``figures`` are candidate, champion and naive."""
+    candidate, champion, naive = figures
     return {
         "evaluation_id": str(uuid.uuid4()),
         "evaluated_at": ctx.clock().replace(tzinfo=None),
         "segment": segment,
         "model_name": registry.name(segment),
         "candidate_version": version,
-        "candidate_run_id": contest.candidate_run_id,
-        "champion_version": contest.champion_version,
+        "candidate_run_id": run_id,
+        "champion_version": champion_version,
         **_metric_columns("candidate", candidate),
         **_metric_columns("champion", champion),
         **_metric_columns("naive", naive),
         "pairs": candidate.pairs if candidate else 0,
         "backtest_origins": cfg.backtest_origins,
-        "first_origin": row["first_origin"] if isinstance(row["first_origin"], date) else None,
-        "last_origin": row["last_origin"] if isinstance(row["last_origin"], date) else None,
+        "first_origin": _date_or_none(backtest["first_origin"]),
+        "last_origin": _date_or_none(backtest["last_origin"]),
         "horizon": horizon,
         "mase_tolerance": cfg.rule.mase_tolerance,
-        "passed": decision.passed,
-        "reasons": decision.text,
+        "passed": verdict.passed,
+        "reasons": verdict.text,
         "training_table": table,
         "data_version": data_version,
         "target": ctx.target,

@@ -14,6 +14,7 @@ from datetime import date
 
 from mlflow.tracking import MlflowClient
 
+from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.models.registry import CHAMPION, VALIDATION_STATUS, SegmentRegistry
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class Champion:
     Attributes:
         training_table: full name of the table it was trained on (None: not tagged).
         training_version: that table's Delta version (None: not tagged).
+        fallback: the champion is a seasonal-naive fallback (the segment's candidate was
+            refused and it had no champion; a real model is retried).
     """
 
     segment: str
@@ -36,6 +39,7 @@ class Champion:
     version: str
     training_table: str | None
     training_version: int | None
+    fallback: bool = False
 
 
 def find_champions(
@@ -54,6 +58,7 @@ def find_champions(
             version=str(version.version),
             training_table=tags.get(TRAINING_TABLE_TAG) or None,
             training_version=int(training_version) if training_version else None,
+            fallback=is_fallback(version),
         )
     log.info("%d of %d segments have a %s", len(found), len(wanted), CHAMPION)
     return found
@@ -68,8 +73,9 @@ def recently_refused(
     run_month: date,
     months: int,
 ) -> dict[str, str]:
-    """Of ``segments`` (those without a champion), the ones whose newest version validation
-    refused and was trained on data less than ``months`` months older than ``run_month``.
+    """Of ``segments`` (those without a champion of their own), the ones whose newest trained
+    version (fallbacks aside) validation refused and was trained on data less than ``months``
+    months older than ``run_month``.
 
     Returns:
         ``{segment: "v<N> refused, trained until YYYY-MM"}``; empty when ``months`` is 0.
@@ -79,10 +85,10 @@ def recently_refused(
     registry = SegmentRegistry(client, catalog, schema, prefix)
     found = {}
     for segment in sorted(segments):
-        versions = registry.versions(segment)
-        if not versions:
+        trained = [v for v in registry.versions(segment) if not is_fallback(v)]
+        if not trained:
             continue
-        newest = versions[0]
+        newest = trained[0]
         tags = dict(newest.tags or {})
         trained_until = tags.get("trained_until")
         if tags.get(VALIDATION_STATUS) != "refused" or not trained_until:

@@ -226,24 +226,32 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         psi = compute_psi(rows, features, cfg.rule)
     breaching = sorted(set(psi.loc[psi["breach"].astype(bool), "segment"]))
     without_champion = sorted(set(segments) - set(champions))
+    fallback = sorted(s for s, c in champions.items() if c.fallback)
     waiting = recently_refused(
         ctx.mlflow,
         ctx.catalog,
         ctx.schema,
         cfg.model_prefix,
-        without_champion,
+        without_champion + fallback,
         run_month,
         cfg.refused_retry_months,
     )
     for segment, why in sorted(waiting.items()):
         log.info(
-            "segment %s has no champion and waits (%s; retried %d months after)",
+            "segment %s has %s and waits (%s; retried %d months after)",
             segment,
+            "the seasonal-naive fallback" if segment in fallback else "no champion",
             why,
             cfg.refused_retry_months,
         )
     decision = drift.decide(
-        segments, breaching, without_champion, already, unreadable, recently_refused=waiting
+        segments,
+        breaching,
+        without_champion,
+        already,
+        unreadable,
+        recently_refused=waiting,
+        fallback=fallback,
     )
     current_start = add_months(run_month, 1 - cfg.current_months)
     context = RowContext(

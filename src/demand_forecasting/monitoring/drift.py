@@ -10,7 +10,9 @@ current window against the reference (bins fixed from the reference) is a *breac
   (Yurdakul & Naranjo, 2019). A segment of three series has ~36 values a year; at that size
   noise alone often passes 0.2, and the noise gate keeps it from retraining every month.
 
-A segment is retrained when any of its features breaches, or when it has no champion.
+A segment is retrained when any of its features breaches, or when it has no champion, or
+when its champion is the seasonal-naive fallback (a real model is retried); the last two wait
+while their newest candidate's refusal is recent.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ SEGMENT = "segment"
 RETRAIN_DRIFT = "retrain_drift"
 RETRAIN_NO_CHAMPION = "retrain_no_champion"
 RETRAIN_NO_REFERENCE = "retrain_no_reference"
+#: The champion is the seasonal-naive fallback: a real model is tried again.
+RETRAIN_FALLBACK = "retrain_fallback"
 KEEP = "keep"
 ALREADY_RETRAINED = "already_retrained"
-#: No champion, and its newest candidate was refused recently: not retried every month.
+#: No champion (or the fallback), and its newest candidate was refused recently: not
+#: retried every month.
 WAIT_REFUSED = "wait_refused"
-RETRAIN_DECISIONS = (RETRAIN_DRIFT, RETRAIN_NO_CHAMPION, RETRAIN_NO_REFERENCE)
+RETRAIN_DECISIONS = (RETRAIN_DRIFT, RETRAIN_NO_CHAMPION, RETRAIN_NO_REFERENCE, RETRAIN_FALLBACK)
 
 #: Columns of :func:`segment_psi`'s output (the Spark schema of the grouped apply).
 PSI_SCHEMA = (
@@ -154,6 +159,7 @@ def decide(
     already_retrained: Iterable[str] = (),
     without_reference: Iterable[str] = (),
     recently_refused: Iterable[str] = (),
+    fallback: Iterable[str] = (),
 ) -> DriftDecision:
     """The retraining decision of a run month.
 
@@ -165,12 +171,13 @@ def decide(
             already (a rerun of the month): never retrained again.
         without_reference: segments whose champion's training data cannot be read any more
             (untagged, or its Delta version vacuumed): retrained to get a reference again.
-        recently_refused: segments without a champion whose newest candidate validation
-            refused recently: they wait instead of retraining (a candidate of nearly the same
-            data would most likely be refused again).
+        recently_refused: segments without a champion (or with the fallback) whose newest
+            candidate validation refused recently: they wait instead of retraining (a
+            candidate of nearly the same data would most likely be refused again).
+        fallback: segments whose champion is the seasonal-naive fallback.
     """
     breach, missing, done = set(breaching), set(without_champion), set(already_retrained)
-    unreadable, waiting = set(without_reference), set(recently_refused)
+    unreadable, waiting, naive = set(without_reference), set(recently_refused), set(fallback)
     decisions: dict[str, str] = {}
     for segment in sorted(set(segments)):
         if segment in missing:
@@ -179,6 +186,8 @@ def decide(
             decisions[segment] = RETRAIN_NO_REFERENCE
         elif segment in done:
             decisions[segment] = ALREADY_RETRAINED
+        elif segment in naive:
+            decisions[segment] = WAIT_REFUSED if segment in waiting else RETRAIN_FALLBACK
         elif segment in breach:
             decisions[segment] = RETRAIN_DRIFT
         else:

@@ -293,6 +293,7 @@ def gather_report_inputs(
         actuals=totals,
         telemetry=telemetry,
         new_champions=new_champions(versions, run_month),
+        segments_on_fallback=list(ctx.task_values.get("score", "segments_on_fallback", [])),
     )
 
 

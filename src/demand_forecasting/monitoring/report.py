@@ -41,6 +41,7 @@ class ReportInputs:
         telemetry: this job run's tasks (``task, duration_s, rows_in, rows_out,
             peak_memory_mb, status``).
         new_champions: ``{segment: "old -> new"}`` versions that changed since last run.
+        segments_on_fallback: segments forecast by the seasonal-naive fallback champion.
     """
 
     run_month: date
@@ -57,6 +58,7 @@ class ReportInputs:
     actuals: pd.DataFrame
     telemetry: pd.DataFrame
     new_champions: dict[str, str] = field(default_factory=dict)
+    segments_on_fallback: list[str] = field(default_factory=list)
     plot_segments: int = 4
 
 
@@ -237,6 +239,8 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         "segment champions.",
         f"- Segments without a champion (not forecast): "
         f"{', '.join(inputs.segments_without_champion) or 'none'}.",
+        "- Segments forecast by the seasonal-naive fallback (their model did not beat it): "
+        f"{', '.join(inputs.segments_on_fallback) or 'none'}.",
         "- Retraining decisions: "
         + (", ".join(f"{k} {v}" for k, v in counts.sort_index().items()) or "none")
         + ".",

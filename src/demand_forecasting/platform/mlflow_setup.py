@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -34,9 +38,34 @@ def configure_mlflow(store: MlflowStore) -> MlflowClient:
     """Point this process's MLflow at ``store`` and return a client for it."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    if store.tracking_uri.startswith("sqlite:"):
+        use_write_ahead_log()
     mlflow.set_tracking_uri(store.tracking_uri)
     mlflow.set_registry_uri(store.registry_uri)
     return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
+
+
+def use_write_ahead_log() -> None:
+    """Open this process's sqlite connections in WAL mode with ``synchronous = NORMAL``.
+
+    MLflow commits a sqlite transaction for nearly every call (~20 per logged and
+    registered model); in sqlite's default rollback-journal mode each commit waits for
+    fsync. With a write-ahead log a commit is an append, synced only at checkpoints:
+    logging a model took ~2.5x less time (``benchmarks/training_speed.py``). A crash of the
+    process loses nothing committed; a power cut can lose the last commits, which a rerun of
+    the month redoes (every task is idempotent). Installed once, for sqlite connections only.
+    """
+    if event.contains(Engine, "connect", _sqlite_wal):
+        return
+    event.listen(Engine, "connect", _sqlite_wal)
+
+
+def _sqlite_wal(connection: Any, _record: Any) -> None:
+    if isinstance(connection, sqlite3.Connection):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 
 from demand_forecasting import names
+from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.models.registry import CHAMPION, SegmentRegistry
 from demand_forecasting.platform.context import RunContext
 
@@ -37,6 +38,8 @@ class ChampionModel:
     model_name: str
     version: str
     folder: str
+    #: The seasonal-naive fallback (the segment's candidate was refused, it had no champion).
+    fallback: bool = False
 
     @property
     def model_id(self) -> str:
@@ -54,7 +57,9 @@ def champions(ctx: RunContext, segments: list[str], prefix: str) -> dict[str, Ch
             ctx.volume_path(names.CHECKPOINT_VOLUME, MODEL_CACHE, name, str(version.version))
         )
         cache(f"models:/{name}/{version.version}", folder)
-        found[segment] = ChampionModel(segment, name, str(version.version), str(folder))
+        found[segment] = ChampionModel(
+            segment, name, str(version.version), str(folder), fallback=is_fallback(version)
+        )
     return found
 
 

@@ -57,6 +57,8 @@ class ScoreSummary:
     series_forecast: int = 0
     segments_scored: list[str] = field(default_factory=list)
     segments_without_champion: list[str] = field(default_factory=list)
+    #: Scored by the seasonal-naive fallback champion.
+    segments_on_fallback: list[str] = field(default_factory=list)
     rows_in: int = 0
     rows_out: int = 0
 
@@ -142,6 +144,7 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
         run_month,
         segments_scored=sorted(models),
         segments_without_champion=sorted(set(segments) - set(models)),
+        segments_on_fallback=sorted(s for s, m in models.items() if m.fallback),
     )
     summary.rows_in = sum(int(r[2]) for r in per_segment if r[0] in models)
     if summary.segments_without_champion:
@@ -149,6 +152,12 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
             "score: %d segment(s) have no champion and are skipped: %s",
             len(summary.segments_without_champion),
             ", ".join(summary.segments_without_champion),
+        )
+    if summary.segments_on_fallback:
+        log.info(
+            "score: %d segment(s) are forecast by their seasonal-naive fallback: %s",
+            len(summary.segments_on_fallback),
+            ", ".join(summary.segments_on_fallback),
         )
     history = gold.where(F.col("segment").isin(list(models)) & (F.col("month") <= run_month))
     attributes = [c for c in cfg.series_attributes if c in gold.columns and c != "segment"]
@@ -185,6 +194,7 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     )
     ctx.task_values.set("series_forecast", summary.series_forecast)
     ctx.task_values.set("segments_without_champion", summary.segments_without_champion)
+    ctx.task_values.set("segments_on_fallback", summary.segments_on_fallback)
     ctx.task_values.set("run_month", run_month.strftime("%Y-%m"))
     return summary
 

@@ -114,3 +114,30 @@ def test_a_model_saved_before_theta_still_loads_and_forecasts(tmp_path: Path) ->
     loaded = load_forecaster(tmp_path)
     assert loaded.theta_alphas == {}
     pd.testing.assert_frame_equal(forecaster.predict(frame), loaded.predict(frame))
+
+
+def test_the_seasonal_naive_recipe_fits_nothing_and_forecasts_last_years_values(
+    tmp_path: Path,
+) -> None:
+    frame = history(months=40)
+    # A gap where s1's forecast for h = 1 would look (the month 11 months before the end).
+    gap_month = frame["month"].max() - pd.DateOffset(months=11)
+    frame = frame[~((frame["series_id"] == "s1") & (frame["month"] == gap_month))]
+    recipe = Recipe(horizon=14, method="seasonal_naive")
+    forecaster = fit_forecaster(frame, recipe)
+    assert forecaster.booster is None and not forecaster.holt_winters_params
+    forecaster.to_files(tmp_path)
+    forecast = load_forecaster(tmp_path).predict(frame)
+
+    assert list(forecast.columns) == list(FORECAST_COLUMNS)
+    assert sorted(forecast["series_id"].unique()) == ["s0", "s1"]
+    values = frame.set_index(["series_id", "month"])["y"]
+    newest = frame["month"].max()
+    for row in forecast.itertuples():
+        years_back = -(-row.horizon // 12)
+        source = row.month - pd.DateOffset(years=years_back)
+        if row.series_id == "s1" and source == gap_month:  # the gap: the newest value
+            assert row.forecast == values[("s1", newest)]
+        else:
+            assert row.forecast == values[(row.series_id, source)]
+    assert forecast[["forecast_xgb", "forecast_holt_winters", "forecast_theta"]].isna().all().all()

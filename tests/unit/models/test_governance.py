@@ -8,6 +8,7 @@ then a gold table with a broken segment).
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from demand_forecasting.models.registry import (
 )
 from demand_forecasting.models.rollback import RollbackError, rollback
 from demand_forecasting.models.segment_data import SegmentSelectionError, read_history
+from demand_forecasting.monitoring.champions import find_champions, recently_refused
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.platform.task_values import LocalTaskValues
 from models_support import history, write_gold
@@ -57,6 +59,7 @@ def run_month(
     segments: tuple[str, ...] | None = None,
     tolerance: float = 0.02,
     approval: bool = False,
+    prefix: str = "demand",
 ) -> dict[str, Any]:
     """The three tasks as the job chains them (task values passed along)."""
     values = ctx.task_values
@@ -65,15 +68,15 @@ def run_month(
         trained = train.run(
             ctx,
             train.TrainConfig(
-                segments, recipe, "demand", EXPERIMENT, git_commit="abc123", backtest_origins=2
+                segments, recipe, prefix, EXPERIMENT, git_commit="abc123", backtest_origins=2
             ),
         )
     with values.running("validate_models"):
         validated = validate.run(
-            ctx, validate.ValidateConfig(segments, "demand", 2, GateRule(tolerance))
+            ctx, validate.ValidateConfig(segments, prefix, 2, GateRule(tolerance))
         )
     with values.running("deploy"):
-        deployed = deploy.run(ctx, deploy.DeployConfig(segments, "demand", approval))
+        deployed = deploy.run(ctx, deploy.DeployConfig(segments, prefix, approval))
     return {"train": trained, "validate": validated, "deploy": deployed}
 
 
@@ -208,6 +211,74 @@ def test_approval_required_only_marks_until_approved(ctx: RunContext) -> None:
     assert version_of(reg, segment, CHAMPION) == "2"
     actions = table(ctx, names.AUDIT).query("segment == @segment")["action"].tolist()
     assert sorted(actions) == ["approve", "awaiting_approval", "promote"]
+
+
+def test_a_refused_segment_without_champion_gets_a_governed_seasonal_naive_champion(
+    ctx: RunContext,
+) -> None:
+    # Another model prefix: the same real segment, but no champion yet.
+    prefix, segment = "fallback", SEGMENTS[0]
+    worse = Recipe(xgb_weight=1.0).with_overrides(
+        xgb_params={"n_estimators": 1, "max_depth": 1, "learning_rate": 0.01}
+    )
+    result = run_month(ctx, worse, segments=(segment,), prefix=prefix)
+    assert segment in result["validate"].refused
+    assert result["validate"].fallbacks == {segment: "2"}
+    assert result["deploy"].promoted == {segment: "2"}
+    reg = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, prefix)
+    champion = reg.alias(segment, CHAMPION)
+    refused = reg.version(segment, "1")
+    assert champion is not None and str(champion.version) == "2"
+    assert refused.tags["validation_status"] == "refused"
+    assert champion.tags["fallback"] == "seasonal_naive" and champion.tags["fallback_for"] == "1"
+    assert champion.tags["validation_status"] == "fallback"
+    for key in ("training_table", "training_table_version", "data_hash", "trained_until"):
+        assert champion.tags[key] == refused.tags[key], key
+    run = ctx.mlflow.get_run(champion.run_id)
+    assert (
+        run.data.tags["mlflow.parentRunId"]
+        == ctx.mlflow.get_run(refused.run_id).data.tags["mlflow.parentRunId"]
+    )
+    assert run.inputs.dataset_inputs, "the fallback carries the candidate's lineage"
+
+    # Its forecast is each month's value a year before.
+    model = mlflow.pyfunc.load_model(f"models:/{reg.name(segment)}@champion")
+    recent = history([segment], until="2016-12-01", since="2014-01-01")
+    recent["month"] = pd.to_datetime(recent["month"])
+    forecast = model.predict(recent[["series_id", "month", "y"]])
+    assert len(forecast) == 12 * recent["series_id"].nunique()
+    year_before = recent.set_index(["series_id", "month"])["y"]
+    expected = [
+        year_before[(s, m - pd.DateOffset(years=1))]
+        for s, m in zip(forecast["series_id"], forecast["month"], strict=True)
+    ]
+    assert forecast["forecast"].tolist() == pytest.approx(expected)
+
+    evaluations = table(ctx, names.EVALUATIONS).query("model_name == @reg.name(@segment)")
+    fallback_row = evaluations.query("candidate_version == '2'").iloc[0]
+    assert fallback_row["passed"] and "seasonal-naive fallback" in fallback_row["reasons"]
+    assert fallback_row["candidate_mase"] == pytest.approx(fallback_row["naive_mase"])
+    audit = table(ctx, names.AUDIT).query("model_name == @reg.name(@segment)")
+    assert audit["to_version"].tolist() == ["2"]
+    assert "candidate v1 refused" in audit["reason"].iloc[0]
+
+    # The drift check retries a real model once the refusal is old enough.
+    found = find_champions(ctx.mlflow, ctx.catalog, ctx.schema, prefix, [segment])
+    assert found[segment].fallback
+    waiting = recently_refused(
+        ctx.mlflow, ctx.catalog, ctx.schema, prefix, [segment], date(2017, 1, 1), 3
+    )
+    assert waiting == {segment: "v1 refused, trained until 2016-12"}
+
+    # Rerun: nothing new; then a candidate that beats seasonal naive replaces the fallback.
+    again = run_month(ctx, worse, segments=(segment,), prefix=prefix)
+    assert again["validate"].fallbacks == {} and again["deploy"].promoted == {}
+    assert [str(v.version) for v in reg.versions(segment)] == ["2", "1"]
+    better = run_month(ctx, RECIPE, segments=(segment,), prefix=prefix)
+    assert better["validate"].passed == {segment: "3"}
+    assert better["validate"].backtests_run == 0, "a fallback champion's backtest is naive's"
+    assert better["deploy"].promoted == {segment: "3"}
+    assert version_of(reg, segment, PREVIOUS_CHAMPION) == "2"
 
 
 GOOD, BAD = (

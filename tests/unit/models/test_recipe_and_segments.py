@@ -23,9 +23,22 @@ def test_recipe_stored_before_theta_means_holt_winters_alone() -> None:
     assert Recipe().theta_weight == 0.5
 
 
+def test_recipe_stored_before_methods_existed_is_the_combination() -> None:
+    assert Recipe.from_json('{"horizon": 12}').method == "combination"
+    naive = Recipe(method="seasonal_naive")
+    assert naive.is_seasonal_naive and not Recipe().is_seasonal_naive
+    assert Recipe.from_json(naive.to_json()) == naive
+
+
 @pytest.mark.parametrize(
     "field, value",
-    [("horizon", 0), ("xgb_weight", 1.5), ("theta_weight", -0.1), ("train_window_months", 3)],
+    [
+        ("horizon", 0),
+        ("xgb_weight", 1.5),
+        ("theta_weight", -0.1),
+        ("train_window_months", 3),
+        ("method", "arima"),
+    ],
 )
 def test_recipe_refuses_bad_values(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):

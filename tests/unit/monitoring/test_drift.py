@@ -100,6 +100,24 @@ def test_a_recently_refused_segment_without_champion_waits() -> None:
     }
 
 
+def test_a_seasonal_naive_fallback_champion_retries_a_model_unless_refused_recently() -> None:
+    decision = drift.decide(
+        segments=["a", "b", "c", "d"],
+        breaching=["b"],
+        without_champion=[],
+        already_retrained=["d"],
+        recently_refused=["b"],
+        fallback=["a", "b", "d"],
+    )
+    assert decision.segments_to_train == ("a",)
+    assert decision.decisions == {
+        "a": drift.RETRAIN_FALLBACK,
+        "b": drift.WAIT_REFUSED,  # drift or not: a model of nearly the same data was refused
+        "c": drift.KEEP,
+        "d": drift.ALREADY_RETRAINED,  # the fallback is this month's
+    }
+
+
 def test_a_month_without_drift_retrains_nothing() -> None:
     decision = drift.decide(["a", "b"], breaching=[], without_champion=[])
     assert decision.segments_to_train == () and decision.retrain_count == 0

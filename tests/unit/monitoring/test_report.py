@@ -73,6 +73,7 @@ def _inputs() -> ReportInputs:
             }
         ),
         new_champions={"cafes": "v1 -> v2"},
+        segments_on_fallback=["food"],
     )
 
 
@@ -92,6 +93,7 @@ def test_report_has_every_section_and_plot(tmp_path: Path) -> None:
         assert heading in text
     assert "**2 series forecast**" in text
     assert "cafes (v1 -> v2)" in text
+    assert "seasonal-naive fallback (their model did not beat it): food." in text
     assert "**ALERT** food: WAPE 30.0%" in text
     for image in (HEATMAP_FILE, FORECAST_FILE, TASK_TIME_FILE):
         assert f"]({image})" in text
