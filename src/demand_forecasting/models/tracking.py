@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import mlflow
 import pandas as pd
-import xgboost as xgb
 from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
@@ -184,10 +182,8 @@ class TrainingLogger:
 
         model_dir = scratch / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
-        if row["booster"] is not None:
-            booster = xgb.Booster()
-            booster.load_model(bytearray(row["booster"]))
-            booster.save_model(str(model_dir / BOOSTER_FILE))
+        if row["booster"] is not None:  # XGBoost's UBJ bytes, as the worker saved them
+            (model_dir / BOOSTER_FILE).write_bytes(bytes(row["booster"]))
         (model_dir / STATE_FILE).write_text(str(row["state"]))
         example = pd.read_json(
             _text_io(str(row["example"])), orient="records", convert_dates=["month"]
@@ -220,13 +216,18 @@ class TrainingLogger:
             "trained_until": str(row["trained_until"]),
             "training_identity": identity,
         }
-        version = mlflow.register_model(model_uri, model_name, tags=version_tags)
-        self.client.update_model_version(
+        # One registry call (the registered model exists: train ensured it), tags and
+        # description included, instead of mlflow.register_model's create-model attempt and
+        # a separate description update.
+        version = self.client.create_model_version(
             model_name,
-            version.version,
+            source=model_uri,
+            run_id=run_id,
+            tags=version_tags,
             description=f"Candidate for {segment}, trained on {self.table} version "
             f"{self.table_version} up to {row['trained_until']} (run {run_id}). "
             "Not yet validated.",
+            model_id=logged_model_id(model_uri),
         )
         self.client.set_terminated(run_id)
         seconds = time.perf_counter() - started
@@ -271,6 +272,12 @@ class TrainingLogger:
                 self.parent_run_id, "failed_segments", ",".join(sorted(failed))[:5000]
             )
         self.client.set_terminated(self.parent_run_id, "FAILED" if failed else "FINISHED")
+
+
+def logged_model_id(model_uri: str) -> str | None:
+    """The logged model id of a ``models:/<model id>`` URI (None for other URIs)."""
+    match = re.fullmatch(r"models:/(m-[0-9a-f]+)", model_uri)
+    return match.group(1) if match else None
 
 
 def _text_io(text: str) -> Any:

@@ -105,6 +105,8 @@ def test_first_run_registers_validates_and_promotes_every_segment(ctx: RunContex
         assert tags["training_table_version"] == "0"
         assert tags["git_commit"] == "abc123" and tags["bundle_target"] == "dev"
         assert tags["validation_status"] == "passed"
+        # The version's source is its logged model (MLflow 3), and it names its run.
+        assert champion.source.startswith("models:/m-") and champion.run_id == tags["run_id"]
         assert (
             "PASSED validation" in ctx.mlflow.get_model_version(reg.name(segment), "1").description
         )
