@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from demand_forecasting.models.recipe import Recipe
@@ -13,8 +15,17 @@ def test_recipe_json_round_trip_and_fingerprint() -> None:
     again = Recipe.from_json(recipe.to_json())
     assert again == recipe
     assert again.xgb_params["n_estimators"] == 10
-    assert again.xgb_params["max_depth"] == 5
+    assert again.xgb_params["max_depth"] == 3
     assert again.fingerprint() == recipe.fingerprint() != Recipe().fingerprint()
+
+
+def test_recipe_stored_with_the_old_booster_settings_keeps_them() -> None:
+    stored = json.loads(Recipe().to_json())
+    stored["xgb_params"].update(n_estimators=200, max_depth=5, learning_rate=0.05)
+    old = Recipe.from_json(json.dumps(stored))
+    assert (old.xgb_params["n_estimators"], old.xgb_params["max_depth"]) == (200, 5)
+    assert Recipe().xgb_params["n_estimators"] == 100
+    assert old.fingerprint() != Recipe().fingerprint()
 
 
 def test_recipe_stored_before_theta_means_holt_winters_alone() -> None:
