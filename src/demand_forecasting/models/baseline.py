@@ -21,22 +21,21 @@ def seasonal_naive(panel: Panel, horizon: int) -> pd.DataFrame:
         Columns ``series_id, origin, horizon, month, forecast``.
     """
     newest = len(panel.months) - 1
-    active = ~np.isnan(panel.values[newest])
-    rows = []
-    for h in range(1, horizon + 1):
-        source = newest + h - 12 * int(np.ceil(h / 12))
-        values = panel.values[source] if source >= 0 else np.full(len(panel.series), np.nan)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "series_id": np.asarray(panel.series)[active],
-                    "origin": panel.end,
-                    "horizon": h,
-                    "month": panel.end + pd.DateOffset(months=h),
-                    "forecast": values[active],
-                }
-            )
-        )
-    return pd.concat(rows, ignore_index=True).sort_values(
-        ["series_id", "horizon"], ignore_index=True
+    active = np.flatnonzero(~np.isnan(panel.values[newest]))
+    horizons = np.arange(1, horizon + 1)
+    source = newest + horizons - 12 * np.ceil(horizons / 12).astype(int)
+    # (horizon, active series): the same calendar month of the newest year before it.
+    values = np.full((horizon, len(active)), np.nan)
+    known = source >= 0
+    values[known] = panel.values[source[known]][:, active]
+    months = pd.DatetimeIndex([panel.end + pd.DateOffset(months=int(h)) for h in horizons])
+    frame = pd.DataFrame(
+        {
+            "series_id": np.repeat(np.asarray(panel.series)[active], horizon),
+            "origin": panel.end,
+            "horizon": np.tile(horizons, len(active)),
+            "month": np.tile(months, len(active)),
+            "forecast": values.T.ravel(),
+        }
     )
+    return frame.sort_values(["series_id", "horizon"], ignore_index=True)

@@ -1,7 +1,7 @@
 """Pictures for the MLflow runs, rendered to PNG bytes where the model was trained.
 
 Rendering happens in the Spark worker that fitted the segment, so the driver only uploads
-bytes (a plot costs ~0.1 s to draw; 46 of them on the driver would double its logging time).
+bytes (a plot costs ~0.3 s of CPU to draw; 46 of them on the driver would double its logging time).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ def forecast_vs_actual_png(
     title: str,
     months_shown: int = 48,
 ) -> bytes:
-    """One panel per series (up to 6): actuals, the holdout forecast, the next forecast.
+    """One panel per series shown (up to 6 with months in the window): actuals, the holdout
+    forecast, the next forecast.
 
     Args:
         history: ``series_id, month, y``.
@@ -32,9 +33,18 @@ def forecast_vs_actual_png(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = sorted(history["series_id"].astype(str).unique())[:6]
-    fig, axes = plt.subplots(len(series), 1, figsize=(8, 2.2 * len(series)), squeeze=False)
-    cutoff = pd.to_datetime(history["month"]).max() - pd.DateOffset(months=months_shown)
+    months = pd.to_datetime(history["month"])
+    cutoff = months.max() - pd.DateOffset(months=months_shown)
+    ids = history["series_id"].astype(str)
+    # Series with months in the window (one that stopped years ago would be an empty panel).
+    series = sorted(ids[months > cutoff].unique())[:6] or sorted(ids.unique())[:1]
+    height = 2.2 * len(series)
+    # A shared month axis (labels drawn once) and fixed margins instead of tight_layout:
+    # together they were ~60 % of the plot's time, which was ~40 % of a segment's training.
+    fig, axes = plt.subplots(len(series), 1, figsize=(8, height), squeeze=False, sharex=True)
+    fig.subplots_adjust(
+        left=0.08, right=0.98, top=1 - 0.45 / height, bottom=0.35 / height, hspace=0.35
+    )
     for ax, sid in zip(axes[:, 0], series, strict=False):
         past = history[
             (history["series_id"].astype(str) == sid) & (pd.to_datetime(history["month"]) > cutoff)
@@ -67,7 +77,6 @@ def forecast_vs_actual_png(
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="upper left", ncol=4)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=72)
     plt.close(fig)
