@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ log = logging.getLogger(__name__)
 
 TASK_KEY = "validate_models"
 CHALLENGERS_KEY = "challengers"
+#: Version tag with the backtest figures the gate used (JSON: mase, naive_mase, data_version).
+VALIDATION_FIGURES = "validation_figures"
 
 EVALUATION_SCHEMA = (
     "evaluation_id string, evaluated_at timestamp, segment string, model_name string, "
@@ -346,8 +349,7 @@ def stand_in_fallbacks(
             {
                 VALIDATION_STATUS: "fallback",
                 VALIDATION_REASONS: text[:250],
-                "validation_naive_mase": _fmt(naive),
-                "validation_data_version": str(history.version),
+                VALIDATION_FIGURES: _figures(naive, naive, history.version),
             },
         )
         registry.set_alias(segment, CHALLENGER, version)
@@ -470,9 +472,7 @@ def _evaluate(
         {
             VALIDATION_STATUS: "passed" if decision.passed else "refused",
             VALIDATION_REASONS: decision.text[:250],
-            "validation_mase": _fmt(candidate),
-            "validation_naive_mase": _fmt(naive),
-            "validation_data_version": str(data_version),
+            VALIDATION_FIGURES: _figures(candidate, naive, data_version),
         },
     )
     registry.describe(
@@ -549,8 +549,16 @@ def _evaluation_row(
     }
 
 
-def _fmt(value: Accuracy | None) -> str:
-    return f"{value.mase:.4f}" if value is not None else ""
+def _figures(candidate: Accuracy | None, naive: Accuracy | None, data_version: int) -> str:
+    """The version's backtest figures as one tag value (one registry call, not three)."""
+
+    def mase(value: Accuracy | None) -> float | None:
+        return round(value.mase, 4) if value is not None and math.isfinite(value.mase) else None
+
+    return json.dumps(
+        {"mase": mase(candidate), "naive_mase": mase(naive), "data_version": data_version},
+        sort_keys=True,
+    )
 
 
 def _metric_columns(prefix: str, value: Accuracy | None) -> dict[str, float | None]:

@@ -8,6 +8,7 @@ then a gold table with a broken segment).
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ def test_first_run_registers_validates_and_promotes_every_segment(ctx: RunContex
         assert tags["training_table_version"] == "0"
         assert tags["git_commit"] == "abc123" and tags["bundle_target"] == "dev"
         assert tags["validation_status"] == "passed"
+        figures = json.loads(tags["validation_figures"])
+        assert figures["data_version"] == 0 and figures["mase"] < figures["naive_mase"]
         # The version's source is its logged model (MLflow 3), and it names its run.
         assert champion.source.startswith("models:/m-") and champion.run_id == tags["run_id"]
         assert (
