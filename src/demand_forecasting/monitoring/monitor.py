@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.data.config import parse_month
+from demand_forecasting.monitoring import telemetry
 from demand_forecasting.monitoring.accuracy import (
     AccuracyAlert,
     accuracy_alerts,
@@ -299,6 +300,7 @@ def gather_report_inputs(
 
 def _telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
     columns = ["task", "status", "duration_s", "rows_in", "rows_out", "peak_memory_mb"]
+    telemetry.flush()  # the rows of this job run's earlier tasks, if the runner holds them
     table = _read(ctx, names.TELEMETRY)
     if table is None or job_run_id is None:
         return pd.DataFrame(columns=columns)

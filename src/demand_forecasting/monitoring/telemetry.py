@@ -6,6 +6,12 @@ the task ends, successfully or not, one row goes to the ops Delta table
 experiment, the same figures go to the job's parent MLflow run as metrics
 ``<task>/duration_s``, ``<task>/rows_in``, ``<task>/rows_out``, ``<task>/peak_memory_mb``.
 
+A Delta commit costs seconds on a small machine, so a process that runs a whole job (the
+local runner) holds its tasks' rows in a :func:`batch` and writes them in one commit when the
+job run ends, or earlier when a task reads the table (:func:`flush`, e.g. the monitor's
+report). Without a batch (a task on Databricks, a task run by hand) each row is written when
+its task ends. A batched row is lost if the process is killed before the batch is written.
+
 Rows in/out come from what the task's ``run`` returns (attributes or keys ``rows_in`` /
 ``rows_out``) or from :func:`record_rows` calls while it runs. Telemetry never changes a
 task's outcome: a failure to record is logged as a warning.
@@ -15,17 +21,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import astuple, dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from mlflow.entities import Metric
-
 from demand_forecasting import names
-from demand_forecasting.monitoring.job_run import job_parent_run
 from demand_forecasting.monitoring.memory import PeakMemorySampler
 
 if TYPE_CHECKING:
@@ -85,6 +89,10 @@ class _Counts:
 
 
 _ACTIVE: ContextVar[_Counts | None] = ContextVar("telemetry_counts", default=None)
+#: Rows held for one commit while a :func:`batch` is open (None: write each row at once).
+_BATCH: ContextVar[list[tuple[RunContext, TaskTelemetry]] | None] = ContextVar(
+    "telemetry_batch", default=None
+)
 
 
 def record_rows(*, rows_in: int | None = None, rows_out: int | None = None) -> None:
@@ -175,17 +183,67 @@ class TaskRecorder:
             publish(self.ctx, self.record, self.experiment)
 
 
-def publish(ctx: RunContext, record: TaskTelemetry, experiment: str | None) -> None:
-    """Append ``record`` to the telemetry table and log it to the parent run (best effort)."""
+@contextmanager
+def batch() -> Iterator[None]:
+    """Hold the telemetry rows of the tasks run inside; write them in one commit at the end.
+
+    A batch opened inside another adds to the outer one (the outer one writes).
+    """
+    if _BATCH.get() is not None:
+        yield
+        return
+    token = _BATCH.set([])
     try:
-        frame = ctx.spark.createDataFrame([astuple(record)], TELEMETRY_SCHEMA)
-        ctx.tables.write(frame, ctx.table(names.TELEMETRY), mode="append")
+        yield
+    finally:
+        try:
+            flush()
+        finally:
+            _BATCH.reset(token)
+
+
+def flush() -> None:
+    """Write the rows the open :func:`batch` holds (one commit per telemetry table).
+
+    Call before reading the telemetry table while a batch may be open. Best effort, like
+    every telemetry write: a failure is logged as a warning and the rows are dropped.
+    """
+    pending = _BATCH.get()
+    if not pending:
+        return
+    held = list(pending)
+    pending.clear()
+    by_table: dict[str, list[tuple[RunContext, TaskTelemetry]]] = {}
+    for ctx, record in held:
+        by_table.setdefault(ctx.table(names.TELEMETRY), []).append((ctx, record))
+    for table, rows in by_table.items():
+        _append(rows[-1][0], table, [record for _, record in rows])
+
+
+def _append(ctx: RunContext, table: str, records: list[TaskTelemetry]) -> None:
+    try:
+        frame = ctx.spark.createDataFrame([astuple(r) for r in records], TELEMETRY_SCHEMA)
+        ctx.tables.write(frame.coalesce(1), table, mode="append")
     except Exception as exc:  # telemetry must never change the task's outcome
-        log.warning(
-            "telemetry of %s not written to %s: %s", record.task, ctx.table(names.TELEMETRY), exc
-        )
+        tasks = ", ".join(r.task for r in records)
+        log.warning("telemetry of %s not written to %s: %s", tasks, table, exc)
+
+
+def publish(ctx: RunContext, record: TaskTelemetry, experiment: str | None) -> None:
+    """Append ``record`` to the telemetry table (or the open batch) and log it to the parent
+    run (best effort)."""
+    pending = _BATCH.get()
+    if pending is not None:
+        pending.append((ctx, record))
+    else:
+        _append(ctx, ctx.table(names.TELEMETRY), [record])
     if record.job_run_id is None or experiment is None:
         return
+    # Imported here: the local runner opens a batch and should not pay for MLflow's import.
+    from mlflow.entities import Metric
+
+    from demand_forecasting.monitoring.job_run import job_parent_run
+
     try:
         run_id = job_parent_run(
             ctx.mlflow,

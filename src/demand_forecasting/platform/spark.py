@@ -47,8 +47,11 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     # The local driver is a short-lived JVM on a few cores doing many small jobs: the C2
     # compiler's threads compete with the work and rarely pay off before the process ends
     # (measured: Spark start and the first Delta commit about 2x faster), and one GC thread
-    # is plenty for a 4 GB heap.
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    # is plenty for a 4 GB heap. The heap starts at 1 GB with a 384 MB young generation
+    # instead of growing from ~1/64 of RAM: fewer young collections and no full collections
+    # while it grows (a warm monthly job, with the batched telemetry of the same session:
+    # GC 11.0 s -> 6.4 s, safepoints 11.6 s -> 6.9 s, at load 4-7).
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms1g -Xmn384m",
 }
 
 

@@ -160,7 +160,12 @@ class JobRunner:
         """
         plan = self.plan(job_key)
         values = job_parameters(plan.job, parameters or {})
-        return self._run_plan(plan, values, depth=0)
+        # Imported here: the runner itself needs no MLflow (the package's tasks do).
+        from demand_forecasting.monitoring import telemetry
+
+        # The tasks share this process: their telemetry rows go to Delta in one commit.
+        with telemetry.batch():
+            return self._run_plan(plan, values, depth=0)
 
     # ------------------------------------------------------------------ job runs
 

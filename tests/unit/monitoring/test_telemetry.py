@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from demand_forecasting import names
+from demand_forecasting.monitoring import telemetry
 from demand_forecasting.monitoring.job_run import JOB_RUN_ID_TAG, find_job_run, job_parent_run
 from demand_forecasting.monitoring.telemetry import TaskRecorder, record_rows, rows_of
 from demand_forecasting.platform.context import RunContext
@@ -92,3 +93,27 @@ def test_run_task_records_the_summary_rows(
         10,
         4,
     )
+
+
+def test_a_batch_writes_its_tasks_rows_in_one_commit(ctx: RunContext) -> None:
+    table = ctx.table(names.TELEMETRY)
+    with telemetry.batch():
+        for task in ("ingest", "score"):
+            with TaskRecorder(task, "dev", job_run_id="5") as recorder:
+                recorder.bind(ctx)
+        assert not ctx.tables.exists(table)  # held until the batch ends or is flushed
+        # A nested batch adds to the outer one.
+        with telemetry.batch(), TaskRecorder("train", "dev", job_run_id="5") as recorder:
+            recorder.bind(ctx)
+        assert not ctx.tables.exists(table)
+        telemetry.flush()  # what a reader of the table does first
+        assert ctx.tables.version(table) == 0
+        with TaskRecorder("monitor", "dev", job_run_id="5") as recorder:
+            recorder.bind(ctx)
+    assert ctx.tables.version(table) == 1
+    rows = ctx.tables.read(table).orderBy("started_at").collect()
+    assert [r["task"] for r in rows] == ["ingest", "score", "train", "monitor"]
+    # Outside a batch every row is written when its task ends.
+    with TaskRecorder("deploy", "dev") as recorder:
+        recorder.bind(ctx)
+    assert ctx.tables.version(table) == 2
