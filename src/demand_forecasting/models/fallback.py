@@ -116,7 +116,7 @@ def register_fallback(
         folder = Path(scratch)
         forecaster.to_files(folder)
         state = (folder / STATE_FILE).read_text()
-        model_uri = log_forecaster(folder, example, run_id=run_id)
+        model_uri = log_forecaster(folder, example, run=(source.info.experiment_id, run_id))
     version_tags = {key: tags[key] for key in VERSION_TAGS if key in tags}
     version_tags.update(
         {

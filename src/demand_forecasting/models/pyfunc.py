@@ -114,7 +114,10 @@ class _PyfuncFlavor:
 
 
 def log_forecaster(
-    folder: Path, example: pd.DataFrame, name: str = "model", run_id: str | None = None
+    folder: Path,
+    example: pd.DataFrame,
+    name: str = "model",
+    run: tuple[str, str] | None = None,
 ) -> str:
     """Log the forecaster in ``folder`` as a pyfunc to a run; return its model URI.
 
@@ -125,9 +128,17 @@ def log_forecaster(
         folder: written by :meth:`SegmentForecaster.to_files`.
         example: input example (a few months of one series' history).
         name: the model's name within the run.
-        run_id: the run (None: the active run). Passing it saves activating the run with
-            ``mlflow.start_run`` (a few tracking-store round trips per model).
+        run: ``(experiment id, run id)`` of the run (None: the active run). Passing it
+            saves activating the run with ``mlflow.start_run`` (a few tracking-store round
+            trips per model). The experiment is made the process's current one first:
+            ``Model.log`` files the logged model under the *current* experiment, not the
+            run's (with none set, under the store's default experiment, whose artifacts
+            locally go to ``./mlruns`` of the working directory).
     """
+    run_id = None
+    if run is not None:
+        experiment_id, run_id = run
+        mlflow.set_experiment(experiment_id=experiment_id)
     info = Model.log(
         artifact_path=None,
         name=name,

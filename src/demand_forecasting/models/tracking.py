@@ -189,7 +189,7 @@ class TrainingLogger:
             _text_io(str(row["example"])), orient="records", convert_dates=["month"]
         )
         example["series_id"] = example["series_id"].astype(str)
-        model_uri = log_forecaster(model_dir, example, run_id=run_id)
+        model_uri = log_forecaster(model_dir, example, run=(self.experiment_id, run_id))
         if not self.model_checked:
             check_logged_model(model_uri, example)
             self.model_checked = True

@@ -108,8 +108,13 @@ def test_first_run_registers_validates_and_promotes_every_segment(ctx: RunContex
         assert tags["validation_status"] == "passed"
         figures = json.loads(tags["validation_figures"])
         assert figures["data_version"] == 0 and figures["mase"] < figures["naive_mase"]
-        # The version's source is its logged model (MLflow 3), and it names its run.
+        # The version's source is its logged model (MLflow 3), and it names its run; the
+        # logged model is filed under the run's experiment, with the store's artifacts.
         assert champion.source.startswith("models:/m-") and champion.run_id == tags["run_id"]
+        logged = ctx.mlflow.get_logged_model(champion.source.removeprefix("models:/"))
+        run_experiment = ctx.mlflow.get_run(champion.run_id).info.experiment_id
+        assert logged.experiment_id == run_experiment
+        assert logged.artifact_location.startswith(str(ctx.mlflow_store.artifact_root))
         assert (
             "PASSED validation" in ctx.mlflow.get_model_version(reg.name(segment), "1").description
         )
