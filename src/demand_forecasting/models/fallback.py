@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import mlflow
 import pandas as pd
 from mlflow.entities import Param
 from mlflow.entities.model_registry import ModelVersion
@@ -30,7 +29,7 @@ from demand_forecasting.models.forecaster import STATE_FILE, SegmentForecaster
 from demand_forecasting.models.pyfunc import log_forecaster
 from demand_forecasting.models.recipe import SEASONAL_NAIVE, Recipe
 from demand_forecasting.models.registry import VERSION_TAGS, SegmentRegistry
-from demand_forecasting.models.tracking import artifact_hash
+from demand_forecasting.models.tracking import artifact_hash, logged_model_id
 
 if TYPE_CHECKING:
     from demand_forecasting.platform.context import RunContext
@@ -49,6 +48,11 @@ def naive_recipe(horizon: int) -> Recipe:
 def is_fallback(version: ModelVersion | None) -> bool:
     """True when ``version`` is a seasonal-naive fallback."""
     return version is not None and (version.tags or {}).get(FALLBACK_TAG) == SEASONAL_NAIVE
+
+
+def trained_versions(registry: SegmentRegistry, segment: str) -> list[ModelVersion]:
+    """The segment's versions the train task made (fallbacks left out), newest first."""
+    return [v for v in registry.versions(segment) if not is_fallback(v)]
 
 
 def register_fallback(
@@ -130,12 +134,16 @@ def register_fallback(
             FALLBACK_FOR_TAG: str(refused.version),
         }
     )
-    version = mlflow.register_model(model_uri, registry.name(segment), tags=version_tags)
-    client.update_model_version(
+    # One registry call, as the train task registers its versions (the registered model
+    # exists: the refused candidate is one of its versions).
+    version = client.create_model_version(
         registry.name(segment),
-        version.version,
+        source=model_uri,
+        run_id=run_id,
+        tags=version_tags,
         description=f"Seasonal-naive fallback for {segment}: {reason}. Forecasts each month "
         "with its value a year before until a candidate beats it.",
+        model_id=logged_model_id(model_uri),
     )
     client.set_terminated(run_id)
     log.info("segment %s: seasonal-naive fallback registered as v%s", segment, version.version)

@@ -40,7 +40,12 @@ from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.models.backtest import NAIVE
-from demand_forecasting.models.fallback import FALLBACK_FOR_TAG, is_fallback, register_fallback
+from demand_forecasting.models.fallback import (
+    FALLBACK_FOR_TAG,
+    is_fallback,
+    register_fallback,
+    trained_versions,
+)
 from demand_forecasting.models.gate import GateDecision, GateRule, decide
 from demand_forecasting.models.metrics import Accuracy
 from demand_forecasting.models.recipe import Recipe
@@ -213,7 +218,7 @@ def plan_contests(
                 continue
             candidate = registry.version(segment, candidates[segment])
         else:
-            trained = [v for v in registry.versions(segment) if not is_fallback(v)]
+            trained = trained_versions(registry, segment)
             if not trained:
                 skipped[segment] = "no registered model"
                 continue

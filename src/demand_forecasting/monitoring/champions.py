@@ -14,7 +14,7 @@ from datetime import date
 
 from mlflow.tracking import MlflowClient
 
-from demand_forecasting.models.fallback import is_fallback
+from demand_forecasting.models.fallback import is_fallback, trained_versions
 from demand_forecasting.models.registry import CHAMPION, VALIDATION_STATUS, SegmentRegistry
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def recently_refused(
     registry = SegmentRegistry(client, catalog, schema, prefix)
     found = {}
     for segment in sorted(segments):
-        trained = [v for v in registry.versions(segment) if not is_fallback(v)]
+        trained = trained_versions(registry, segment)
         if not trained:
             continue
         newest = trained[0]
