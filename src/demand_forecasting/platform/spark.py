@@ -52,6 +52,13 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     # while it grows (a warm monthly job, with the batched telemetry of the same session:
     # GC 11.0 s -> 6.4 s, safepoints 11.6 s -> 6.9 s, at load 4-7).
     "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms1g -Xmn384m",
+    # A Python task has one core, so its worker gets one OpenMP thread: on a cluster Spark sets
+    # this itself (to the executor's cores, SPARK-28843), but not for a local master, where each
+    # worker's XGBoost started a thread per core of the machine. For score's tiny per-segment
+    # matrices the thread team cost more than the work: loading and forecasting the 46
+    # champions took 6.4-6.8 s of a worker's CPU on the busy 2-core VM, 3.9-4.4 s with one
+    # thread, with the same numbers.
+    "spark.executorEnv.OMP_NUM_THREADS": "1",
 }
 
 

@@ -3,7 +3,9 @@
 On Spark, one group per segment (``groupBy("segment").applyInPandas``): the worker loads the
 segment's champion pyfunc (the exact version resolved on the driver) and calls its
 ``predict`` on the segment's whole history up to the run month: the same forecaster and
-feature code as training and the backtests (:mod:`demand_forecasting.models.pyfunc`).
+feature code as training and the backtests (:mod:`demand_forecasting.models.pyfunc`). On a
+local session a Python worker imports the scoring modules while the driver prepares the job
+(:mod:`demand_forecasting.scoring.worker_warmup`), and the grouped apply reuses it.
 
 The run month is the feature table's newest month; its forecasts replace that month's
 partition of the forecast table (``replaceWhere``), so a rerun writes the same rows and the
@@ -28,6 +30,7 @@ from demand_forecasting.data.config import load_dataset_config, parse_month
 from demand_forecasting.data.silver import series_attributes
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.scoring.champion_models import ChampionModel, champions
+from demand_forecasting.scoring.worker_warmup import WorkerWarmUp
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
@@ -103,7 +106,8 @@ def score_group(models: dict[str, ChampionModel]):  # type: ignore[no-untyped-de
         import mlflow.pyfunc
 
         model = models[str(group["segment"].iloc[0])]
-        pyfunc = mlflow.pyfunc.load_model(model.folder)
+        # The driver checked the champions' environments (champion_models.champions).
+        pyfunc = mlflow.pyfunc.load_model(model.folder, suppress_warnings=True)
         return forecast_rows(pyfunc.predict(model_input(group)), model)
 
     return score
@@ -133,6 +137,8 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
             "tasks (ingest -> validate_data -> build_features) first"
         )
     gold = ctx.tables.read(table)
+    # Locally, a Python worker imports the scoring modules while the driver works below.
+    warm_up = None if ctx.on_databricks else WorkerWarmUp(ctx.spark)
     per_segment = gold.groupBy("segment").agg(F.max("month"), F.count(F.lit(1))).collect()
     newest = {r[0]: r[1] for r in per_segment}
     if not newest:
@@ -170,6 +176,8 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     rows = forecasts(
         history.select("segment", "series_id", "month", "y"), models, latest_attributes, run_month
     )
+    if warm_up is not None:
+        warm_up.wait()
     # Materialise once: the counts and the write must not run the models twice.
     rows = rows.localCheckpoint(eager=True)
     counts = rows.agg(

@@ -49,3 +49,21 @@ def test_the_running_session_remembered_its_jars(spark: object) -> None:
     remembered = local_spark.remembered_jars(jar_list)
     assert remembered and remembered == conf["spark.jars"].split(",")
     assert any("delta-spark" in j for j in remembered)
+
+
+def test_python_workers_of_the_local_session_get_one_openmp_thread(spark: object) -> None:
+    from pyspark.sql import SparkSession
+
+    assert isinstance(spark, SparkSession)
+
+    def threads(batches):  # type: ignore[no-untyped-def]
+        import os
+
+        import pandas as pd
+
+        for _ in batches:
+            pass
+        yield pd.DataFrame({"threads": [os.environ.get("OMP_NUM_THREADS", "")]})
+
+    rows = spark.range(1, numPartitions=1).mapInPandas(threads, "threads string").collect()
+    assert [r["threads"] for r in rows] == ["1"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -125,3 +127,32 @@ def test_model_input_is_sorted_typed_history() -> None:
     assert list(frame.columns) == ["series_id", "month", "y"]
     assert frame["series_id"].tolist() == ["a", "b"]
     assert str(frame["month"].dtype).startswith("datetime64") and np.isnan(frame["y"][0])
+
+
+def test_environment_problems_name_what_this_environment_lacks(tmp_path: Path) -> None:
+    from demand_forecasting.scoring.champion_models import environment_problems
+
+    (tmp_path / "requirements.txt").write_text(
+        f"mlflow=={importlib.metadata.version('mlflow')}\n# a comment\n-r other.txt\n"
+        "numpy==0.0.1\nno-such-distribution==1.0\n"
+    )
+    (tmp_path / "python_env.yaml").write_text("python: 2.7.18\nbuild_dependencies: []\n")
+    assert environment_problems(tmp_path) == [
+        f"numpy==0.0.1 is installed as {importlib.metadata.version('numpy')}",
+        "no-such-distribution==1.0 is not installed",
+        f"Python 2.7 is {sys.version_info.major}.{sys.version_info.minor} here",
+    ]
+    running = f"{sys.version_info.major}.{sys.version_info.minor}.0"
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "python_env.yaml").write_text(f"python: {running}\n")
+    assert environment_problems(tmp_path) == []
+
+
+def test_warm_up_imports_the_scoring_modules_in_a_python_worker(ctx: RunContext) -> None:
+    from demand_forecasting.scoring import worker_warmup
+
+    frames = list(worker_warmup.import_scoring_modules(iter([pd.DataFrame({"id": [0]})])))
+    assert frames[0]["imported"].tolist() == [len(worker_warmup.SCORING_MODULES)]
+    warm_up = worker_warmup.WorkerWarmUp(ctx.spark)
+    warm_up.wait()
+    assert warm_up.error is None
