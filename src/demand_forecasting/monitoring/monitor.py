@@ -185,7 +185,8 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
     run_month, forecasts, actuals = measured.run_month, measured.forecasts, measured.actuals
     accuracy_rows, alerts = measured.accuracy_rows, measured.alerts
     ctx.tables.write(
-        ctx.spark.createDataFrame(accuracy_rows, measured.accuracy.schema),
+        # One file: one row per segment, month and horizon; more only add write tasks.
+        ctx.spark.createDataFrame(accuracy_rows, measured.accuracy.schema).coalesce(1),
         ctx.table(names.ACCURACY),
         mode="overwrite",
     )
@@ -276,7 +277,7 @@ def gather_report_inputs(
             columns=["segment", "feature", "psi", "psi_critical", "breach", "decision"]
         )
     )
-    telemetry = _telemetry(ctx, cfg.job_run_id)
+    telemetry = job_run_telemetry(ctx, cfg.job_run_id)
     # check_drift writes a row for every segment with data, champion or not.
     all_segments = set(drift["segment"]) | set(current["segment"])
     return ReportInputs(
@@ -298,14 +299,32 @@ def gather_report_inputs(
     )
 
 
-def _telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
+def job_run_telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
+    """The tasks of ``job_run_id`` so far, in the order they started: the telemetry table's
+    rows plus those the local runner still holds for its one commit at the end of the run
+    (:func:`telemetry.held`), so that reading them costs no commit of its own.
+
+    Returns:
+        ``task, status, duration_s, rows_in, rows_out, peak_memory_mb``.
+    """
     columns = ["task", "status", "duration_s", "rows_in", "rows_out", "peak_memory_mb"]
-    telemetry.flush()  # the rows of this job run's earlier tasks, if the runner holds them
-    table = _read(ctx, names.TELEMETRY)
-    if table is None or job_run_id is None:
+    if job_run_id is None:
         return pd.DataFrame(columns=columns)
-    rows = table.where(F.col("job_run_id") == job_run_id).orderBy("started_at")
-    return rows.select(*columns).toPandas()
+    records = [
+        {"started_at": r.started_at.timestamp(), **{c: getattr(r, c) for c in columns}}
+        for r in telemetry.held(ctx, job_run_id)
+    ]
+    table = _read(ctx, names.TELEMETRY)
+    if table is not None:
+        written = table.where(F.col("job_run_id") == job_run_id).select("started_at", *columns)
+        records += [
+            {**row.asDict(), "started_at": row["started_at"].timestamp()}
+            for row in written.collect()
+        ]
+    if not records:
+        return pd.DataFrame(columns=columns)
+    records.sort(key=lambda record: record["started_at"])
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def _report_folder(ctx: RunContext, run_month: date) -> Path:
