@@ -257,9 +257,10 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
     ]
     if HEATMAP_FILE in images:
         lines += [f"![{images[HEATMAP_FILE]}]({HEATMAP_FILE})", ""]
+    # Ties (segments of the same shape give the same PSI) in name order, not storage order.
     top = (
         inputs.drift.dropna(subset=["psi"])
-        .sort_values("psi", ascending=False)
+        .sort_values(["psi", "segment", "feature"], ascending=[False, True, True])
         .head(10)[["segment", "feature", "psi", "psi_critical", "breach"]]
     )
     lines += ["Largest PSI values:", "", _table(top, {"psi": ".3f", "psi_critical": ".3f"})]
