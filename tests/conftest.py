@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Use a Spark class archive the machine has, but never record one: no test leaves a background
+# builder behind (tests/test_jvm_archive.py builds one in its own folder).
+os.environ.setdefault("DEMAND_FORECASTING_SPARK_ARCHIVE", "use")
 
 
 @pytest.fixture(scope="session")

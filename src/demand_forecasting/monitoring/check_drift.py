@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import pandas as pd
 from pyspark.sql import DataFrame
@@ -47,6 +46,11 @@ log = logging.getLogger(__name__)
 
 TARGET = "y"
 MONTH = "month"
+SERIES = "series_id"
+#: Up to about this many window rows (series x compared months), PSI is computed on the
+#: driver from one collect; above it, per segment on Spark's workers (``applyInPandas``).
+#: Both run :func:`demand_forecasting.monitoring.drift.segment_psi` on the same rows.
+PSI_DRIVER_MAX_ROWS = 500_000
 
 
 @dataclass(frozen=True)
@@ -63,12 +67,18 @@ class DriftConfig:
     model_prefix: str = "demand"
     run_month: date | None = None
     refused_retry_months: int = 3
+    psi_driver_max_rows: int = PSI_DRIVER_MAX_ROWS
 
     def __post_init__(self) -> None:
         if self.refused_retry_months < 0:
             raise ValueError(
                 f"refused_retry_months={self.refused_retry_months}: must be >= 0 "
                 "(0 retries a segment without champion every month)"
+            )
+        if self.psi_driver_max_rows < 0:
+            raise ValueError(
+                f"psi_driver_max_rows={self.psi_driver_max_rows}: must be >= 0 "
+                "(0 always computes PSI on Spark)"
             )
         for name in ("reference_months", "current_months"):
             if getattr(self, name) < 1:
@@ -101,11 +111,10 @@ def add_months(month: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def window(frame: DataFrame, end: Any, months: int, label: str) -> DataFrame:
-    """Rows of the ``months`` months ending at ``end`` (a date or column), labelled."""
-    end_col = F.lit(end) if isinstance(end, date) else end
+def window(frame: DataFrame, end: date, months: int, label: str) -> DataFrame:
+    """Rows of the ``months`` months ending at ``end``, labelled."""
     return frame.where(
-        (F.col(MONTH) <= end_col) & (F.col(MONTH) > F.add_months(end_col, -months))
+        (F.col(MONTH) <= F.lit(end)) & (F.col(MONTH) > F.add_months(F.lit(end), -months))
     ).withColumn(drift.WINDOW, F.lit(label))
 
 
@@ -148,24 +157,24 @@ def read_references(
             )
             unreadable.extend(segments)
             continue
+        by_end: dict[date, list[str]] = defaultdict(list)
         for row in ends:
             end = row["_end"]
             references[row[drift.SEGMENT]] = Reference(
                 table, version, add_months(end, 1 - months), end
             )
-        with_end = snapshot.join(
-            F.broadcast(
-                ctx.spark.createDataFrame(
-                    [(r[drift.SEGMENT], r["_end"]) for r in ends], "segment string, _end date"
-                )
-            ),
-            drift.SEGMENT,
-        )
-        frames.append(
-            window(with_end, F.col("_end"), months, drift.REFERENCE).select(
-                drift.SEGMENT, drift.WINDOW, *features
+            by_end[end].append(row[drift.SEGMENT])
+        # One window per distinct end (usually one: the training data's newest month), as
+        # a filter: no join, so no broadcast job.
+        for end, ending in sorted(by_end.items()):
+            frames.append(
+                window(
+                    snapshot.where(F.col(drift.SEGMENT).isin(ending)),
+                    end,
+                    months,
+                    drift.REFERENCE,
+                ).select(drift.SEGMENT, drift.WINDOW, *features)
             )
-        )
     if not frames:
         return None, references, unreadable
     rows = frames[0]
@@ -174,8 +183,17 @@ def read_references(
     return rows, references, unreadable
 
 
-def compute_psi(rows: DataFrame, features: list[str], rule: drift.DriftRule) -> pd.DataFrame:
-    """PSI of every (segment, feature), one segment per group on Spark."""
+def compute_psi(
+    rows: DataFrame, features: list[str], rule: drift.DriftRule, on_driver: bool = False
+) -> pd.DataFrame:
+    """PSI of every (segment, feature) of ``rows`` (``segment``, ``window``, features).
+
+    Args:
+        on_driver: collect the rows and compute here (few rows: one Spark job, no Python
+            workers); otherwise one segment per group on Spark's workers.
+    """
+    if on_driver:
+        return drift.psi_by_segment(rows.toPandas(), features, rule)
 
     def per_segment(frame: pd.DataFrame) -> pd.DataFrame:
         return drift.segment_psi(frame, features, rule)
@@ -197,7 +215,12 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     assert current_version is not None
     gold = ctx.tables.read(table, version=current_version)
     features = drift_features(gold.columns)
-    newest = {r[0]: r[1] for r in gold.groupBy(drift.SEGMENT).agg(F.max(MONTH)).collect()}
+    per_segment = gold.groupBy(drift.SEGMENT).agg(
+        F.max(MONTH).alias("newest"), F.countDistinct(SERIES).alias("series")
+    )
+    newest, series = {}, {}
+    for row in per_segment.collect():
+        newest[row[drift.SEGMENT]], series[row[drift.SEGMENT]] = row["newest"], row["series"]
     if not newest:
         raise RuntimeError(f"check_drift: {table} has no rows: nothing to measure")
     run_month = cfg.run_month or max(newest.values())
@@ -212,7 +235,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     existing = existing_rows(ctx, run_month, already)
     to_measure = [s for s in references if s not in existing]
 
-    psi = pd.DataFrame(columns=[c.split()[0] for c in drift.PSI_SCHEMA.split(", ")])
+    psi = pd.DataFrame(columns=drift.PSI_COLUMNS)
     if reference_rows is not None and to_measure:
         current = window(
             gold.where(F.col(drift.SEGMENT).isin(to_measure)),
@@ -223,7 +246,12 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         rows = reference_rows.where(F.col(drift.SEGMENT).isin(to_measure)).unionByName(
             current.select(drift.SEGMENT, drift.WINDOW, *features)
         )
-        psi = compute_psi(rows, features, cfg.rule)
+        window_rows = sum(series[s] for s in to_measure) * (
+            cfg.reference_months + cfg.current_months
+        )
+        psi = compute_psi(
+            rows, features, cfg.rule, on_driver=window_rows <= cfg.psi_driver_max_rows
+        )
     breaching = sorted(set(psi.loc[psi["breach"].astype(bool), "segment"]))
     without_champion = sorted(set(segments) - set(champions))
     fallback = sorted(s for s, c in champions.items() if c.fallback)
@@ -264,7 +292,8 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         for row in segment_rows(s, decision.decisions[s], psi, context)
     ]
     records.extend(existing_records(existing))
-    frame = ctx.spark.createDataFrame(records, DRIFT_SCHEMA)
+    # One file: a few rows per segment and feature; more partitions only add write tasks.
+    frame = ctx.spark.createDataFrame(records, DRIFT_SCHEMA).coalesce(1)
     ctx.tables.write(
         frame,
         ctx.table(names.DRIFT),
@@ -351,6 +380,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "refused_retry_months)",
     )
     parser.add_argument(
+        "--psi-driver-max-rows",
+        type=int,
+        default=PSI_DRIVER_MAX_ROWS,
+        help="up to this many window rows PSI is computed on the driver, above it on "
+        "Spark's workers (0: always on Spark)",
+    )
+    parser.add_argument(
         "--run-month",
         default=None,
         help="YYYY-MM to measure (default: the feature table's newest month)",
@@ -370,6 +406,7 @@ def make_config(args: argparse.Namespace) -> DriftConfig:
         model_prefix=args.model_prefix,
         run_month=parse_month(args.run_month) if args.run_month else None,
         refused_retry_months=args.refused_retry_months,
+        psi_driver_max_rows=args.psi_driver_max_rows,
     )
 
 

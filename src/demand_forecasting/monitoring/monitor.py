@@ -37,6 +37,7 @@ from demand_forecasting.monitoring.accuracy import (
     forecast_errors,
     recent_accuracy,
 )
+from demand_forecasting.monitoring.forecast_totals import forecast_totals, spark_forecast_totals
 from demand_forecasting.monitoring.job_run import job_parent_run
 from demand_forecasting.monitoring.report import ReportInputs, write_report
 from demand_forecasting.platform.context import RunContext
@@ -45,6 +46,9 @@ from demand_forecasting.task import run_task
 log = logging.getLogger(__name__)
 
 REPORTS_FOLDER = "reports"
+#: Up to this many forecast rows, the report's forecast totals come from one collect of the
+#: forecasts; above it, from aggregates computed on Spark (the same figures).
+REPORT_DRIVER_MAX_ROWS = 500_000
 
 
 class AccuracyAlertError(RuntimeError):
@@ -66,6 +70,7 @@ class MonitorConfig:
     job_run_id: str | None = None
     experiment: str | None = None
     history_months: int = 36
+    driver_max_rows: int = REPORT_DRIVER_MAX_ROWS
 
     def __post_init__(self) -> None:
         if self.alert_wape <= 0:
@@ -74,6 +79,11 @@ class MonitorConfig:
             )
         if self.window_months < 1:
             raise ValueError(f"--accuracy-window-months={self.window_months}: must be >= 1")
+        if self.driver_max_rows < 0:
+            raise ValueError(
+                f"--report-driver-max-rows={self.driver_max_rows}: must be >= 0 "
+                "(0 always aggregates on Spark)"
+            )
 
 
 @dataclass
@@ -126,6 +136,7 @@ class Measured:
     accuracy: DataFrame
     accuracy_rows: pd.DataFrame
     alerts: list[AccuracyAlert]
+    forecast_rows: int = 0
 
     def release(self) -> None:
         """Drop the cached forecasts and actuals."""
@@ -146,11 +157,11 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
             f"monitor: {ctx.table(names.FORECASTS)} or "
             f"{ctx.table(names.FEATURES)} does not exist: run score first"
         )
-    # Read once, queried about ten times below (accuracy, report totals, versions).
+    # Read once, queried several times below (accuracy, report totals, versions).
     forecasts = forecasts.select(
         "segment", "series_id", "month", "horizon", "run_month", "forecast", "model_version"
     ).cache()
-    latest = forecasts.agg(F.max("run_month")).first()
+    latest = forecasts.agg(F.max("run_month"), F.count(F.lit(1))).first()
     run_month = cfg.run_month or (latest[0] if latest else None)
     if run_month is None:
         raise RuntimeError(f"monitor: {ctx.table(names.FORECASTS)} is empty: run score first")
@@ -158,22 +169,15 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
     accuracy = accuracy_by_segment(forecast_errors(forecasts, actuals))
     accuracy_rows = accuracy.toPandas()
     alerts = accuracy_alerts(accuracy_rows, cfg.alert_wape, 1, cfg.window_months)
-    return Measured(run_month, forecasts, actuals, accuracy, accuracy_rows, alerts)
+    forecast_rows = int(latest[1]) if latest else 0
+    return Measured(run_month, forecasts, actuals, accuracy, accuracy_rows, alerts, forecast_rows)
 
 
 def report_month(ctx: RunContext, cfg: MonitorConfig) -> Path:
     """Write the report of ``cfg.run_month`` (default: the newest) from the tables as they are."""
     measured = measure(ctx, cfg)
     try:
-        inputs = gather_report_inputs(
-            ctx,
-            cfg,
-            measured.forecasts,
-            measured.actuals,
-            measured.run_month,
-            measured.accuracy_rows,
-            measured.alerts,
-        )
+        inputs = gather_report_inputs(ctx, cfg, measured)
     finally:
         measured.release()
     return write_report(_report_folder(ctx, measured.run_month), inputs)
@@ -182,10 +186,10 @@ def report_month(ctx: RunContext, cfg: MonitorConfig) -> Path:
 def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
     """Score past forecasts, raise alerts and write the run report."""
     measured = measure(ctx, cfg)
-    run_month, forecasts, actuals = measured.run_month, measured.forecasts, measured.actuals
-    accuracy_rows, alerts = measured.accuracy_rows, measured.alerts
+    run_month, accuracy_rows, alerts = measured.run_month, measured.accuracy_rows, measured.alerts
     ctx.tables.write(
-        ctx.spark.createDataFrame(accuracy_rows, measured.accuracy.schema),
+        # One file: one row per segment, month and horizon; more only add write tasks.
+        ctx.spark.createDataFrame(accuracy_rows, measured.accuracy.schema).coalesce(1),
         ctx.table(names.ACCURACY),
         mode="overwrite",
     )
@@ -193,9 +197,7 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
         log.warning("ACCURACY ALERT %s", alert.describe())
 
     try:
-        inputs = gather_report_inputs(
-            ctx, cfg, forecasts, actuals, run_month, accuracy_rows, alerts
-        )
+        inputs = gather_report_inputs(ctx, cfg, measured)
     finally:
         measured.release()
     folder = _report_folder(ctx, run_month)
@@ -227,45 +229,25 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
     return summary
 
 
-def gather_report_inputs(
-    ctx: RunContext,
-    cfg: MonitorConfig,
-    forecasts: DataFrame,
-    actuals: DataFrame,
-    run_month: date,
-    accuracy_rows: pd.DataFrame,
-    alerts: list[AccuracyAlert],
-) -> ReportInputs:
-    """Read the small frames the report shows."""
-    # Aggregates only: the report never needs the series-level rows (millions at scale).
-    this_run = forecasts.where(F.col("run_month") == F.lit(run_month))
-    current = (
-        this_run.groupBy("segment", "month").agg(F.sum("forecast").alias("forecast")).toPandas()
-    )
-    counted = this_run.agg(F.countDistinct("series_id")).first()
-    versions = forecasts.select("segment", "run_month", "model_version").distinct().toPandas()
+def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured) -> ReportInputs:
+    """Read the small frames the report shows.
+
+    The forecast totals come from one collect of the forecasts when they are at most
+    ``cfg.driver_max_rows`` rows (:func:`forecast_totals`), else from Spark aggregates: the
+    report never needs the series-level rows on the driver at scale.
+    """
+    forecasts, run_month = measured.forecasts, measured.run_month
     since = F.add_months(F.lit(run_month), -cfg.history_months)
-    past = (
-        forecasts.where(
-            (F.col("horizon") == 1)
-            & (F.col("run_month") < F.lit(run_month))
-            & (F.col("month") > since)
-        )
-        .groupBy("segment", "month")
-        .agg(F.sum("forecast").alias("forecast"))
-        .toPandas()
-    )
+    actuals = measured.actuals.where(F.col("month") > since)
     # Totals over the series that were forecast, so that actual and forecast lines compare.
-    forecast_series = (
-        forecasts.where(F.col("run_month") == F.lit(run_month)).select("series_id").distinct()
-    )
-    totals = (
-        actuals.join(forecast_series, "series_id", "left_semi")
-        .where(F.col("month") > since)
-        .groupBy("segment", "month")
-        .agg(F.sum("y").alias("y"))
-        .toPandas()
-    )
+    if measured.forecast_rows <= cfg.driver_max_rows:
+        totals = forecast_totals(forecasts.toPandas(), run_month, cfg.history_months)
+        actuals = actuals.where(F.col("series_id").isin(sorted(totals.series)))
+    else:
+        totals = spark_forecast_totals(forecasts, run_month, since)
+        this_run = forecasts.where(F.col("run_month") == F.lit(run_month))
+        actuals = actuals.join(this_run.select("series_id").distinct(), "series_id", "left_semi")
+    actual_totals = actuals.groupBy("segment", "month").agg(F.sum("y").alias("y")).toPandas()
     drift_table = _read(ctx, names.DRIFT)
     drift = (
         drift_table.where(F.col("run_month") == F.lit(run_month))
@@ -276,36 +258,55 @@ def gather_report_inputs(
             columns=["segment", "feature", "psi", "psi_critical", "breach", "decision"]
         )
     )
-    telemetry = _telemetry(ctx, cfg.job_run_id)
+    telemetry = job_run_telemetry(ctx, cfg.job_run_id)
     # check_drift writes a row for every segment with data, champion or not.
+    current = totals.current
     all_segments = set(drift["segment"]) | set(current["segment"])
     return ReportInputs(
         run_month=run_month,
         target=ctx.target,
         job_run_id=cfg.job_run_id,
         generated_at=ctx.clock(),
-        series_forecast=int(counted[0]) if counted else 0,
+        series_forecast=totals.series_count,
         segments_without_champion=sorted(all_segments - set(current["segment"])),
         drift=drift,
-        accuracy=recent_accuracy(accuracy_rows, 1, cfg.window_months),
-        alerts=alerts,
+        accuracy=recent_accuracy(measured.accuracy_rows, 1, cfg.window_months),
+        alerts=measured.alerts,
         forecasts=current,
-        past_forecasts=past,
-        actuals=totals,
+        past_forecasts=totals.past,
+        actuals=actual_totals,
         telemetry=telemetry,
-        new_champions=new_champions(versions, run_month),
+        new_champions=new_champions(totals.versions, run_month),
         segments_on_fallback=list(ctx.task_values.get("score", "segments_on_fallback", [])),
     )
 
 
-def _telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
+def job_run_telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
+    """The tasks of ``job_run_id`` so far, in the order they started: the telemetry table's
+    rows plus those the local runner still holds for its one commit at the end of the run
+    (:func:`telemetry.held`), so that reading them costs no commit of its own.
+
+    Returns:
+        ``task, status, duration_s, rows_in, rows_out, peak_memory_mb``.
+    """
     columns = ["task", "status", "duration_s", "rows_in", "rows_out", "peak_memory_mb"]
-    telemetry.flush()  # the rows of this job run's earlier tasks, if the runner holds them
-    table = _read(ctx, names.TELEMETRY)
-    if table is None or job_run_id is None:
+    if job_run_id is None:
         return pd.DataFrame(columns=columns)
-    rows = table.where(F.col("job_run_id") == job_run_id).orderBy("started_at")
-    return rows.select(*columns).toPandas()
+    records = [
+        {"started_at": r.started_at.timestamp(), **{c: getattr(r, c) for c in columns}}
+        for r in telemetry.held(ctx, job_run_id)
+    ]
+    table = _read(ctx, names.TELEMETRY)
+    if table is not None:
+        written = table.where(F.col("job_run_id") == job_run_id).select("started_at", *columns)
+        records += [
+            {**row.asDict(), "started_at": row["started_at"].timestamp()}
+            for row in written.collect()
+        ]
+    if not records:
+        return pd.DataFrame(columns=columns)
+    records.sort(key=lambda record: record["started_at"])
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def _report_folder(ctx: RunContext, run_month: date) -> Path:
@@ -367,6 +368,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="YYYY-MM to report (default: the newest run month of the forecasts)",
     )
+    parser.add_argument(
+        "--report-driver-max-rows",
+        type=int,
+        default=REPORT_DRIVER_MAX_ROWS,
+        help="up to this many forecast rows the report's totals come from one collect, "
+        "above it from Spark aggregates (0: always on Spark)",
+    )
 
 
 def make_config(args: argparse.Namespace) -> MonitorConfig:
@@ -385,6 +393,7 @@ def make_config(args: argparse.Namespace) -> MonitorConfig:
         run_month=parse_month(args.run_month) if args.run_month else None,
         job_run_id=args.job_run_id,
         experiment=args.experiment,
+        driver_max_rows=args.report_driver_max_rows,
     )
 
 

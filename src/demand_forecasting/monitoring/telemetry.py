@@ -8,9 +8,10 @@ experiment, the same figures go to the job's parent MLflow run as metrics
 
 A Delta commit costs seconds on a small machine, so a process that runs a whole job (the
 local runner) holds its tasks' rows in a :func:`batch` and writes them in one commit when the
-job run ends, or earlier when a task reads the table (:func:`flush`, e.g. the monitor's
-report). Without a batch (a task on Databricks, a task run by hand) each row is written when
-its task ends. A batched row is lost if the process is killed before the batch is written.
+job run ends, or earlier when a task calls :func:`flush`; a reader of the job run's rows
+can add the rows still held instead (:func:`held`, as the monitor's report does). Without
+a batch (a task on Databricks, a task run by hand) each row is written when its task ends.
+A batched row is lost if the process is killed before the batch is written.
 
 Rows in/out come from what the task's ``run`` returns (attributes or keys ``rows_in`` /
 ``rows_out``) or from :func:`record_rows` calls while it runs. Telemetry never changes a
@@ -218,6 +219,22 @@ def flush() -> None:
         by_table.setdefault(ctx.table(names.TELEMETRY), []).append((ctx, record))
     for table, rows in by_table.items():
         _append(rows[-1][0], table, [record for _, record in rows])
+
+
+def held(ctx: RunContext, job_run_id: str) -> list[TaskTelemetry]:
+    """The rows of ``job_run_id`` that the open :func:`batch` holds for ``ctx``'s telemetry
+    table (not in the table yet); empty without a batch.
+
+    A reader that adds these to what it reads from the table sees every row without the
+    commit a :func:`flush` costs.
+    """
+    pending = _BATCH.get() or []
+    table = ctx.table(names.TELEMETRY)
+    return [
+        record
+        for holder, record in pending
+        if record.job_run_id == job_run_id and holder.table(names.TELEMETRY) == table
+    ]
 
 
 def _append(ctx: RunContext, table: str, records: list[TaskTelemetry]) -> None:

@@ -5,7 +5,9 @@ in that process. Its Delta jars are resolved by Spark's Ivy from Maven Central o
 start and cached (``~/.ivy2.5.2``). The list of jars that resolution produced is remembered
 (:func:`jar_list_file`), so later starts hand Spark those jars directly: no Ivy resolution
 (seconds, and a 60-line report on every start), no network. If a remembered jar is missing,
-the start resolves again.
+the start resolves again. Once per machine a start also records the classes the JVM loads, so
+that later starts map Spark's classes from a class-data-sharing archive
+(:mod:`demand_forecasting.platform.jvm_archive`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ import sys
 import threading
 from pathlib import Path
 
+import pyspark
 from pyspark.sql import SparkSession
+
+from demand_forecasting.platform import jvm_archive
 
 log = logging.getLogger(__name__)
 
 #: Extra Maven repository for Spark's resolver, for networks where Maven Central is mirrored.
 MAVEN_REPO_ENV = "DEMAND_FORECASTING_MAVEN_REPO"
-#: Folder for the remembered jar lists (default ``$XDG_CACHE_HOME`` or ``~/.cache``).
+#: Folder for the remembered jar lists and the class archive (default ``$XDG_CACHE_HOME`` or
+#: ``~/.cache``).
 JAR_CACHE_ENV = "DEMAND_FORECASTING_CACHE"
 
 _lock = threading.Lock()
@@ -94,6 +100,10 @@ def _start_local(scratch_dir: Path | None) -> SparkSession:
     repo = os.environ.get(MAVEN_REPO_ENV)
     if repo:
         conf["spark.jars.repositories"] = repo
+    archive = jvm_archive.plan(cache_folder(), Path(pyspark.__file__).parent / "jars")
+    if archive.options:
+        options = " ".join(archive.options)
+        conf["spark.driver.extraJavaOptions"] = f"{conf['spark.driver.extraJavaOptions']} {options}"
     packages = delta_packages()
     jar_list = jar_list_file(packages, conf)
     jars = remembered_jars(jar_list)
@@ -117,6 +127,7 @@ def _start_local(scratch_dir: Path | None) -> SparkSession:
             f"Cause: {exc}"
         ) from exc
     spark.sparkContext.setLogLevel("ERROR")
+    archive.started(spark)
     if not jars:
         remember_jars(jar_list, spark.sparkContext.getConf().get("spark.jars", ""))
     return spark
@@ -140,8 +151,13 @@ def jar_list_file(packages: str, conf: dict[str, str]) -> Path:
         [packages, conf.get("spark.jars.repositories", ""), conf.get("spark.jars.ivy", "")]
     )
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    return cache_folder() / f"spark-jars-{digest}.txt"
+
+
+def cache_folder() -> Path:
+    """This machine's cache of Spark start-up files (jar lists, the class archive)."""
     base = os.environ.get(JAR_CACHE_ENV) or os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "demand_forecasting" / f"spark-jars-{digest}.txt"
+    return Path(base).expanduser() / "demand_forecasting"
 
 
 def remembered_jars(jar_list: Path) -> list[str]:

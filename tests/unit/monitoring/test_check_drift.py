@@ -17,11 +17,15 @@ SEGMENTS = {"alpha": 2, "beta": 2, "gamma": 2}
 
 
 def _run(
-    ctx: RunContext, retry_months: int = 3
+    ctx: RunContext, retry_months: int = 3, driver_max_rows: int = check_drift.PSI_DRIVER_MAX_ROWS
 ) -> tuple[check_drift.DriftSummary, dict[str, object]]:
     store = LocalTaskValues()
     ctx.task_values = store
-    config = check_drift.DriftConfig(model_prefix="demand", refused_retry_months=retry_months)
+    config = check_drift.DriftConfig(
+        model_prefix="demand",
+        refused_retry_months=retry_months,
+        psi_driver_max_rows=driver_max_rows,
+    )
     with store.running("check_drift"):
         summary = check_drift.run(ctx, config)
     return summary, store.values["check_drift"]
@@ -100,6 +104,17 @@ def test_only_the_shifted_segment_and_the_one_without_champion_retrain_and_rerun
     assert after == {"segments_to_train": [], "retrain_count": 0, "run_month": "2022-01"}
     assert summary.decision.decisions["alpha"] == drift.KEEP
     assert _drift_rows(planted) == first
+
+
+def test_psi_on_the_driver_and_on_spark_write_the_same_rows(planted: RunContext) -> None:
+    on_driver, driver_values = _run(planted)  # 2 x 2 series x 24 months: on the driver
+    driver_rows = _drift_rows(planted)
+    on_spark, spark_values = _run(planted, driver_max_rows=0)  # the same month on Spark
+
+    assert spark_values == driver_values
+    assert on_spark.decision == on_driver.decision and on_spark.breaches == on_driver.breaches
+    assert (on_spark.rows_in, on_spark.rows_out) == (on_driver.rows_in, on_driver.rows_out)
+    assert _drift_rows(planted) == driver_rows
 
 
 def test_an_untagged_champion_is_retrained_for_want_of_a_reference(

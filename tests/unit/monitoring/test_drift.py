@@ -162,3 +162,25 @@ def test_months_are_added_across_years() -> None:
 
     assert add_months(date(2016, 1, 1), -11) == date(2015, 2, 1)
     assert add_months(date(2015, 12, 1), 1) == date(2016, 1, 1)
+
+
+def test_psi_by_segment_is_segment_psi_of_each_segment_in_segment_order() -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.concat(
+        [
+            _segment(rng.normal(100, 10, 36), rng.normal(shift, 10, 36)).assign(segment=name)
+            for name, shift in (("b", 130.0), ("a", 100.0))
+        ],
+        ignore_index=True,
+    ).sample(frac=1.0, random_state=1)  # rows in any order, as Spark hands them over
+    rule = drift.DriftRule()
+
+    both = drift.psi_by_segment(frame, ["y"], rule)
+
+    expected = pd.concat(
+        [drift.segment_psi(frame[frame["segment"] == s], ["y"], rule) for s in ("a", "b")],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(both, expected)
+    assert both["breach"].tolist() == [False, True]
+    assert list(drift.psi_by_segment(frame.iloc[0:0], ["y"], rule).columns) == drift.PSI_COLUMNS

@@ -130,3 +130,15 @@ def test_new_champions_compare_this_run_month_with_the_previous_one() -> None:
     assert new_champions(versions, JAN) == {"cafes": "v1 -> v2", "other": "new v1"}
     first = versions[versions["run_month"] == JAN]
     assert new_champions(first, JAN) == {"food": "new v1", "cafes": "new v2", "other": "new v1"}
+
+
+def test_largest_psi_values_list_ties_by_segment_whatever_the_row_order(tmp_path: Path) -> None:
+    inputs = _inputs()
+    tied = pd.DataFrame(
+        [(s, "y", 2.0, 3.6, False, "keep") for s in ("victoria", "nsw", "qld")],
+        columns=inputs.drift.columns,
+    )
+    inputs.drift = pd.concat([tied, inputs.drift], ignore_index=True)
+    text = write_report(tmp_path, inputs).read_text()
+    listed = [line.split(" | ")[0].strip("| ") for line in text.splitlines() if "| 2.000 |" in line]
+    assert listed == ["nsw", "qld", "victoria"]

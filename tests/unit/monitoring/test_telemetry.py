@@ -9,6 +9,7 @@ import pytest
 from demand_forecasting import names
 from demand_forecasting.monitoring import telemetry
 from demand_forecasting.monitoring.job_run import JOB_RUN_ID_TAG, find_job_run, job_parent_run
+from demand_forecasting.monitoring.monitor import job_run_telemetry
 from demand_forecasting.monitoring.telemetry import TaskRecorder, record_rows, rows_of
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.mlflow_setup import ensure_experiment
@@ -117,3 +118,37 @@ def test_a_batch_writes_its_tasks_rows_in_one_commit(ctx: RunContext) -> None:
     with TaskRecorder("deploy", "dev") as recorder:
         recorder.bind(ctx)
     assert ctx.tables.version(table) == 2
+
+
+def test_the_report_reads_a_job_runs_rows_from_the_table_and_the_batch_without_a_commit(
+    ctx: RunContext,
+) -> None:
+    table = ctx.table(names.TELEMETRY)
+    with telemetry.batch():
+        for task, job_run in (("ingest", "8"), ("other job's task", "9")):
+            with TaskRecorder(task, "dev", job_run_id=job_run) as recorder:
+                recorder.bind(ctx)
+                record_rows(rows_in=148)
+        telemetry.flush()  # ingest's row in the table, as after an earlier flush
+        for task in ("check_drift", "score"):
+            with TaskRecorder(task, "dev", job_run_id="8") as recorder:
+                recorder.bind(ctx)
+        assert [r.task for r in telemetry.held(ctx, "8")] == ["check_drift", "score"]
+        assert telemetry.held(ctx, "9") == []
+
+        rows = job_run_telemetry(ctx, "8")
+
+        assert ctx.tables.version(table) == 0  # reading added no commit
+    assert rows["task"].tolist() == ["ingest", "check_drift", "score"]
+    assert list(rows.columns) == [
+        "task",
+        "status",
+        "duration_s",
+        "rows_in",
+        "rows_out",
+        "peak_memory_mb",
+    ]
+    assert rows["rows_in"].iloc[0] == 148 and rows["rows_in"].iloc[1:].isna().all()
+    assert telemetry.held(ctx, "8") == []  # the batch wrote them when it ended
+    assert job_run_telemetry(ctx, "8")["task"].tolist() == rows["task"].tolist()
+    assert job_run_telemetry(ctx, None).empty

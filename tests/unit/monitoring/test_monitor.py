@@ -1,0 +1,67 @@
+"""The monitor's report inputs: the same figures whether totals come from one collect or Spark."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+from monitoring_support import gold_frame, months, to_spark
+
+from demand_forecasting import names
+from demand_forecasting.monitoring import monitor
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.task_values import LocalTaskValues
+
+FORECAST_SCHEMA = (
+    "segment string, series_id string, month date, horizon int, run_month date, "
+    "forecast double, model_version string"
+)
+RUN_MONTHS = months(date(2021, 10, 1), 3)
+
+
+@pytest.fixture
+def forecast_tables(ctx: RunContext) -> RunContext:
+    """Gold to 2022-01 (two segments of two series) and three months of 3-ahead forecasts;
+    beta's champion changes in the newest run month."""
+    gold = gold_frame({"alpha": 2, "beta": 2}, date(2019, 1, 1), 37)
+    ctx.tables.write(to_spark(ctx.spark, gold), ctx.table(names.FEATURES), mode="overwrite")
+    actual = gold.set_index(["series_id", "month"])["y"]
+    rows = []
+    for run_month in RUN_MONTHS:
+        for series in sorted(gold["series_id"].unique()):
+            segment = series.rsplit("_", 1)[0]
+            version = "2" if segment == "beta" and run_month == RUN_MONTHS[-1] else "1"
+            for horizon, month in enumerate(months(run_month, 4)[1:], start=1):
+                level = actual.get((series, month), actual[(series, run_month)])
+                rows.append(
+                    (segment, series, month, horizon, run_month, float(1.1 * level), version)
+                )
+    ctx.tables.write(ctx.spark.createDataFrame(rows, FORECAST_SCHEMA), ctx.table(names.FORECASTS))
+    ctx.task_values = LocalTaskValues()
+    return ctx
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_report_totals_on_the_driver_and_on_spark_agree(forecast_tables: RunContext) -> None:
+    on_driver = monitor.MonitorConfig()
+    on_spark = monitor.MonitorConfig(driver_max_rows=0)
+    measured = monitor.measure(forecast_tables, on_driver)
+    try:
+        assert measured.run_month == RUN_MONTHS[-1] and measured.forecast_rows == 36
+        driver = monitor.gather_report_inputs(forecast_tables, on_driver, measured)
+        spark = monitor.gather_report_inputs(forecast_tables, on_spark, measured)
+    finally:
+        measured.release()
+
+    assert driver.series_forecast == spark.series_forecast == 4
+    assert driver.new_champions == spark.new_champions == {"beta": "v1 -> v2"}
+    assert driver.segments_without_champion == spark.segments_without_champion == []
+    for name in ("forecasts", "past_forecasts", "actuals"):
+        pd.testing.assert_frame_equal(_sorted(getattr(driver, name)), _sorted(getattr(spark, name)))
+    assert len(driver.forecasts) == 2 * 3 and len(driver.past_forecasts) == 2 * 2
+    # Actual totals over the forecast series only, within the history shown.
+    assert len(driver.actuals) == 2 * 37
