@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
-from demand_forecasting.data.config import parse_month
+from demand_forecasting.data.config import add_month, parse_month
 from demand_forecasting.data.features import CALENDAR, feature_columns
 from demand_forecasting.monitoring import drift
 from demand_forecasting.monitoring.champions import Champion, find_champions, recently_refused
@@ -105,12 +105,6 @@ def drift_features(columns: Sequence[str]) -> list[str]:
     return [c for c in wanted if c in columns]
 
 
-def add_months(month: date, months: int) -> date:
-    """``month`` shifted by ``months`` (first of month)."""
-    index = month.year * 12 + month.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
 def window(frame: DataFrame, end: date, months: int, label: str) -> DataFrame:
     """Rows of the ``months`` months ending at ``end``, labelled."""
     return frame.where(
@@ -161,7 +155,7 @@ def read_references(
         for row in ends:
             end = row["_end"]
             references[row[drift.SEGMENT]] = Reference(
-                table, version, add_months(end, 1 - months), end
+                table, version, add_month(end, 1 - months), end
             )
             by_end[end].append(row[drift.SEGMENT])
         # One window per distinct end (usually one: the training data's newest month), as
@@ -281,7 +275,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         recently_refused=waiting,
         fallback=fallback,
     )
-    current_start = add_months(run_month, 1 - cfg.current_months)
+    current_start = add_month(run_month, 1 - cfg.current_months)
     context = RowContext(
         run_month, cfg.rule.threshold, current_version, current_start, champions, references
     )

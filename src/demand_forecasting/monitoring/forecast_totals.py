@@ -16,6 +16,8 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from demand_forecasting.data.config import add_month
+
 
 @dataclass
 class ForecastTotals:
@@ -51,8 +53,7 @@ def forecast_totals(
         history_months: how far back earlier forecasts are shown (months before
             ``run_month``, exclusive).
     """
-    index = run_month.year * 12 + run_month.month - 1 - history_months
-    since = date(index // 12, index % 12 + 1, 1)
+    since = add_month(run_month, -history_months)
     this_run = forecasts[forecasts["run_month"] == run_month]
     earlier = forecasts[
         (forecasts["horizon"] == 1)

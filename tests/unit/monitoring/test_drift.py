@@ -158,10 +158,10 @@ def test_drift_features_are_the_target_and_gold_features_but_not_the_calendar() 
 def test_months_are_added_across_years() -> None:
     from datetime import date
 
-    from demand_forecasting.monitoring.check_drift import add_months
+    from demand_forecasting.data.config import add_month
 
-    assert add_months(date(2016, 1, 1), -11) == date(2015, 2, 1)
-    assert add_months(date(2015, 12, 1), 1) == date(2016, 1, 1)
+    assert add_month(date(2016, 1, 1), -11) == date(2015, 2, 1)
+    assert add_month(date(2015, 12, 1), 1) == date(2016, 1, 1)
 
 
 def test_psi_by_segment_is_segment_psi_of_each_segment_in_segment_order() -> None:
