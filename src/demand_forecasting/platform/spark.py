@@ -13,6 +13,7 @@ that later starts map Spark's classes from a class-data-sharing archive
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Extra Maven repository for Spark's resolver, for networks where Maven Central is mirrored.
 MAVEN_REPO_ENV = "DEMAND_FORECASTING_MAVEN_REPO"
+#: Local Spark settings that replace the defaults below (a JSON object of strings).
+SPARK_CONF_ENV = "DEMAND_FORECASTING_SPARK_CONF"
 #: Folder for the remembered jar lists and the class archive (default ``$XDG_CACHE_HOME`` or
 #: ``~/.cache``).
 JAR_CACHE_ENV = "DEMAND_FORECASTING_CACHE"
@@ -57,7 +60,22 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     # instead of growing from ~1/64 of RAM: fewer young collections and no full collections
     # while it grows (a warm monthly job, with the batched telemetry of the same session:
     # GC 11.0 s -> 6.4 s, safepoints 11.6 s -> 6.9 s, at load 4-7).
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms1g -Xmn384m",
+    #
+    # CompileThresholdScaling=4 makes a method wait for 4x the calls before C1 compiles it: a
+    # monthly run touches tens of thousands of methods a few hundred times each (Catalyst,
+    # Delta's log handling), and compiling them cost more than interpreting them. JIT time
+    # over a warm month 32-38 s -> 9-12 s (benchmarks/README.md, Session 5).
+    "spark.driver.extraJavaOptions": (
+        "-XX:TieredStopAtLevel=1 -XX:CompileThresholdScaling=4 -XX:+UseSerialGC -Xms1g -Xmn384m"
+    ),
+    # Evaluate expressions and plans without generating Java code: every distinct query
+    # otherwise compiles its own classes with Janino, then loads and JIT-compiles them, for
+    # tables of a few hundred to a few hundred thousand rows. With the setting above, JVM CPU
+    # over a warm month fell 118-136 s -> 96 s and loaded classes 12.4k -> 10.9k. Spark's
+    # interpreted paths give the same results (its own test suite runs both); on big local
+    # data set them back with DEMAND_FORECASTING_SPARK_CONF (see get_spark).
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     # A Python task has one core, so its worker gets one OpenMP thread: on a cluster Spark sets
     # this itself (to the executor's cores, SPARK-28843), but not for a local master, where each
     # worker's XGBoost started a thread per core of the machine. For score's tiny per-segment
@@ -77,6 +95,7 @@ def get_spark(on_databricks: bool, scratch_dir: Path | None = None) -> SparkSess
 
     Raises:
         RuntimeError: the local session could not start, with what to check.
+        ValueError: ``$DEMAND_FORECASTING_SPARK_CONF`` is malformed (:func:`conf_overrides`).
     """
     if on_databricks:
         return SparkSession.builder.getOrCreate()
@@ -92,7 +111,7 @@ def _start_local(scratch_dir: Path | None) -> SparkSession:
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    conf = dict(LOCAL_SPARK_CONF)
+    conf = {**LOCAL_SPARK_CONF, **conf_overrides()}
     if scratch_dir is not None:
         scratch_dir.mkdir(parents=True, exist_ok=True)
         conf["spark.local.dir"] = str(scratch_dir / "tmp")
@@ -131,6 +150,37 @@ def _start_local(scratch_dir: Path | None) -> SparkSession:
     if not jars:
         remember_jars(jar_list, spark.sparkContext.getConf().get("spark.jars", ""))
     return spark
+
+
+def conf_overrides() -> dict[str, str]:
+    """Local Spark settings from ``$DEMAND_FORECASTING_SPARK_CONF`` (a JSON object), if set.
+
+    They replace the defaults of :data:`LOCAL_SPARK_CONF` key by key, e.g. to turn code
+    generation back on for a large local dataset:
+    ``DEMAND_FORECASTING_SPARK_CONF='{"spark.sql.codegen.wholeStage": "true",
+    "spark.sql.codegen.factoryMode": "FALLBACK"}'``.
+
+    Raises:
+        ValueError: the variable is not a JSON object of strings.
+    """
+    raw = os.environ.get(SPARK_CONF_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{SPARK_CONF_ENV} is not valid JSON ({exc}); give an object of Spark settings, "
+            'e.g. {"spark.sql.shuffle.partitions": "8"}'
+        ) from exc
+    if not isinstance(values, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+    ):
+        raise ValueError(
+            f"{SPARK_CONF_ENV} must be a JSON object whose keys and values are strings, "
+            'e.g. {"spark.sql.shuffle.partitions": "8"}'
+        )
+    return values
 
 
 def delta_packages() -> str:

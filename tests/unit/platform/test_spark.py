@@ -67,3 +67,57 @@ def test_python_workers_of_the_local_session_get_one_openmp_thread(spark: object
 
     rows = spark.range(1, numPartitions=1).mapInPandas(threads, "threads string").collect()
     assert [r["threads"] for r in rows] == ["1"]
+
+
+def test_conf_overrides_replace_local_settings_key_by_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(local_spark.SPARK_CONF_ENV, raising=False)
+    assert local_spark.conf_overrides() == {}
+    monkeypatch.setenv(
+        local_spark.SPARK_CONF_ENV,
+        '{"spark.sql.codegen.wholeStage": "true", "spark.sql.shuffle.partitions": "8"}',
+    )
+    assert local_spark.conf_overrides() == {
+        "spark.sql.codegen.wholeStage": "true",
+        "spark.sql.shuffle.partitions": "8",
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("spark.sql.shuffle.partitions=8", "not valid JSON"),
+        ('["spark.sql.shuffle.partitions"]', "JSON object whose keys and values are strings"),
+        ('{"spark.sql.shuffle.partitions": 8}', "JSON object whose keys and values are strings"),
+    ],
+)
+def test_malformed_conf_overrides_say_what_to_give(
+    monkeypatch: pytest.MonkeyPatch, raw: str, says: str
+) -> None:
+    monkeypatch.setenv(local_spark.SPARK_CONF_ENV, raw)
+    with pytest.raises(ValueError, match=says) as caught:
+        local_spark.conf_overrides()
+    assert local_spark.SPARK_CONF_ENV in str(caught.value)
+
+
+def test_the_local_session_evaluates_without_generated_code(spark: object) -> None:
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    assert isinstance(spark, SparkSession)
+
+    def root_operator() -> str:
+        frame = spark.range(10).select((F.col("id") * 2).alias("twice")).where("twice > 5")
+        assert [r["twice"] for r in frame.collect()] == [6, 8, 10, 12, 14, 16, 18]
+        return str(frame._jdf.queryExecution().executedPlan().getClass().getSimpleName())
+
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    assert root_operator() == "ProjectExec"
+    # The check can tell: with Spark's defaults the same query runs as generated code.
+    try:
+        spark.conf.set("spark.sql.codegen.wholeStage", "true")
+        spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK")
+        assert root_operator() == "WholeStageCodegenExec"
+    finally:
+        spark.conf.set("spark.sql.codegen.wholeStage", "false")
+        spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
