@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 import pyspark
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from demand_forecasting.platform import jvm_archive
@@ -36,6 +37,8 @@ SPARK_CONF_ENV = "DEMAND_FORECASTING_SPARK_CONF"
 JAR_CACHE_ENV = "DEMAND_FORECASTING_CACHE"
 
 _lock = threading.Lock()
+#: The local session this process started (or found), for every thread that asks.
+_local_session: SparkSession | None = None
 
 #: Settings that keep a one-machine Spark small and quiet. Delta's snapshot partitions default
 #: to 50, which makes every log replay on a small table 50 tasks; 2 cores need 2.
@@ -99,11 +102,39 @@ def get_spark(on_databricks: bool, scratch_dir: Path | None = None) -> SparkSess
     """
     if on_databricks:
         return SparkSession.builder.getOrCreate()
+    global _local_session
     with _lock:
-        active = SparkSession.getActiveSession()
-        if active is not None:
-            return active
-        return _start_local(scratch_dir)
+        session = _local_session
+        if session is None or SparkContext._active_spark_context is not session.sparkContext:
+            session = SparkSession.getActiveSession() or _start_local(scratch_dir)
+            _local_session = session
+        # Spark's "active session" is per thread (the JVM thread py4j pins to this Python
+        # thread): make it this thread's too, for code that asks for it (Delta, MLflow).
+        session.sparkContext._jvm.SparkSession.setActiveSession(session._jsparkSession)  # type: ignore[union-attr]
+        return session
+
+
+def start_local_in_background(scratch_dir: Path) -> threading.Thread:
+    """Start the local session in a daemon thread; :func:`get_spark` callers wait for it.
+
+    The JVM boots in its own process, so a runner that starts it first can import its tasks'
+    modules meanwhile (seconds each) instead of one after the other. If the start fails,
+    the thread logs it at debug level and the next :func:`get_spark` tries again and raises
+    the error where a task would have seen it.
+
+    Args:
+        scratch_dir: as for :func:`get_spark`: the one the tasks will pass.
+    """
+
+    def start() -> None:
+        try:
+            get_spark(on_databricks=False, scratch_dir=scratch_dir)
+        except Exception:  # the first task's own start raises it
+            log.debug("starting local Spark in the background failed", exc_info=True)
+
+    thread = threading.Thread(target=start, name="start-local-spark", daemon=True)
+    thread.start()
+    return thread
 
 
 def _start_local(scratch_dir: Path | None) -> SparkSession:

@@ -71,6 +71,7 @@ def main(args: argparse.Namespace) -> int:
             parameters=dict(args.param),
             variables=dict(args.var),
             progress=ConsoleProgress(),
+            warm_start=True,
         )
     except BundleError as exc:
         show(f"error: {exc}", error=True)

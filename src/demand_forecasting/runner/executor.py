@@ -463,6 +463,27 @@ def _inputs(text: str) -> list[Any]:
     return items
 
 
+#: This package's distribution name, as python_wheel_task.package_name gives it.
+PACKAGE = "demand_forecasting"
+
+
+def runs_package_tasks(job: Job, package: str) -> bool:
+    """Whether a python_wheel_task of ``job`` (or of its for-each tasks) is ``package``'s."""
+
+    def specs(task: Task) -> list[object]:
+        spec = task.spec
+        return [spec, *specs(spec.task)] if isinstance(spec, ForEachTask) else [spec]
+
+    def normal(name: str) -> str:
+        return name.replace("-", "_").lower()
+
+    return any(
+        isinstance(spec, PythonWheelTask) and normal(spec.package_name) == normal(package)
+        for task in job.tasks
+        for spec in specs(task)
+    )
+
+
 def run_job(
     root: Path,
     job_key: str,
@@ -474,6 +495,7 @@ def run_job(
     progress: Progress | None = None,
     runs_dir: Path | None = None,
     write_record: bool = True,
+    warm_start: bool = False,
 ) -> JobRunResult:
     """Load the bundle in ``root`` for ``target`` and run job ``job_key`` in this process.
 
@@ -487,6 +509,8 @@ def run_job(
         progress: shows the run (default: nothing).
         runs_dir: where the run record goes (default: the local state folder's ``runs/``).
         write_record: False to write no run record.
+        warm_start: start local Spark in the background first when the job runs this
+            package's tasks (they all use it), as ``demand-forecasting run`` does.
 
     Returns:
         The run; ``record_path`` is set when a record was written.
@@ -495,6 +519,11 @@ def run_job(
         BundleError: the bundle or job cannot run as written (nothing has run).
     """
     bundle = load_bundle(root, target, variables=variables)
+    if warm_start and runs_package_tasks(bundle.job(job_key), PACKAGE):
+        # Boot the JVM while planning imports the tasks' modules (both take seconds).
+        from demand_forecasting.platform.spark import start_local_in_background
+
+        start_local_in_background(LocalLayout(default_state_dir().resolve()).spark)
     runner = JobRunner(bundle, resolver=resolver, progress=progress)
     run = runner.run(job_key, parameters)
     if write_record:

@@ -121,3 +121,31 @@ def test_the_local_session_evaluates_without_generated_code(spark: object) -> No
     finally:
         spark.conf.set("spark.sql.codegen.wholeStage", "false")
         spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+
+
+def test_the_session_is_shared_with_and_made_active_in_other_threads(spark: object) -> None:
+    import threading
+
+    from pyspark.sql import SparkSession
+
+    seen: dict[str, object] = {}
+
+    def other_thread() -> None:
+        # A new thread is pinned to a new JVM thread, which has no active session yet.
+        seen["before"] = SparkSession.getActiveSession()
+        seen["got"] = local_spark.get_spark(on_databricks=False)
+        seen["after"] = SparkSession.getActiveSession()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(timeout=120)
+    assert seen["before"] is None
+    assert seen["got"] is spark
+    assert seen["after"] is spark
+
+
+def test_a_background_start_hands_its_session_to_get_spark(spark: object) -> None:
+    thread = local_spark.start_local_in_background(Path("unused-while-a-session-runs"))
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert local_spark.get_spark(on_databricks=False) is spark

@@ -307,3 +307,48 @@ def test_unknown_param_is_refused_before_running(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="--param threshhold: not a parameter of this job"):
         run(root, "j", threshhold="1")
     assert called() == []
+
+
+WARM_JOBS = f"""\
+resources:
+  jobs:
+    ours:
+      tasks:
+        - task_key: a
+          for_each_task:
+            inputs: '[1]'
+            task:
+              task_key: a_item
+              python_wheel_task: {{package_name: demand-forecasting, entry_point: df-ingest}}
+    theirs:
+      tasks:
+        - task_key: a
+          python_wheel_task: {{{PKG}, entry_point: record}}
+"""
+
+
+def test_warm_start_boots_spark_only_for_jobs_of_this_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from demand_forecasting.platform import spark
+    from demand_forecasting.runner.executor import PACKAGE, run_job, runs_package_tasks
+
+    root = write_bundle(tmp_path / "bundle", WARM_JOBS)
+    bundle = load_bundle(root)
+    assert runs_package_tasks(bundle.job("ours"), PACKAGE)
+    assert not runs_package_tasks(bundle.job("theirs"), PACKAGE)
+
+    started: list[Path] = []
+    monkeypatch.setattr(spark, "start_local_in_background", started.append)
+    monkeypatch.setenv("DEMAND_FORECASTING_HOME", str(tmp_path / "state"))
+
+    def resolver(package: str, entry_point: str):  # type: ignore[no-untyped-def]
+        return runner_fixture_tasks.record
+
+    run_job(root, "theirs", warm_start=True, write_record=False)
+    run_job(root, "ours", warm_start=False, resolver=resolver, write_record=False)
+    assert started == []
+    result = run_job(root, "ours", warm_start=True, resolver=resolver, write_record=False)
+    assert result.state is JobResultState.SUCCESS
+    # The folder the tasks' own contexts give Spark (LocalLayout(state).spark).
+    assert started == [(tmp_path / "state" / "spark").resolve()]
