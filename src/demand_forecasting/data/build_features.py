@@ -34,6 +34,7 @@ from demand_forecasting.data.features import LAGS, WINDOWS, add_features
 from demand_forecasting.data.silver import build_silver
 from demand_forecasting.data.streams import delta_source_caught_up, run_available_now
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.spark import generated_code
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,12 @@ def update_tables(ctx: RunContext, config: DatasetConfig, batch: DataFrame) -> F
     # Materialised once: the batch is read once (and counted once in the stream's progress).
     first_new = batch.groupBy("series_id").agg(F.min("month").alias("_first_new"))
     first_new = first_new.localCheckpoint(eager=True)
-    return FeatureRun(update_silver(ctx, config, first_new), update_gold(ctx, first_new))
+    if ctx.on_databricks or ctx.tables.exists(ctx.table(names.FEATURES)):
+        return FeatureRun(update_silver(ctx, config, first_new), update_gold(ctx, first_new))
+    # The first build passes over the whole history: locally, generated code pays off there
+    # (it does not for a month's increment; see platform.spark.generated_code).
+    with generated_code(ctx.spark):
+        return FeatureRun(update_silver(ctx, config, first_new), update_gold(ctx, first_new))
 
 
 def _current(ctx: RunContext, name: str) -> DataFrame | None:

@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ from demand_forecasting.data.streams import (
     run_available_now,
 )
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.spark import generated_code
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
@@ -224,12 +226,15 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidationRun:
     verdicts: list[BatchVerdict] = []
     import_in_background()  # seconds of Python imports, overlapping the stream's start
 
+    # The first load passes over the whole history: locally, generated code pays off there
+    # (it does not for a month's increment; see platform.spark.generated_code).
+    first_load = not ctx.on_databricks and not ctx.tables.exists(ctx.table(names.VALIDATED))
+
     def judge_batch(batch: DataFrame, batch_id: int) -> None:
-        verdicts.append(
-            _judge_and_write(
-                ctx, cfg, rules, run_month, batch, batch_id, checkpoint_query_id(checkpoint)
-            )
-        )
+        app_id = checkpoint_query_id(checkpoint)
+        # The batch's queries run in the stream's own session (a clone of ctx.spark).
+        with generated_code(batch.sparkSession) if first_load else nullcontext():
+            verdicts.append(_judge_and_write(ctx, cfg, rules, run_month, batch, batch_id, app_id))
 
     run_available_now(
         ctx.tables.read_stream(bronze), judge_batch, checkpoint, f"validate_{config.name}"

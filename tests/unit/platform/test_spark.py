@@ -149,3 +149,23 @@ def test_a_background_start_hands_its_session_to_get_spark(spark: object) -> Non
     thread.join(timeout=120)
     assert not thread.is_alive()
     assert local_spark.get_spark(on_databricks=False) is spark
+
+
+def test_generated_code_is_on_inside_the_block_and_restored_after(spark: object) -> None:
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    assert isinstance(spark, SparkSession)
+
+    def root_operator() -> str:
+        frame = spark.range(10).select((F.col("id") * 2).alias("twice")).where("twice > 5")
+        frame.collect()
+        return str(frame._jdf.queryExecution().executedPlan().getClass().getSimpleName())
+
+    with local_spark.generated_code(spark):
+        assert root_operator() == "WholeStageCodegenExec"
+    assert root_operator() == "ProjectExec"
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    with pytest.raises(ZeroDivisionError), local_spark.generated_code(spark):
+        raise ZeroDivisionError  # a failed block restores the settings too
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
