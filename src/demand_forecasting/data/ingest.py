@@ -15,6 +15,7 @@ import argparse
 import csv
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from demand_forecasting.data.streams import (
     run_available_now,
 )
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.spark import generated_code
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
@@ -197,14 +199,19 @@ def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
         return IngestRun(0, 0, ())
     ctx.tables.ensure_schema(ctx.catalog, ctx.schema)
     stream = landing_stream(ctx.spark, str(folder), landing_schema(config), ctx.on_databricks)
+    # The first load passes over the whole history: locally, generated code pays off there
+    # (it does not for a month's increment; see platform.spark.generated_code).
+    first_load = not ctx.on_databricks and not ctx.tables.exists(bronze)
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        rows = to_bronze(batch, config, batch_id, F.current_timestamp()).persist()
-        try:
-            append_once(ctx.tables, rows, bronze, checkpoint_query_id(checkpoint), batch_id)
-            _log_batch(rows, bronze, batch_id)
-        finally:
-            rows.unpersist()
+        # The batch's queries run in the stream's own session (a clone of ctx.spark).
+        with generated_code(batch.sparkSession) if first_load else nullcontext():
+            rows = to_bronze(batch, config, batch_id, F.current_timestamp()).persist()
+            try:
+                append_once(ctx.tables, rows, bronze, checkpoint_query_id(checkpoint), batch_id)
+                _log_batch(rows, bronze, batch_id)
+            finally:
+                rows.unpersist()
 
     result = run_available_now(stream, write_batch, checkpoint, f"ingest_{config.name}")
     if not result.batches:
