@@ -78,7 +78,8 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     # tables of a few hundred to a few hundred thousand rows. With the setting above, JVM CPU
     # over a warm month fell 118-136 s -> 96 s and loaded classes 12.4k -> 10.9k. Spark's
     # interpreted paths give the same results (its own test suite runs both); on big local
-    # data set them back with DEMAND_FORECASTING_SPARK_CONF (see get_spark).
+    # data set them back with DEMAND_FORECASTING_SPARK_CONF (see conf_overrides); first loads
+    # of the data tasks switch them back themselves (generated_code).
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     # A Python task has one core, so its worker gets one OpenMP thread: on a cluster Spark sets
