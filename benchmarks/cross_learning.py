@@ -61,10 +61,10 @@ import xgboost as xgb
 
 from demand_forecasting.models import holt_winters, theta
 from demand_forecasting.models.backtest import NAIVE
-from demand_forecasting.models.metrics import accuracy, seasonal_scale
+from demand_forecasting.models.metrics import seasonal_scale
 from demand_forecasting.models.recipe import Recipe
 from machine_info import machine
-from model_accuracy import CHAMPION, forecast_segment, load_aus_retail
+from model_accuracy import CHAMPION, forecast_segment, load_aus_retail, score
 
 HERE = Path(__file__).resolve().parent
 HORIZON = 12
@@ -418,24 +418,6 @@ def evaluation_frame(design: Design, window: str, cache: Path) -> pd.DataFrame:
         assert np.allclose(frame["production_naive"], frame[NAIVE], equal_nan=True)
         frame["stat_log"] = statistical
     return frame
-
-
-def score(frame: pd.DataFrame, column: str) -> dict[str, float]:
-    """model_accuracy's figures of one forecast column (mean / median MASE per pair, WAPE)."""
-    scored = frame.dropna(subset=["actual", column])
-    per_pair = (
-        scored.assign(ae=(scored[column] - scored["actual"]).abs())
-        .groupby(["series_id", "origin"])
-        .agg(mae=("ae", "mean"), scale=("scale", "first"))
-    )
-    figures = accuracy(scored, column)
-    return {
-        "mean_mase": round(figures.mase, 4),
-        "median_mase": round(float((per_pair["mae"] / per_pair["scale"]).median()), 4),
-        "wape_pct": round(100 * figures.wape, 3),
-        "bias_pct": round(100 * figures.bias, 3),
-        "pairs": figures.pairs,
-    }
 
 
 def with_global(frame: pd.DataFrame, residuals: pd.DataFrame, blends) -> pd.DataFrame:
