@@ -40,6 +40,7 @@ from demand_forecasting.monitoring.drift_table import (
     segment_rows,
 )
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.spark import rows_frame
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
@@ -287,7 +288,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     ]
     records.extend(existing_records(existing))
     # One file: a few rows per segment and feature; more partitions only add write tasks.
-    frame = ctx.spark.createDataFrame(records, DRIFT_SCHEMA).coalesce(1)
+    frame = rows_frame(ctx.spark, records, DRIFT_SCHEMA).coalesce(1)
     ctx.tables.write(
         frame,
         ctx.table(names.DRIFT),

@@ -41,6 +41,7 @@ from demand_forecasting.monitoring.forecast_totals import forecast_totals, spark
 from demand_forecasting.monitoring.job_run import job_parent_run
 from demand_forecasting.monitoring.report import ReportInputs, write_report
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.spark import rows_frame
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
     run_month, accuracy_rows, alerts = measured.run_month, measured.accuracy_rows, measured.alerts
     ctx.tables.write(
         # One file: one row per segment, month and horizon; more only add write tasks.
-        ctx.spark.createDataFrame(accuracy_rows, measured.accuracy.schema).coalesce(1),
+        rows_frame(ctx.spark, accuracy_rows, measured.accuracy.schema).coalesce(1),
         ctx.table(names.ACCURACY),
         mode="overwrite",
     )

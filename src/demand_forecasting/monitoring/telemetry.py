@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from demand_forecasting import names
 from demand_forecasting.monitoring.memory import PeakMemorySampler
+from demand_forecasting.platform.spark import rows_frame
 
 if TYPE_CHECKING:
     from demand_forecasting.platform.context import RunContext
@@ -239,11 +240,13 @@ def held(ctx: RunContext, job_run_id: str) -> list[TaskTelemetry]:
 
 def _append(ctx: RunContext, table: str, records: list[TaskTelemetry]) -> None:
     try:
-        frame = ctx.spark.createDataFrame([astuple(r) for r in records], TELEMETRY_SCHEMA)
+        frame = rows_frame(ctx.spark, [astuple(r) for r in records], TELEMETRY_SCHEMA)
         ctx.tables.write(frame.coalesce(1), table, mode="append")
     except Exception as exc:  # telemetry must never change the task's outcome
         tasks = ", ".join(r.task for r in records)
-        log.warning("telemetry of %s not written to %s: %s", tasks, table, exc)
+        log.warning(
+            "telemetry of %s not written to %s: %s: %s", tasks, table, type(exc).__name__, exc
+        )
 
 
 def publish(ctx: RunContext, record: TaskTelemetry, experiment: str | None) -> None:

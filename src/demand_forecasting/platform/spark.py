@@ -18,15 +18,20 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyspark
 from pyspark import SparkContext
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
 from demand_forecasting.platform import jvm_archive
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,11 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "4",
     "spark.databricks.delta.snapshotPartitions": "2",
+    # Spark lists more than 32 files or folders with a Spark job of one task per path. Locally
+    # those tasks run in this JVM on the same few cores, and the job costs more than the
+    # listing: a restarted landing stream re-reads its last batch's files (Spark calls getBatch
+    # on restart), and for the first month after the history's 405 files that job took 6.8 s.
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "10000",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "4g",
@@ -89,6 +99,9 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     # champions took 6.4-6.8 s of a worker's CPU on the busy 2-core VM, 3.9-4.4 s with one
     # thread, with the same numbers.
     "spark.executorEnv.OMP_NUM_THREADS": "1",
+    # Python workers are forked from a daemon that has already imported what they need
+    # (MLflow, XGBoost, pandas, this package's group functions): see python_daemon.
+    "spark.python.daemon.module": "demand_forecasting.platform.python_daemon",
 }
 
 
@@ -148,7 +161,21 @@ def generated_code(spark: SparkSession) -> Iterator[None]:
                 spark.conf.set(key, held)
 
 
-def start_local_in_background(scratch_dir: Path) -> threading.Thread:
+def _pass_through(batches: Iterator[Any]) -> Iterator[Any]:
+    yield from batches
+
+
+def start_python_daemon(spark: SparkSession) -> None:
+    """Start the local session's Python worker daemon now, with a one-task job.
+
+    Spark starts the daemon (:mod:`demand_forecasting.platform.python_daemon`, which imports
+    the workers' modules first) when a task first needs a Python worker, and keeps it for the
+    session. Started early, its imports run while other work goes on.
+    """
+    spark.range(1, numPartitions=1).mapInPandas(_pass_through, "id long").collect()
+
+
+def start_local_in_background(scratch_dir: Path, python_daemon: bool = False) -> threading.Thread:
     """Start the local session in a daemon thread; :func:`get_spark` callers wait for it.
 
     The JVM boots in its own process, so a runner that starts it first can import its tasks'
@@ -158,11 +185,14 @@ def start_local_in_background(scratch_dir: Path) -> threading.Thread:
 
     Args:
         scratch_dir: as for :func:`get_spark`: the one the tasks will pass.
+        python_daemon: then also start the Python worker daemon (:func:`start_python_daemon`).
     """
 
     def start() -> None:
         try:
-            get_spark(on_databricks=False, scratch_dir=scratch_dir)
+            spark = get_spark(on_databricks=False, scratch_dir=scratch_dir)
+            if python_daemon:
+                start_python_daemon(spark)
         except Exception:  # the first task's own start raises it
             log.debug("starting local Spark in the background failed", exc_info=True)
 
@@ -299,3 +329,48 @@ def remember_jars(jar_list: Path, jars: str) -> None:
         os.replace(partial, jar_list)
     except OSError as exc:
         log.warning("could not remember the resolved Delta jars in %s: %s", jar_list, exc)
+
+
+def rows_frame(
+    spark: SparkSession, rows: Sequence[Sequence[Any]] | pd.DataFrame, schema: str | StructType
+) -> DataFrame:
+    """A DataFrame of ``rows`` held by the driver: tuples in ``schema``'s column order, or a
+    pandas frame with (at least) ``schema``'s columns.
+
+    ``spark.createDataFrame`` on a list, or on an empty pandas frame, pickles the rows into a
+    Python RDD that a Python worker must unpickle (on a local session: a worker process, and a
+    daemon of its own, seconds); from an Arrow table the JVM reads them itself. Arrow gets its
+    types from ``schema``; give timestamps as time-zone-aware datetimes (a naive one is taken
+    as UTC). From pandas, NaN becomes null, as in Spark's own Arrow path.
+
+    Raises:
+        ValueError: ``schema`` is not a struct, or the rows do not have its columns.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import _parse_datatype_string
+
+    struct = schema if isinstance(schema, StructType) else _parse_datatype_string(schema)
+    if not isinstance(struct, StructType):
+        raise ValueError(f"rows_frame: {schema!r} is not a struct (a list of columns)")
+    arrow_schema = to_arrow_schema(struct, timezone=spark.conf.get("spark.sql.session.timeZone"))
+    if isinstance(rows, pd.DataFrame):
+        missing = [c for c in struct.fieldNames() if c not in rows.columns]
+        if missing:
+            raise ValueError(f"rows_frame: the frame has no column(s) {', '.join(missing)}")
+        table = pa.Table.from_pandas(
+            rows[struct.fieldNames()], schema=arrow_schema, preserve_index=False
+        )
+        return spark.createDataFrame(table, schema=struct)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in struct.fields]
+    if len(columns) != len(struct.fields):
+        raise ValueError(
+            f"rows_frame: rows have {len(columns)} values, the schema {len(struct.fields)} "
+            f"columns ({', '.join(struct.fieldNames())})"
+        )
+    arrays = [
+        pa.array(list(values), type=field.type)
+        for values, field in zip(columns, arrow_schema, strict=True)
+    ]
+    return spark.createDataFrame(pa.Table.from_arrays(arrays, schema=arrow_schema), schema=struct)

@@ -523,7 +523,9 @@ def run_job(
         # Boot the JVM while planning imports the tasks' modules (both take seconds).
         from demand_forecasting.platform.spark import start_local_in_background
 
-        start_local_in_background(LocalLayout(default_state_dir().resolve()).spark)
+        start_local_in_background(
+            LocalLayout(default_state_dir().resolve()).spark, python_daemon=True
+        )
     runner = JobRunner(bundle, resolver=resolver, progress=progress)
     run = runner.run(job_key, parameters)
     if write_record:

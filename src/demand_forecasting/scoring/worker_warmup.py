@@ -2,13 +2,15 @@
 
 The first thing a Spark Python worker does with a segment group is import what loading a
 champion needs: this package's scoring code, MLflow and XGBoost (which imports scikit-learn
-and SciPy when they are installed). On the 2-core VM that is ~3 s of CPU when the machine is
-idle and ~6 s when it is busy, while the driver waits for the grouped apply to finish. On one
-machine every task gets its worker from the same pool and Spark reuses an idle worker, modules
-and all, for the next Python task. So score starts a one-row job whose worker only imports
-these modules (:class:`WorkerWarmUp`) when the task starts; it runs on the second core while
-the driver reads the feature table and resolves the champions, and the grouped apply is then
-handed the warm worker.
+and SciPy when they are installed), 3-7 s of CPU on the 2-core VM. The local session forks its
+workers from a daemon that has imported them already
+(:mod:`demand_forecasting.platform.python_daemon`), and ``demand-forecasting run`` starts that
+daemon while the first tasks run. When score runs without it (its entry point alone, a test),
+the daemon starts with score's first Python task and its imports would be on the grouped
+apply's path. So score starts a one-row job (:class:`WorkerWarmUp`) when the task starts: it
+starts the daemon if need be and gets a worker with :data:`SCORING_MODULES` imported, on the
+second core while the driver reads the feature table and resolves the champions, and Spark
+hands that idle worker to the grouped apply. With the daemon already up it costs a fork.
 
 Only for a local session: on a cluster the grouped apply's tasks run on other executors'
 workers, so waiting for one warmed worker would only add its seconds.

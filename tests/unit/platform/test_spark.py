@@ -169,3 +169,105 @@ def test_generated_code_is_on_inside_the_block_and_restored_after(spark: object)
     with pytest.raises(ZeroDivisionError), local_spark.generated_code(spark):
         raise ZeroDivisionError  # a failed block restores the settings too
     assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
+
+
+def test_python_workers_are_forked_from_the_daemon_that_preloaded_their_modules(
+    spark: object,
+) -> None:
+    from pyspark.sql import SparkSession
+
+    assert isinstance(spark, SparkSession)
+
+    def origin(batches):  # type: ignore[no-untyped-def]
+        import sys
+
+        import pandas as pd
+
+        for _ in batches:
+            pass
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        yield pd.DataFrame(
+            {
+                "main": [spec.name if spec else ""],
+                "preloaded": ["demand_forecasting.models.segment_training" in sys.modules],
+            }
+        )
+
+    local_spark.start_python_daemon(spark)
+    rows = spark.range(1, numPartitions=1).mapInPandas(origin, "main string, preloaded boolean")
+    assert [tuple(r) for r in rows.collect()] == [
+        ("demand_forecasting.platform.python_daemon", True)
+    ]
+
+
+def test_the_daemon_preloads_every_module_it_lists(capsys: pytest.CaptureFixture[str]) -> None:
+    from demand_forecasting.platform import python_daemon
+
+    assert python_daemon.preload() == []
+    assert python_daemon.preload(("json", "demand_forecasting.no_such_module")) == [
+        "demand_forecasting.no_such_module"
+    ]
+    err = capsys.readouterr().err
+    assert "importing demand_forecasting.no_such_module failed (ModuleNotFoundError" in err
+    assert "workers will import it themselves" in err
+
+
+def test_rows_frame_gives_what_create_data_frame_gives_on_the_same_rows(spark: object) -> None:
+    from datetime import date, datetime, timezone
+
+    import numpy as np
+    from pyspark.sql import SparkSession
+
+    assert isinstance(spark, SparkSession)
+    schema = (
+        "name string, month date, at timestamp, n long, share double, flag boolean, "
+        "edges array<double>"
+    )
+    at = datetime(2016, 2, 1, 13, 45, 7, 250000, tzinfo=timezone.utc)
+    rows = [
+        ("a", date(2016, 2, 1), at, 3, 0.25, True, [0.0, 1.5]),
+        ("b", None, None, None, float("nan"), None, None),
+        (None, date(1999, 12, 1), at, 7, 2.0, False, []),
+    ]
+    frame = local_spark.rows_frame(spark, rows, schema)
+    assert frame.schema == spark.createDataFrame(rows[:2], schema).schema
+    got = [tuple(r) for r in frame.collect()]
+    want = [tuple(r) for r in spark.createDataFrame(rows, schema).collect()]
+    assert [str(v) for v in got[1]] == [str(v) for v in want[1]]  # NaN != NaN
+    assert got[0] == want[0] and got[2] == want[2]
+    assert got[0][2] == datetime(2016, 2, 1, 13, 45, 7, 250000)  # UTC session, naive back
+    numpy_row = (None, date(1999, 12, 1), at, np.int64(7), np.float64(2.0), np.bool_(False), [])
+    assert local_spark.rows_frame(spark, [numpy_row], schema).collect() == [got[2]]
+    assert local_spark.rows_frame(spark, [], schema).count() == 0
+    with pytest.raises(ValueError, match="rows have 2 values, the schema 7 columns"):
+        local_spark.rows_frame(spark, [("a", None)], schema)
+    with pytest.raises(ValueError, match="not a struct"):
+        local_spark.rows_frame(spark, [], "int")
+
+
+def test_rows_frame_takes_pandas_frames_as_spark_s_arrow_path_does(spark: object) -> None:
+    from datetime import date
+
+    import pandas as pd
+    from pyspark.sql import SparkSession
+
+    assert isinstance(spark, SparkSession)
+    schema = "segment string, month date, horizon int, wape double"
+    frame = pd.DataFrame(
+        {
+            "wape": [0.5, float("nan")],
+            "segment": ["a", None],
+            "month": [date(2016, 1, 1), date(2016, 2, 1)],
+            "horizon": [1, 12],
+            "extra": ["not", "kept"],
+        }
+    )
+    got = local_spark.rows_frame(spark, frame, schema)
+    assert got.columns == ["segment", "month", "horizon", "wape"]
+    want = spark.createDataFrame(frame.drop(columns="extra")[got.columns], schema)
+    assert got.collect() == want.collect()  # NaN -> null on both
+    assert got.collect()[1]["wape"] is None
+    empty = local_spark.rows_frame(spark, frame.iloc[:0], schema)
+    assert empty.schema == got.schema and empty.count() == 0
+    with pytest.raises(ValueError, match="no column"):
+        local_spark.rows_frame(spark, frame.drop(columns="horizon"), schema)

@@ -338,8 +338,12 @@ def test_warm_start_boots_spark_only_for_jobs_of_this_package(
     assert runs_package_tasks(bundle.job("ours"), PACKAGE)
     assert not runs_package_tasks(bundle.job("theirs"), PACKAGE)
 
-    started: list[Path] = []
-    monkeypatch.setattr(spark, "start_local_in_background", started.append)
+    started: list[tuple[Path, bool]] = []
+
+    def start(scratch_dir: Path, python_daemon: bool = False) -> None:
+        started.append((scratch_dir, python_daemon))
+
+    monkeypatch.setattr(spark, "start_local_in_background", start)
     monkeypatch.setenv("DEMAND_FORECASTING_HOME", str(tmp_path / "state"))
 
     def resolver(package: str, entry_point: str):  # type: ignore[no-untyped-def]
@@ -350,5 +354,6 @@ def test_warm_start_boots_spark_only_for_jobs_of_this_package(
     assert started == []
     result = run_job(root, "ours", warm_start=True, resolver=resolver, write_record=False)
     assert result.state is JobResultState.SUCCESS
-    # The folder the tasks' own contexts give Spark (LocalLayout(state).spark).
-    assert started == [(tmp_path / "state" / "spark").resolve()]
+    # The folder the tasks' own contexts give Spark (LocalLayout(state).spark), and the Python
+    # worker daemon started early too.
+    assert started == [((tmp_path / "state" / "spark").resolve(), True)]
