@@ -124,14 +124,15 @@ def segment_hashes(frame: DataFrame) -> dict[str, str]:
 
 
 @contextmanager
-def one_task_per_segment(spark: SparkSession, segments: int) -> Iterator[None]:
-    """Run the next grouped stage with one shuffle partition per segment, uncoalesced.
+def grouped_tasks(spark: SparkSession, tasks: int) -> Iterator[None]:
+    """Run the block's grouped stages with ``tasks`` shuffle partitions, uncoalesced.
 
     Adaptive execution would merge the small groups into one or two tasks (the data is
-    tiny; the work per group is not), which serialises the model fits. Restored after.
+    tiny; the work per group is not), which serialises the model fits. Training asks for one
+    task per segment, scoring for one per core. Restored after.
     """
     settings = {
-        "spark.sql.shuffle.partitions": str(max(1, segments)),
+        "spark.sql.shuffle.partitions": str(max(1, tasks)),
         "spark.sql.adaptive.coalescePartitions.enabled": "false",
     }
     previous: dict[str, str | None] = {}
@@ -161,5 +162,5 @@ def apply_per_segment(
     segments: int,
 ) -> pd.DataFrame:
     """Run ``function`` on each segment's rows in parallel on Spark; collect the results."""
-    with one_task_per_segment(frame.sparkSession, segments):
+    with grouped_tasks(frame.sparkSession, segments):
         return frame.groupBy("segment").applyInPandas(function, schema).toPandas()

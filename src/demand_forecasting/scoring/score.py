@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from demand_forecasting import names
 from demand_forecasting.data.config import load_dataset_config, parse_month
 from demand_forecasting.data.silver import series_attributes
+from demand_forecasting.models.segment_data import grouped_tasks
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.scoring.champion_models import ChampionModel, champions
 from demand_forecasting.scoring.worker_warmup import WorkerWarmUp
@@ -178,8 +179,12 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     )
     if warm_up is not None:
         warm_up.wait()
-    # Materialise once: the counts and the write must not run the models twice.
-    rows = rows.localCheckpoint(eager=True)
+    # Materialise once: the counts and the write must not run the models twice. Segments
+    # spread over as many tasks as the session has cores (adaptive execution would put these
+    # few rows in one task, one worker loading every champion in turn); one file per month.
+    tasks = min(len(models), ctx.spark.sparkContext.defaultParallelism)
+    with grouped_tasks(ctx.spark, tasks):
+        rows = rows.localCheckpoint(eager=True).coalesce(1)
     counts = rows.agg(
         F.count(F.lit(1)).alias("rows"), F.countDistinct("series_id").alias("series")
     ).first()
