@@ -7,10 +7,11 @@ workers from a daemon that has imported them already
 (:mod:`demand_forecasting.platform.python_daemon`), and ``demand-forecasting run`` starts that
 daemon while the first tasks run. When score runs without it (its entry point alone, a test),
 the daemon starts with score's first Python task and its imports would be on the grouped
-apply's path. So score starts a one-row job (:class:`WorkerWarmUp`) when the task starts: it
-starts the daemon if need be and gets a worker with :data:`SCORING_MODULES` imported, on the
-second core while the driver reads the feature table and resolves the champions, and Spark
-hands that idle worker to the grouped apply. With the daemon already up it costs a fork.
+apply's path. So score starts a one-row job (:class:`WorkerWarmUp`, the same as
+:func:`~demand_forecasting.platform.spark.start_python_daemon`) when the task starts: it starts
+the daemon if need be and gets a worker, on the second core while the driver reads the feature
+table and resolves the champions, and Spark hands that idle worker to the grouped apply. With
+the daemon already up it costs a fork.
 
 Only for a local session: on a cluster the grouped apply's tasks run on other executors'
 workers, so waiting for one warmed worker would only add its seconds.
@@ -18,40 +19,22 @@ workers, so waiting for one warmed worker would only add its seconds.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
-from collections.abc import Iterator
 
-import pandas as pd
 from pyspark import InheritableThread
 from pyspark.sql import SparkSession
 
+from demand_forecasting.platform.spark import start_python_daemon
+
 log = logging.getLogger(__name__)
-
-#: What a scoring worker imports: the group function's module (MLflow, XGBoost) and the pyfunc
-#: flavor and model class that ``mlflow.pyfunc.load_model`` imports.
-SCORING_MODULES = (
-    "demand_forecasting.scoring.score",
-    "mlflow.pyfunc",
-    "demand_forecasting.models.pyfunc",
-)
-
-
-def import_scoring_modules(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """``mapInPandas`` function (runs on the worker): import :data:`SCORING_MODULES`."""
-    for module in SCORING_MODULES:
-        importlib.import_module(module)
-    for _ in batches:
-        pass
-    yield pd.DataFrame({"imported": [len(SCORING_MODULES)]})
 
 
 class WorkerWarmUp:
-    """A background one-task job that imports :data:`SCORING_MODULES` in a Python worker.
+    """A background one-task job that gets a Python worker (and its daemon) up.
 
-    Call :meth:`wait` before the grouped apply's job: a worker still importing is busy, and
-    the grouped apply would start (and import in) a second one.
+    Call :meth:`wait` before the grouped apply's job: a worker still starting is busy, and
+    the grouped apply would start a second one.
     """
 
     def __init__(self, spark: SparkSession) -> None:
@@ -65,9 +48,7 @@ class WorkerWarmUp:
 
     def _run(self) -> None:
         try:
-            self._spark.range(1, numPartitions=1).mapInPandas(
-                import_scoring_modules, "imported int"
-            ).collect()
+            start_python_daemon(self._spark)
         except Exception as exc:  # the grouped apply imports the same and reports it
             self.error = exc
 
@@ -76,12 +57,11 @@ class WorkerWarmUp:
         self._thread.join()
         if self.error is not None:
             log.warning(
-                "score: warming a Python worker failed (%s); the grouped apply imports the "
-                "scoring modules itself",
+                "score: warming a Python worker failed (%s); the grouped apply starts its own",
                 self.error,
             )
         else:
             log.info(
-                "score: a Python worker imported the scoring modules (%.1fs after the start)",
+                "score: a Python worker is ready, imports done (%.1fs after the start)",
                 time.perf_counter() - self._started,
             )

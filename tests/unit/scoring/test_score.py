@@ -148,11 +148,20 @@ def test_environment_problems_name_what_this_environment_lacks(tmp_path: Path) -
     assert environment_problems(tmp_path) == []
 
 
-def test_warm_up_imports_the_scoring_modules_in_a_python_worker(ctx: RunContext) -> None:
+def test_warm_up_leaves_a_python_worker_with_the_scoring_modules(ctx: RunContext) -> None:
     from demand_forecasting.scoring import worker_warmup
 
-    frames = list(worker_warmup.import_scoring_modules(iter([pd.DataFrame({"id": [0]})])))
-    assert frames[0]["imported"].tolist() == [len(worker_warmup.SCORING_MODULES)]
     warm_up = worker_warmup.WorkerWarmUp(ctx.spark)
     warm_up.wait()
     assert warm_up.error is None
+
+    def loaded(batches):  # type: ignore[no-untyped-def]
+        import sys
+
+        for _ in batches:
+            pass
+        modules = ("demand_forecasting.scoring.score", "demand_forecasting.models.pyfunc")
+        yield pd.DataFrame({"loaded": [all(m in sys.modules for m in modules)]})
+
+    frame = ctx.spark.range(1, numPartitions=1).mapInPandas(loaded, "loaded boolean")
+    assert [r["loaded"] for r in frame.collect()] == [True]
