@@ -204,10 +204,8 @@ def update_tables(ctx: RunContext, config: DatasetConfig, batch: DataFrame) -> F
     # Materialised once: the batch is read once (and counted once in the stream's progress).
     first_new = batch.groupBy("series_id").agg(F.min("month").alias("_first_new"))
     first_new = first_new.localCheckpoint(eager=True)
-    if ctx.on_databricks or ctx.tables.exists(ctx.table(names.FEATURES)):
+    if not ctx.first_local_load(names.FEATURES):
         return FeatureRun(update_silver(ctx, config, first_new), update_gold(ctx, first_new))
-    # The first build passes over the whole history: locally, generated code pays off there
-    # (it does not for a month's increment; see platform.spark.generated_code).
     with generated_code(ctx.spark):
         return FeatureRun(update_silver(ctx, config, first_new), update_gold(ctx, first_new))
 

@@ -199,9 +199,7 @@ def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
         return IngestRun(0, 0, ())
     ctx.tables.ensure_schema(ctx.catalog, ctx.schema)
     stream = landing_stream(ctx.spark, str(folder), landing_schema(config), ctx.on_databricks)
-    # The first load passes over the whole history: locally, generated code pays off there
-    # (it does not for a month's increment; see platform.spark.generated_code).
-    first_load = not ctx.on_databricks and not ctx.tables.exists(bronze)
+    first_load = ctx.first_local_load(names.BRONZE)
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         # The batch's queries run in the stream's own session (a clone of ctx.spark).

@@ -226,9 +226,7 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidationRun:
     verdicts: list[BatchVerdict] = []
     import_in_background()  # seconds of Python imports, overlapping the stream's start
 
-    # The first load passes over the whole history: locally, generated code pays off there
-    # (it does not for a month's increment; see platform.spark.generated_code).
-    first_load = not ctx.on_databricks and not ctx.tables.exists(ctx.table(names.VALIDATED))
+    first_load = ctx.first_local_load(names.VALIDATED)
 
     def judge_batch(batch: DataFrame, batch_id: int) -> None:
         app_id = checkpoint_query_id(checkpoint)

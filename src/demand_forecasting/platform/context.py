@@ -65,6 +65,15 @@ class RunContext:
         """
         return volume_path(self.catalog, self.schema, volume, *parts, state_dir=self.state_dir)
 
+    def first_local_load(self, name: str) -> bool:
+        """Whether this local run creates table ``name`` (a pass over the whole history).
+
+        Locally the data tasks turn generated code on for that pass
+        (:func:`demand_forecasting.platform.spark.generated_code`): it pays off there, not for a
+        month's increment. Always False on Databricks, whose session is left as it is.
+        """
+        return not self.on_databricks and not self.tables.exists(self.table(name))
+
 
 def build_context(
     target: str,

@@ -77,3 +77,12 @@ def test_volume_path_mirrors_unity_catalog_layout(ctx: RunContext, state_dir: Pa
             / "2015-12.csv"
         ).resolve()
     )
+
+
+def test_first_local_load_is_true_until_the_table_exists(ctx: RunContext) -> None:
+    from dataclasses import replace
+
+    assert ctx.first_local_load("first_load")
+    ctx.tables.write(ctx.spark.range(1), ctx.table("first_load"))
+    assert not ctx.first_local_load("first_load")
+    assert not replace(ctx, on_databricks=True).first_local_load("never_written")
