@@ -14,6 +14,7 @@ import pandas as pd
 
 from demand_forecasting import names
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.spark import rows_frame
 
 PROMOTE, ROLLBACK, AWAITING_APPROVAL, APPROVE = (
     "promote",
@@ -57,7 +58,9 @@ def write_audit(ctx: RunContext, events: list[AuditEvent]) -> None:
     """Append ``events`` to the audit table (created on first use)."""
     if not events:
         return
-    at: datetime = ctx.clock().replace(tzinfo=None)
+    # An aware timestamp through Arrow: the instant is kept whatever the session's time zone
+    # (a naive one would be read as wall time in it).
+    at: datetime = ctx.clock()
     rows = [{"audit_id": str(uuid.uuid4()), "at": at, **asdict(e)} for e in events]
-    frame = ctx.spark.createDataFrame(pd.DataFrame(rows), schema=AUDIT_SCHEMA)
+    frame = rows_frame(ctx.spark, pd.DataFrame(rows), AUDIT_SCHEMA)
     ctx.tables.write(frame, ctx.table(names.AUDIT), mode="append")

@@ -76,6 +76,7 @@ from demand_forecasting.models.train import CANDIDATES_KEY
 from demand_forecasting.models.train import TASK_KEY as TRAIN_TASK
 from demand_forecasting.monitoring.telemetry import record_rows
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.spark import rows_frame
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
@@ -530,7 +531,7 @@ def _evaluation_row(
     candidate, champion, naive = figures
     return {
         "evaluation_id": str(uuid.uuid4()),
-        "evaluated_at": ctx.clock().replace(tzinfo=None),
+        "evaluated_at": ctx.clock(),
         "segment": segment,
         "model_name": registry.name(segment),
         "candidate_version": version,
@@ -606,7 +607,7 @@ def write_evaluations(ctx: RunContext, rows: list[dict[str, object]]) -> None:
     if not rows:
         return
     table = ctx.table(names.EVALUATIONS)
-    frame = ctx.spark.createDataFrame(pd.DataFrame(rows), schema=EVALUATION_SCHEMA)
+    frame = rows_frame(ctx.spark, pd.DataFrame(rows), EVALUATION_SCHEMA)
     if not ctx.tables.exists(table):
         ctx.tables.write(frame, table, mode="append")
         return

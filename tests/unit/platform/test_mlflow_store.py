@@ -56,3 +56,21 @@ def test_xgboost_model_round_trip_with_aliases(ctx: RunContext, state_dir: Path)
     ctx.mlflow.delete_registered_model_alias(name, "challenger")
     with pytest.raises(MlflowException):
         ctx.mlflow.get_model_version_by_alias(name, "challenger")
+
+
+def test_installed_versions_are_looked_up_once_per_process(ctx: RunContext) -> None:
+    from importlib.metadata import version
+
+    from mlflow.utils import requirements_utils
+
+    lookup = requirements_utils._get_installed_version
+    assert hasattr(lookup, "cache_info"), "configure_mlflow did not install the cache"
+    assert lookup("pandas") == version("pandas")
+    hits = lookup.cache_info().hits
+    assert lookup("pandas") == version("pandas")
+    assert lookup.cache_info().hits == hits + 1
+    # MLflow's requirement check goes through it and still finds a real mismatch.
+    mismatch = requirements_utils._check_requirement_satisfied("pandas==0.0.1")
+    assert mismatch is not None and mismatch.installed_version == version("pandas")
+    with pytest.raises(ModuleNotFoundError):
+        lookup("no-such-package-xyz")
