@@ -53,11 +53,12 @@ def configure_mlflow(store: MlflowStore) -> MlflowClient:
 def remember_installed_versions() -> None:
     """Look each installed package's version up once per process, not at every model saved.
 
-    Saving a model, MLflow checks its pinned requirements against the installed packages
-    twice, reading every package's metadata from disk each time: ~15 % of logging a model
-    (``benchmarks/training_speed.py``, 46 models). Packages do not change under a running
-    job. This wraps MLflow's private lookup (pinned MLflow version; left alone if it is gone)
-    in a cache; a package that is not installed is not cached, so it is looked up again.
+    Saving a model, MLflow checks its pinned requirements against the installed packages,
+    reading every package's metadata from disk: 15-18 ms of a logged model's ~0.18 s, 0.2-0.4
+    ms cached (benchmarks/README.md, Training speed, Session 7). Packages do not change under
+    a running job. This wraps MLflow's private lookup (pinned MLflow version; left alone if it
+    is gone) in a cache; a package that is not installed is not cached, so it is looked up
+    again.
     """
     from mlflow.utils import requirements_utils
 
