@@ -7,7 +7,9 @@ records for every task the runner calls:
 
 - wall seconds and the 1-minute load average;
 - the Spark jobs it started: how many, and each one's description, call site, tasks and
-  seconds (from the driver's status store, so it works with the UI off);
+  seconds (from the driver's status store, so it works with the UI off); the job that starts
+  the Python worker daemon beside the first task is flagged ``background`` and left out of
+  the printed job seconds;
 - CPU seconds of the process tree by process name (``python``: the driver and Spark's
   Python workers; ``java``: the Spark JVM), which compare across runs better than wall time
   on a shared machine;
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from demand_forecasting.platform.spark import DAEMON_JOB_DESCRIPTION
 from machine_info import machine
 
 HERE = Path(__file__).resolve().parent
@@ -85,11 +88,13 @@ def jobs_between(first: int, end: int) -> list[dict[str, Any]]:
         seconds = None
         if submitted.isDefined() and completed.isDefined():
             seconds = (completed.get().getTime() - submitted.get().getTime()) / 1000
-        description = job.description()
+        description = str(job.description().get()) if job.description().isDefined() else None
         jobs.append(
             {
                 "id": job_id,
-                "description": str(description.get())[:120] if description.isDefined() else None,
+                "description": description[:120] if description else None,
+                # The daemon-start job runs beside the task (it started while the task ran).
+                "background": description == DAEMON_JOB_DESCRIPTION,
                 "call_site": str(job.name())[:120],
                 "tasks": int(job.numTasks()),
                 "seconds": seconds,
@@ -189,9 +194,11 @@ def profiled(
                 pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(40)
                 record["cprofile"] = text.getvalue()
             records.append(record)
+            own = [j for j in record["jobs"] if not j["background"]]
             print(
-                f"{record['task']}: {record['seconds']} s, {record['spark_jobs']} Spark jobs, "
-                f"CPU {record['cpu_s']}, load {record['load_average_1m']}",
+                f"{record['task']}: {record['seconds']} s, {record['spark_jobs']} Spark jobs "
+                f"({sum(j['seconds'] or 0 for j in own):.1f} s, {len(record['jobs']) - len(own)} "
+                f"in the background), CPU {record['cpu_s']}, load {record['load_average_1m']}",
                 flush=True,
             )
 

@@ -171,14 +171,26 @@ def _pass_through(batches: Iterator[Any]) -> Iterator[Any]:
     yield from batches
 
 
+#: Description of the one-task job that starts the Python worker daemon (it runs beside the
+#: tasks, so profiles can tell it from theirs).
+DAEMON_JOB_DESCRIPTION = "start the Python worker daemon"
+
+
 def start_python_daemon(spark: SparkSession) -> None:
     """Start the local session's Python worker daemon now, with a one-task job.
 
     Spark starts the daemon (:mod:`demand_forecasting.platform.python_daemon`, which imports
     the workers' modules first) when a task first needs a Python worker, and keeps it for the
-    session. Started early, its imports run while other work goes on.
+    session. Started early, its imports run while other work goes on. The job carries
+    :data:`DAEMON_JOB_DESCRIPTION` (a property of the calling thread, restored after).
     """
-    spark.range(1, numPartitions=1).mapInPandas(_pass_through, "id long").collect()
+    sc = spark.sparkContext
+    previous = sc.getLocalProperty("spark.job.description")
+    sc.setJobDescription(DAEMON_JOB_DESCRIPTION)
+    try:
+        spark.range(1, numPartitions=1).mapInPandas(_pass_through, "id long").collect()
+    finally:
+        sc.setJobDescription(previous)  # type: ignore[arg-type]
 
 
 def start_local_in_background(scratch_dir: Path, python_daemon: bool = False) -> threading.Thread:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -271,3 +272,20 @@ def test_rows_frame_takes_pandas_frames_as_spark_s_arrow_path_does(spark: object
     assert empty.schema == got.schema and empty.count() == 0
     with pytest.raises(ValueError, match="no column"):
         local_spark.rows_frame(spark, frame.drop(columns="horizon"), schema)
+
+
+def test_the_daemon_start_job_is_described_and_the_caller_s_description_kept(spark: Any) -> None:
+    sc = spark.sparkContext
+    scheduler = sc._jsc.sc().dagScheduler()
+    first = int(scheduler.nextJobId())
+    sc.setJobDescription("the caller's own")
+    try:
+        local_spark.start_python_daemon(spark)
+        assert sc.getLocalProperty("spark.job.description") == "the caller's own"
+    finally:
+        sc.setJobDescription(None)
+    store = sc._jsc.sc().statusStore()
+    descriptions = [
+        store.job(job_id).description() for job_id in range(first, int(scheduler.nextJobId()))
+    ]
+    assert [d.get() for d in descriptions if d.isDefined()] == [local_spark.DAEMON_JOB_DESCRIPTION]
