@@ -88,7 +88,8 @@ def jobs_between(first: int, end: int) -> list[dict[str, Any]]:
         seconds = None
         if submitted.isDefined() and completed.isDefined():
             seconds = (completed.get().getTime() - submitted.get().getTime()) / 1000
-        description = str(job.description().get()) if job.description().isDefined() else None
+        held = job.description()
+        description = str(held.get()) if held.isDefined() else None
         jobs.append(
             {
                 "id": job_id,
