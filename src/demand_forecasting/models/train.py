@@ -40,6 +40,7 @@ from demand_forecasting.models.segment_training import OK, RESULT_SCHEMA, segmen
 from demand_forecasting.models.tracking import TrainingLogger
 from demand_forecasting.monitoring.telemetry import record_rows
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.mlflow_setup import warm_up_model_logging
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
@@ -167,8 +168,10 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
         frame = history.frame.where(F.col("segment").isin(to_train))
         summary.rows_in = frame.count()
         started = time.perf_counter()
+        warm_up = warm_up_model_logging()  # while the driver waits for the fit
         results = fit_segments(frame, cfg.recipe, len(to_train), cfg.parallel, cfg.backtest_origins)
         summary.fit_seconds = time.perf_counter() - started
+        warm_up.join()
         log.info(
             "fitted %d segment(s) in %.1fs (%s)",
             len(results),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,30 @@ def remember_installed_versions() -> None:
     if lookup is None or hasattr(lookup, "cache_info"):
         return
     requirements_utils._get_installed_version = functools.lru_cache(maxsize=None)(lookup)
+
+
+def warm_up_model_logging() -> threading.Thread:
+    """Build MLflow's map of installed packages on a background thread; return the thread.
+
+    The first model a process saves makes MLflow map every installed module to its
+    distribution (``importlib_metadata.packages_distributions``, ~0.8 s here, cached for the
+    process), to check the model's pinned requirements. The train task starts this before
+    its Spark fit, while the driver only waits for results, and joins it before logging the
+    first model, so that this one-off cost is not paid on the logging path. A failure here
+    is left for the logging itself to meet (it is only a warm-up).
+    """
+
+    def build() -> None:
+        try:
+            from mlflow.utils import requirements_utils
+
+            requirements_utils._init_modules_to_packages_map()
+        except Exception:  # the real call meets it again and reports it, with context
+            return
+
+    thread = threading.Thread(target=build, name="mlflow-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def use_write_ahead_log() -> None:

@@ -74,3 +74,18 @@ def test_installed_versions_are_looked_up_once_per_process(ctx: RunContext) -> N
     assert mismatch is not None and mismatch.installed_version == version("pandas")
     with pytest.raises(ModuleNotFoundError):
         lookup("no-such-package-xyz")
+
+
+def test_warm_up_builds_the_package_map_off_the_logging_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow.utils import requirements_utils
+
+    from demand_forecasting.platform.mlflow_setup import warm_up_model_logging
+
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    thread = warm_up_model_logging()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    modules = requirements_utils._MODULES_TO_PACKAGES
+    assert modules is not None and "xgboost-cpu" in modules["xgboost"]
