@@ -94,18 +94,18 @@ def build_context(
         clock: the time source (tests pin it).
     """
     databricks = detect_databricks()
-    if databricks:
+    local_dir = None if databricks else (state_dir or default_state_dir()).resolve()
+    layout = LocalLayout(local_dir) if local_dir is not None else None
+    # MLflow first: its client imports and opens the store (~2 s of Python), which overlaps
+    # the JVM's boot when the runner started Spark in the background; get_spark waits after.
+    store = DATABRICKS_STORE if layout is None else local_store(layout.mlflow)
+    client = configure_mlflow(store)
+    if layout is None:
         spark = get_spark(on_databricks=True)
         tables: TableStore = UnityCatalogTables(spark)
-        store = DATABRICKS_STORE
-        local_dir = None
     else:
-        local_dir = (state_dir or default_state_dir()).resolve()
-        layout = LocalLayout(local_dir)
         spark = get_spark(on_databricks=False, scratch_dir=layout.spark)
         tables = LocalDeltaTables(spark, layout.warehouse)
-        store = local_store(layout.mlflow)
-    client = configure_mlflow(store)
     return RunContext(
         spark=spark,
         tables=tables,
