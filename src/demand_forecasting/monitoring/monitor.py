@@ -18,12 +18,14 @@ import argparse
 import logging
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from mlflow.entities import Metric
+from pyspark import inheritable_thread_target
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -188,21 +190,27 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
     """Score past forecasts, raise alerts and write the run report."""
     measured = measure(ctx, cfg)
     run_month, accuracy_rows, alerts = measured.run_month, measured.accuracy_rows, measured.alerts
-    ctx.tables.write(
-        # One file: one row per segment, month and horizon; more only add write tasks.
-        rows_frame(ctx.spark, accuracy_rows, measured.accuracy.schema).coalesce(1),
-        ctx.table(names.ACCURACY),
-        mode="overwrite",
-    )
     for alert in alerts:
         log.warning("ACCURACY ALERT %s", alert.describe())
-
-    try:
-        inputs = gather_report_inputs(ctx, cfg, measured)
-    finally:
-        measured.release()
     folder = _report_folder(ctx, run_month)
-    report = write_report(folder, inputs)
+    # The accuracy table's commit (Spark, in the JVM) runs on a thread while the report is
+    # gathered and drawn (mostly Python): the report does not read that table. Leaving the
+    # block waits for the write and raises its error, if any.
+    write = inheritable_thread_target(ctx.spark)(ctx.tables.write)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-accuracy") as pool:
+        written = pool.submit(
+            write,
+            # One file: one row per segment, month and horizon; more only add write tasks.
+            rows_frame(ctx.spark, accuracy_rows, measured.accuracy.schema).coalesce(1),
+            ctx.table(names.ACCURACY),
+            mode="overwrite",
+        )
+        try:
+            inputs = gather_report_inputs(ctx, cfg, measured)
+        finally:
+            measured.release()
+        report = write_report(folder, inputs)
+        written.result()
     log.info(
         "monitor %s: %d accuracy rows, %d alert(s); report %s",
         run_month.strftime("%Y-%m"),

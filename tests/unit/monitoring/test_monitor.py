@@ -65,3 +65,29 @@ def test_report_totals_on_the_driver_and_on_spark_agree(forecast_tables: RunCont
     assert len(driver.forecasts) == 2 * 3 and len(driver.past_forecasts) == 2 * 2
     # Actual totals over the forecast series only, within the history shown.
     assert len(driver.actuals) == 2 * 37
+
+
+def test_run_writes_the_accuracy_table_beside_the_report(forecast_tables: RunContext) -> None:
+    summary = monitor.run(forecast_tables, monitor.MonitorConfig())
+
+    assert summary.report is not None and summary.report.is_file()
+    written = forecast_tables.tables.read(forecast_tables.table(names.ACCURACY)).toPandas()
+    assert len(written) == summary.rows_out > 0
+    assert set(written["segment"]) == {"alpha", "beta"}
+
+
+def test_a_failed_accuracy_write_fails_the_run(
+    forecast_tables: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accuracy = forecast_tables.table(names.ACCURACY)
+    real_write = forecast_tables.tables.write
+
+    def write(df, name, mode="append", **options):  # type: ignore[no-untyped-def]
+        if name == accuracy:
+            raise OSError(f"disk full writing {name}")
+        real_write(df, name, mode, **options)
+
+    monkeypatch.setattr(forecast_tables.tables, "write", write)
+    with pytest.raises(OSError, match=r"disk full writing .*forecast_accuracy"):
+        monitor.run(forecast_tables, monitor.MonitorConfig())
+    assert not forecast_tables.tables.exists(accuracy)
