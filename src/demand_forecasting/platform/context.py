@@ -74,6 +74,23 @@ class RunContext:
         """
         return not self.on_databricks and not self.tables.exists(self.table(name))
 
+    def large_local_table(self, name: str, min_bytes: int) -> bool:
+        """Whether table ``name`` is a local Delta folder whose data files exceed ``min_bytes``.
+
+        A cheap size test (no Spark query) for tasks that switch generated code on for big
+        local tables, as :meth:`first_local_load` does for first loads. Files of older
+        versions not yet vacuumed count too. Always False on Databricks.
+        """
+        folder = self.tables.local_folder(self.table(name))
+        if self.on_databricks or folder is None or not folder.is_dir():
+            return False
+        total = 0
+        for data_file in folder.rglob("*.parquet"):
+            total += data_file.stat().st_size
+            if total > min_bytes:
+                return True
+        return False
+
 
 def build_context(
     target: str,

@@ -86,3 +86,17 @@ def test_first_local_load_is_true_until_the_table_exists(ctx: RunContext) -> Non
     ctx.tables.write(ctx.spark.range(1), ctx.table("first_load"))
     assert not ctx.first_local_load("first_load")
     assert not replace(ctx, on_databricks=True).first_local_load("never_written")
+
+
+def test_large_local_table_compares_the_data_files_with_the_bound(ctx: RunContext) -> None:
+    from dataclasses import replace
+
+    assert not ctx.large_local_table("sized", 0)  # no such table
+    ctx.tables.write(ctx.spark.range(1000).coalesce(1), ctx.table("sized"))
+    folder = ctx.tables.local_folder(ctx.table("sized"))
+    assert folder is not None
+    size = sum(f.stat().st_size for f in folder.rglob("*.parquet"))
+    assert size > 0
+    assert ctx.large_local_table("sized", size - 1)
+    assert not ctx.large_local_table("sized", size)
+    assert not replace(ctx, on_databricks=True).large_local_table("sized", 0)
