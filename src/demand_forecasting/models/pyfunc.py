@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ def log_forecaster(
     example: pd.DataFrame,
     name: str = "model",
     run: tuple[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> str:
     """Log the forecaster in ``folder`` as a pyfunc to a run; return its model URI.
 
@@ -133,12 +135,17 @@ def log_forecaster(
             trips per model). The experiment is made the process's current one first:
             ``Model.log`` files the logged model under the *current* experiment, not the
             run's (with none set, under the store's default experiment, whose artifacts
-            locally go to ``./mlruns`` of the working directory).
+            locally go to ``./mlruns`` of the working directory). It is set only when it is
+            not the current one already (setting it reads the experiment from the store).
+        params: the logged model's parameters. ``Model.log`` also copies the run's own
+            parameters onto the model, so a caller may log them to the run afterwards, in
+            one batch with its metrics, instead of before.
     """
     run_id = None
     if run is not None:
         experiment_id, run_id = run
-        mlflow.set_experiment(experiment_id=experiment_id)
+        if _current_experiment_id() != experiment_id:
+            mlflow.set_experiment(experiment_id=experiment_id)
     info = Model.log(
         artifact_path=None,
         name=name,
@@ -151,8 +158,17 @@ def log_forecaster(
         flavor_name="pyfunc.CustomPythonModel",
         validate_serving_input=False,
         run_id=run_id,
+        params=dict(params) if params else None,
     )
     return str(info.model_uri)
+
+
+def _current_experiment_id() -> str | None:
+    """The experiment ``Model.log`` files a logged model under (None if MLflow's private
+    lookup is gone: then the caller always sets it)."""
+    lookup = getattr(mlflow.tracking.fluent, "_get_experiment_id", None)
+    current = lookup() if lookup is not None else None
+    return str(current) if current is not None else None
 
 
 def check_logged_model(model_uri: str, example: pd.DataFrame) -> None:

@@ -23,7 +23,10 @@ import pandas as pd
 from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.store.artifact.artifact_repo import ArtifactRepository
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID
+from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 
 from demand_forecasting.models.forecaster import BOOSTER_FILE, STATE_FILE
 from demand_forecasting.models.pyfunc import check_logged_model, log_forecaster
@@ -159,26 +162,25 @@ class TrainingLogger:
             },
         )
         run_id = run.info.run_id
-        self.client.log_batch(
-            run_id,
-            params=[
-                Param("recipe", self.cfg.recipe.to_json()),
-                Param("horizon", str(self.cfg.recipe.horizon)),
-                Param("series_count", str(row["series_count"])),
-                Param("trained_until", str(row["trained_until"])),
-                Param("training_table", self.table),
-                Param("training_table_version", str(self.table_version)),
-                Param(BACKTEST_PARAM, str(row["backtest"])),
-            ],
-            tags=[RunTag("data_hash", data_hash)],
-        )
+        params = {
+            "recipe": self.cfg.recipe.to_json(),
+            "horizon": str(self.cfg.recipe.horizon),
+            "series_count": str(row["series_count"]),
+            "trained_until": str(row["trained_until"]),
+            "training_table": self.table,
+            "training_table_version": str(self.table_version),
+            BACKTEST_PARAM: str(row["backtest"]),
+        }
         self._log_lineage(run_id, segment, data_hash)
         (scratch / "run").mkdir(parents=True, exist_ok=True)
         (scratch / "run" / PLOT_FILE).write_bytes(bytes(row["plot"]))
         (scratch / "run" / IMPORTANCE_FILE).write_text(
             json.dumps(json.loads(row["importance"]), indent=1, sort_keys=True)
         )
-        self.client.log_artifacts(run_id, str(scratch / "run"))
+        # Straight to the run's artifact location (create_run returned it), which saves
+        # the client's lookup of the run to find it.
+        repository = artifact_repository(run.info.artifact_uri, self.ctx.mlflow_store.tracking_uri)
+        repository.log_artifacts(str(scratch / "run"))
 
         model_dir = scratch / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -189,16 +191,21 @@ class TrainingLogger:
             _text_io(str(row["example"])), orient="records", convert_dates=["month"]
         )
         example["series_id"] = example["series_id"].astype(str)
-        model_uri = log_forecaster(model_dir, example, run=(self.experiment_id, run_id))
+        # The model gets the parameters from here (Model.log would copy them from the run).
+        model_uri = log_forecaster(
+            model_dir, example, run=(self.experiment_id, run_id), params=params
+        )
         if not self.model_checked:
             check_logged_model(model_uri, example)
             self.model_checked = True
-        # Metrics after the model: logged before, MLflow re-reads each one's history to link
-        # it to the model (a query per metric).
+        # Parameters and metrics in one batch, after the model: metrics logged before it make
+        # MLflow re-read each one's history to link it to the model (a query per metric).
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
             + [Metric("fit_seconds", float(row["fit_seconds"]), now, 0)],
+            params=[Param(key, value) for key, value in params.items()],
+            tags=[RunTag("data_hash", data_hash)],
         )
         version_tags = {
             "segment": segment,
@@ -272,6 +279,15 @@ class TrainingLogger:
                 self.parent_run_id, "failed_segments", ",".join(sorted(failed))[:5000]
             )
         self.client.set_terminated(self.parent_run_id, "FAILED" if failed else "FINISHED")
+
+
+def artifact_repository(artifact_uri: str, tracking_uri: str) -> ArtifactRepository:
+    """The artifact repository of a run's ``artifact_uri``, as the MLflow client builds it
+    (on Databricks the URI gets the tracking profile)."""
+    return get_artifact_repository(
+        add_databricks_profile_info_to_artifact_uri(artifact_uri, tracking_uri),
+        tracking_uri=tracking_uri,
+    )
 
 
 def logged_model_id(model_uri: str) -> str | None:

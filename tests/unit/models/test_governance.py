@@ -146,6 +146,11 @@ def test_training_runs_carry_plots_importance_lineage_and_a_loadable_model(ctx: 
     assert run.data.metrics["backtest_pairs"] > 0
     files = {f.path for f in ctx.mlflow.list_artifacts(version.run_id)}
     assert {"forecast_vs_actual.png", "feature_importance.json"} <= files
+    # The run and its logged model carry the same parameters; the run its data hash.
+    assert run.data.params["training_table"] == ctx.table(names.FEATURES)
+    assert run.data.tags["data_hash"] == version.tags["data_hash"]
+    logged = ctx.mlflow.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.params == run.data.params
     (dataset,) = run.inputs.dataset_inputs
     assert dataset.dataset.source_type == "delta_table"
     assert ctx.table(names.FEATURES) in dataset.dataset.source
