@@ -211,10 +211,10 @@ def update_tables(ctx: RunContext, config: DatasetConfig, batch: DataFrame) -> F
     # Materialised once: the batch is read once (and counted once in the stream's progress).
     first_new = batch.groupBy("series_id").agg(F.min("month").alias("_first_new"))
     first_new = first_new.localCheckpoint(eager=True)
-    large = ctx.first_local_load(names.FEATURES) or ctx.large_local_table(
+    use_generated_code = ctx.first_local_load(names.FEATURES) or ctx.large_local_table(
         names.FEATURES, GENERATED_CODE_MIN_GOLD_BYTES
     )
-    if not large:
+    if not use_generated_code:
         return FeatureRun(update_silver(ctx, config, first_new), update_gold(ctx, first_new))
     with generated_code(ctx.spark):
         return FeatureRun(update_silver(ctx, config, first_new), update_gold(ctx, first_new))
