@@ -68,3 +68,11 @@ display(reports.latest_rows(ctx, names.ACCURACY, order_by="month", limit=100))
 # COMMAND ----------
 
 display(reports.table_overview(ctx, [names.TELEMETRY]))
+
+# COMMAND ----------
+
+# MAGIC %md ## Estimated cost per model (newest job runs; one row per model and task)
+
+# COMMAND ----------
+
+display(reports.latest_rows(ctx, names.MODEL_COSTS, order_by="run_month", limit=200))

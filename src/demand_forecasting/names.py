@@ -25,3 +25,5 @@ FORECASTS = "gold_forecasts"
 DRIFT = "drift_psi"
 ACCURACY = "forecast_accuracy"
 TELEMETRY = "run_telemetry"
+#: Estimated compute cost of each model per job run and task (monitor).
+MODEL_COSTS = "model_costs"

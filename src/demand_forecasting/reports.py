@@ -33,6 +33,7 @@ RUN_TABLES = (
     names.FORECASTS,
     names.ACCURACY,
     names.TELEMETRY,
+    names.MODEL_COSTS,
 )
 #: Keys of every per-series, per-month table (silver, features, forecasts).
 SERIES_KEY = "series_id"

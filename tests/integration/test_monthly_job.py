@@ -136,6 +136,16 @@ def test_the_first_month_trains_every_segment_and_forecasts_every_segment(
     telemetry = ctx.tables.read(ctx.table(names.TELEMETRY)).toPandas()
     run_rows = telemetry[telemetry["job_run_id"] == str(first_run.run_id)]
     assert {"ingest", "check_drift", "train", "score"} <= set(run_rows["task"])
+    # Every model is priced, by its own work where the task measured it; the models' costs
+    # add up to the priced time of the run's tasks before monitor.
+    costs = ctx.tables.read(ctx.table(names.MODEL_COSTS)).toPandas()
+    costs = costs[costs["job_run_id"] == str(first_run.run_id)]
+    assert set(costs["segment"]) == set(SEGMENTS)
+    measured = costs[costs["basis"] == "measured"]
+    assert set(measured["task"]) == {"train", "validate_models", "score"}
+    before_monitor = run_rows[run_rows["task"] != "monitor"]["duration_s"].sum()
+    price = costs["cost_per_hour"].iloc[0]
+    assert costs["cost"].sum() == pytest.approx(before_monitor / 3600 * price)
 
 
 def test_a_planted_shift_retrains_exactly_that_segment(

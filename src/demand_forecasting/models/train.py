@@ -38,7 +38,7 @@ from demand_forecasting.models.segment_data import (
 )
 from demand_forecasting.models.segment_training import OK, RESULT_SCHEMA, segment_trainer
 from demand_forecasting.models.tracking import TrainingLogger
-from demand_forecasting.monitoring.telemetry import record_rows
+from demand_forecasting.monitoring.telemetry import record_rows, record_segment_seconds
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.mlflow_setup import warm_up_model_logging
 from demand_forecasting.task import run_task
@@ -203,6 +203,14 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
                 summary.candidates[segment] = logged.version
                 summary.log_seconds[segment] = logged.seconds
         logger.finish(summary.candidates, summary.failed, summary.fit_seconds)
+        # Each segment's own work (its fit on a worker, its logging here), for its cost.
+        record_segment_seconds(
+            {
+                str(row["segment"]): float(row["fit_seconds"] or 0.0)
+                + summary.log_seconds.get(str(row["segment"]), 0.0)
+                for row in results[["segment", "fit_seconds"]].to_dict("records")
+            }
+        )
 
     summary.rows_out = len(summary.candidates) - len(summary.reused)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)

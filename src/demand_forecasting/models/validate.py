@@ -29,6 +29,7 @@ import argparse
 import json
 import logging
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ from demand_forecasting.models.segment_training import input_example
 from demand_forecasting.models.tracking import BACKTEST_PARAM
 from demand_forecasting.models.train import CANDIDATES_KEY
 from demand_forecasting.models.train import TASK_KEY as TRAIN_TASK
-from demand_forecasting.monitoring.telemetry import record_rows
+from demand_forecasting.monitoring.telemetry import record_rows, record_segment_seconds
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import rows_frame
 from demand_forecasting.task import run_task
@@ -282,20 +283,27 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
     if contests:
         results = backtest_results(ctx, cfg, history, contests, summary)
         horizon = {c.segment: _horizon(c.candidate_recipe) for c in contests}
-        rows = [
-            _evaluate(
-                ctx,
-                cfg,
-                registry,
-                history.table,
-                history.version,
-                c,
-                results,
-                horizon[c.segment],
-                summary,
+        # Each segment's own work (its backtest, its gate and registry updates), for its cost.
+        backtests = results.groupby("segment")["seconds"].max().fillna(0.0)
+        work = {str(segment): float(seconds) for segment, seconds in backtests.items()}
+        rows = []
+        for c in contests:
+            started = time.perf_counter()
+            rows.append(
+                _evaluate(
+                    ctx,
+                    cfg,
+                    registry,
+                    history.table,
+                    history.version,
+                    c,
+                    results,
+                    horizon[c.segment],
+                    summary,
+                )
             )
-            for c in contests
-        ]
+            work[c.segment] = work.get(c.segment, 0.0) + time.perf_counter() - started
+        record_segment_seconds(work)
         orphans = [c for c in contests if c.segment in summary.refused and not c.champion_version]
         if orphans:
             rows += stand_in_fallbacks(ctx, cfg, registry, history, orphans, results, summary)

@@ -32,6 +32,7 @@ class ForecastTotals:
         past: earlier runs' one-month-ahead forecasts per segment and month within the
             history shown (``segment, month, forecast``).
         series: the series forecast this run month (from :func:`forecast_totals` only).
+        series_per_segment: how many series each segment forecast this run month.
     """
 
     current: pd.DataFrame
@@ -39,6 +40,7 @@ class ForecastTotals:
     versions: pd.DataFrame
     past: pd.DataFrame
     series: set[str] = field(default_factory=set)
+    series_per_segment: dict[str, int] = field(default_factory=dict)
 
 
 def forecast_totals(
@@ -67,12 +69,14 @@ def forecast_totals(
         return rows.groupby(["segment", "month"])["forecast"].sum(min_count=1).reset_index()
 
     series = set(this_run["series_id"].dropna())
+    per_segment = this_run.dropna(subset=["series_id"]).groupby("segment")["series_id"].nunique()
     return ForecastTotals(
         current=by_segment_month(this_run),
         series_count=len(series),
         versions=forecasts[["segment", "run_month", "model_version"]].drop_duplicates(),
         past=by_segment_month(earlier),
         series=series,
+        series_per_segment={str(k): int(v) for k, v in per_segment.items()},
     )
 
 
@@ -83,6 +87,7 @@ def spark_forecast_totals(forecasts: DataFrame, run_month: date, since: Column) 
         (F.col("horizon") == 1) & (F.col("run_month") < F.lit(run_month)) & (F.col("month") > since)
     )
     counted = this_run.agg(F.countDistinct("series_id")).first()
+    per_segment = this_run.groupBy("segment").agg(F.countDistinct("series_id")).collect()
     return ForecastTotals(
         current=this_run.groupBy("segment", "month")
         .agg(F.sum("forecast").alias("forecast"))
@@ -92,4 +97,5 @@ def spark_forecast_totals(forecasts: DataFrame, run_month: date, since: Column) 
         past=earlier.groupBy("segment", "month")
         .agg(F.sum("forecast").alias("forecast"))
         .toPandas(),
+        series_per_segment={str(r[0]): int(r[1]) for r in per_segment},
     )

@@ -6,10 +6,14 @@
 2. Alerts: a segment whose one-month-ahead WAPE, pooled over the newest
    ``accuracy_window_months`` evaluated months, exceeds ``accuracy_alert_wape``. Alerts are
    logged and published (task value ``alerts``); the task fails only with ``fail_on_alert``.
-3. The run report (Markdown + PNG, :mod:`demand_forecasting.monitoring.report`): drift and
-   retraining decisions, new champions, accuracy, forecasts vs actuals and time per task,
-   written under ``<state>/reports/<YYYY-MM>/`` locally and logged to the job's parent MLflow
-   run as artifacts.
+3. Cost per model: the job run's task times (run telemetry) priced at
+   ``compute_cost_per_hour`` and split over the segment models
+   (:mod:`demand_forecasting.monitoring.costs`) into the model cost table, one row per
+   segment and task (a rerun of monitor for the same job run replaces its rows).
+4. The run report (Markdown + PNG, :mod:`demand_forecasting.monitoring.report`): drift and
+   retraining decisions, new champions, accuracy, cost per model, forecasts vs actuals and
+   time per task, written under ``<state>/reports/<YYYY-MM>/`` locally and logged to the
+   job's parent MLflow run as artifacts.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.data.config import parse_month
-from demand_forecasting.monitoring import telemetry
+from demand_forecasting.monitoring import costs, telemetry
 from demand_forecasting.monitoring.accuracy import (
     AccuracyAlert,
     accuracy_alerts,
@@ -41,7 +45,7 @@ from demand_forecasting.monitoring.accuracy import (
 )
 from demand_forecasting.monitoring.forecast_totals import forecast_totals, spark_forecast_totals
 from demand_forecasting.monitoring.job_run import job_parent_run
-from demand_forecasting.monitoring.report import ReportInputs, write_report
+from demand_forecasting.monitoring.report import TELEMETRY_COLUMNS, ReportInputs, write_report
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import rows_frame
 from demand_forecasting.task import run_task
@@ -74,6 +78,7 @@ class MonitorConfig:
     experiment: str | None = None
     history_months: int = 36
     driver_max_rows: int = REPORT_DRIVER_MAX_ROWS
+    cost_per_hour: float = 1.0
 
     def __post_init__(self) -> None:
         if self.alert_wape <= 0:
@@ -82,6 +87,11 @@ class MonitorConfig:
             )
         if self.window_months < 1:
             raise ValueError(f"--accuracy-window-months={self.window_months}: must be >= 1")
+        if self.cost_per_hour < 0:
+            raise ValueError(
+                f"--compute-cost-per-hour={self.cost_per_hour}: must be >= 0 (what one hour "
+                "of the job's compute costs)"
+            )
         if self.driver_max_rows < 0:
             raise ValueError(
                 f"--report-driver-max-rows={self.driver_max_rows}: must be >= 0 "
@@ -209,8 +219,15 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
             inputs = gather_report_inputs(ctx, cfg, measured)
         finally:
             measured.release()
+        costs_written = (
+            pool.submit(write_model_costs, ctx, cfg, run_month, inputs.costs)
+            if cfg.job_run_id is not None and not inputs.costs.empty
+            else None
+        )
         report = write_report(folder, inputs)
         written.result()
+        if costs_written is not None:
+            costs_written.result()
     log.info(
         "monitor %s: %d accuracy rows, %d alert(s); report %s",
         run_month.strftime("%Y-%m"),
@@ -268,6 +285,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         )
     )
     telemetry = job_run_telemetry(ctx, cfg.job_run_id)
+    allocation = costs.allocate(telemetry, totals.series_per_segment, cfg.cost_per_hour)
     # check_drift writes a row for every segment with data, champion or not.
     current = totals.current
     all_segments = set(drift["segment"]) | set(current["segment"])
@@ -287,6 +305,9 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         telemetry=telemetry,
         new_champions=new_champions(totals.versions, run_month),
         segments_on_fallback=list(ctx.task_values.get("score", "segments_on_fallback", [])),
+        costs=allocation,
+        job_cost=costs.job_cost(telemetry, cfg.cost_per_hour),
+        cost_per_hour=cfg.cost_per_hour,
     )
 
 
@@ -296,9 +317,10 @@ def job_run_telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
     (:func:`telemetry.held`), so that reading them costs no commit of its own.
 
     Returns:
-        ``task, status, duration_s, rows_in, rows_out, peak_memory_mb``.
+        ``task, status, duration_s, rows_in, rows_out, peak_memory_mb, segment_seconds``
+        (the last a dict per row, or None).
     """
-    columns = ["task", "status", "duration_s", "rows_in", "rows_out", "peak_memory_mb"]
+    columns = [*TELEMETRY_COLUMNS, "segment_seconds"]
     if job_run_id is None:
         return pd.DataFrame(columns=columns)
     records = [
@@ -307,7 +329,15 @@ def job_run_telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
     ]
     table = _read(ctx, names.TELEMETRY)
     if table is not None:
-        written = table.where(F.col("job_run_id") == job_run_id).select("started_at", *columns)
+        # A table written before the column existed has no segment seconds.
+        measured = (
+            F.col("segment_seconds")
+            if "segment_seconds" in table.columns
+            else F.lit(None).cast("map<string,double>").alias("segment_seconds")
+        )
+        written = table.where(F.col("job_run_id") == job_run_id).select(
+            "started_at", *TELEMETRY_COLUMNS, measured
+        )
         records += [
             {**row.asDict(), "started_at": row["started_at"].timestamp()}
             for row in written.collect()
@@ -316,6 +346,21 @@ def job_run_telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     records.sort(key=lambda record: record["started_at"])
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def write_model_costs(
+    ctx: RunContext, cfg: MonitorConfig, run_month: date, allocation: pd.DataFrame
+) -> None:
+    """Replace the job run's rows of the model cost table with ``allocation``."""
+    rows = allocation.assign(
+        job_run_id=cfg.job_run_id, run_month=run_month, cost_per_hour=cfg.cost_per_hour
+    )
+    ctx.tables.write(
+        rows_frame(ctx.spark, rows, costs.MODEL_COSTS_SCHEMA).coalesce(1),
+        ctx.table(names.MODEL_COSTS),
+        mode="overwrite",
+        replaceWhere=f"job_run_id = '{cfg.job_run_id}'",
+    )
 
 
 def _report_folder(ctx: RunContext, run_month: date) -> Path:
@@ -347,6 +392,8 @@ def _log_to_parent_run(
         }
         if not wape.empty:
             metrics["monitor/median_wape_h1"] = float(wape.median())
+        if inputs.job_cost is not None:
+            metrics["monitor/estimated_cost"] = float(inputs.job_cost)
         ctx.mlflow.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()])
         ctx.mlflow.set_tag(run_id, "run_month", run_month.strftime("%Y-%m"))
     except Exception as exc:  # the report on disk stands; MLflow is a copy
@@ -384,6 +431,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="up to this many forecast rows the report's totals come from one collect, "
         "above it from Spark aggregates (0: always on Spark)",
     )
+    parser.add_argument(
+        "--compute-cost-per-hour",
+        type=float,
+        default=1.0,
+        help="what one hour of the job's compute costs (bundle var compute_cost_per_hour); "
+        "the run's task times at this price are split over the models",
+    )
 
 
 def make_config(args: argparse.Namespace) -> MonitorConfig:
@@ -403,6 +457,7 @@ def make_config(args: argparse.Namespace) -> MonitorConfig:
         job_run_id=args.job_run_id,
         experiment=args.experiment,
         driver_max_rows=args.report_driver_max_rows,
+        cost_per_hour=args.compute_cost_per_hour,
     )
 
 

@@ -1,9 +1,9 @@
 """The monthly run report: Markdown with PNG plots, from small pandas frames (pure).
 
 :func:`write_report` takes a :class:`ReportInputs` and writes ``report.md`` plus
-``psi_heatmap.png``, ``forecasts_vs_actuals.png`` and ``task_times.png`` into a folder; it
-does no I/O beyond that folder. :mod:`demand_forecasting.monitoring.monitor` gathers the
-inputs from the run's tables.
+``psi_heatmap.png``, ``forecasts_vs_actuals.png``, ``cost_per_model.png`` and
+``task_times.png`` into a folder; it does no I/O beyond that folder.
+:mod:`demand_forecasting.monitoring.monitor` gathers the inputs from the run's tables.
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from demand_forecasting.monitoring.accuracy import AccuracyAlert
+from demand_forecasting.monitoring.costs import per_model
 from demand_forecasting.monitoring.drift import KEEP
 
 REPORT_FILE = "report.md"
 HEATMAP_FILE = "psi_heatmap.png"
 FORECAST_FILE = "forecasts_vs_actuals.png"
 TASK_TIME_FILE = "task_times.png"
+COST_FILE = "cost_per_model.png"
+#: Columns of the time-per-task table.
+TELEMETRY_COLUMNS = ["task", "status", "duration_s", "rows_in", "rows_out", "peak_memory_mb"]
 
 
 @dataclass
@@ -42,6 +46,10 @@ class ReportInputs:
             peak_memory_mb, status``).
         new_champions: ``{segment: "old -> new"}`` versions that changed since last run.
         segments_on_fallback: segments forecast by the seasonal-naive fallback champion.
+        costs: the job run's estimated cost per segment and task
+            (:func:`demand_forecasting.monitoring.costs.allocate`).
+        job_cost: the estimated cost of the job run's tasks (None: not known).
+        cost_per_hour: the price of an hour of the job's compute behind both.
     """
 
     run_month: date
@@ -59,6 +67,9 @@ class ReportInputs:
     telemetry: pd.DataFrame
     new_champions: dict[str, str] = field(default_factory=dict)
     segments_on_fallback: list[str] = field(default_factory=list)
+    costs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    job_cost: float | None = None
+    cost_per_hour: float = 1.0
     plot_segments: int = 4
 
 
@@ -166,6 +177,67 @@ def task_time_figure(telemetry: pd.DataFrame) -> Figure | None:
     axes.set_xlabel("seconds")
     axes.set_title(f"Time per task (total {telemetry['duration_s'].sum():.0f} s)")
     return figure
+
+
+def cost_figure(costs: pd.DataFrame) -> Figure | None:
+    """Estimated cost per model, stacked by task, most expensive at the top. None if empty."""
+    if costs.empty:
+        return None
+    grid = costs.pivot_table(
+        index="segment", columns="task", values="cost", aggfunc="sum", fill_value=0.0
+    )
+    tasks = list(dict.fromkeys(costs["task"]))  # in the order the tasks ran
+    grid = grid[tasks].loc[grid.sum(axis=1).sort_values().index]
+    figure = Figure(figsize=(8, max(3.0, 0.2 * len(grid) + 1.5)))
+    axes = figure.add_subplot()
+    left = np.zeros(len(grid))
+    colours = [
+        "tab:gray", "tab:olive", "tab:cyan", "tab:purple",
+        "tab:blue", "tab:orange", "tab:brown", "tab:green", "tab:pink", "tab:red",
+    ]  # fmt: skip
+    for index, task in enumerate(tasks):
+        values = grid[task].to_numpy(dtype=float)
+        axes.barh(grid.index, values, left=left, label=task, color=colours[index % len(colours)])
+        left += values
+    axes.tick_params(axis="y", labelsize=6)
+    axes.set_xlabel("estimated cost")
+    axes.set_title(f"Estimated cost per model (total {left.sum():.3g})")
+    axes.legend(fontsize=7, loc="lower right")
+    return figure
+
+
+def cost_section(
+    costs: pd.DataFrame, job_cost: float | None, cost_per_hour: float, images: dict[str, str]
+) -> list[str]:
+    """The report's cost lines: the job's estimate, the most expensive models, the figure."""
+    lines = ["## Cost per model (estimate)", ""]
+    if costs.empty:
+        return [*lines, "_no task times for this job run_", ""]
+    models = per_model(costs)
+    measured = sorted(set(costs.loc[costs["basis"] == "measured", "task"]))
+    lines += [
+        f"This run's tasks up to score, at a price of {cost_per_hour:g} per hour of "
+        f"compute: **{job_cost or 0.0:.3g}** in total, **{models['cost'].mean():.3g} "
+        f"per model** on average over {len(models)} models (median "
+        f"{models['cost'].median():.3g}, max {models['cost'].max():.3g}). The work each model "
+        "did itself "
+        f"({', '.join(measured) or 'none this run'}) is measured; the other tasks are shared "
+        "by series. The bill adds cluster start-up and idle time; the model_costs table "
+        "holds every segment and task.",
+        "",
+    ]
+    if COST_FILE in images:
+        lines += [f"![{images[COST_FILE]}]({COST_FILE})", ""]
+    top = models.head(10).rename(columns={"job_share": "share of run"})
+    lines += [
+        "Most expensive models:",
+        "",
+        _table(
+            top,
+            {"cost": ".3g", "measured": ".3g", "shared": ".3g", "share of run": ".1%"},
+        ),
+    ]
+    return lines
 
 
 def plot_segments(inputs: ReportInputs) -> list[str]:
@@ -284,10 +356,12 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         lines += [f"![{images[FORECAST_FILE]}]({FORECAST_FILE})", ""]
     else:
         lines += ["_no forecasts_", ""]
+    lines += cost_section(inputs.costs, inputs.job_cost, inputs.cost_per_hour, images)
     lines += ["## Time per task", ""]
     if TASK_TIME_FILE in images:
         lines += [f"![{images[TASK_TIME_FILE]}]({TASK_TIME_FILE})", ""]
-    lines += [_table(inputs.telemetry, {"duration_s": ".1f", "peak_memory_mb": ".0f"})]
+    shown = [c for c in TELEMETRY_COLUMNS if c in inputs.telemetry.columns]
+    lines += [_table(inputs.telemetry[shown], {"duration_s": ".1f", "peak_memory_mb": ".0f"})]
     return "\n".join(lines)
 
 
@@ -302,6 +376,7 @@ def write_report(folder: Path, inputs: ReportInputs) -> Path:
                 inputs.actuals, inputs.forecasts, inputs.past_forecasts, plot_segments(inputs)
             ),
         ),
+        COST_FILE: ("Estimated cost per model", cost_figure(inputs.costs)),
         TASK_TIME_FILE: ("Time per task", task_time_figure(inputs.telemetry)),
     }
     images = {}

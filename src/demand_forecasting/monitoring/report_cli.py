@@ -2,7 +2,8 @@
 
 The monitor task writes the report as the job's last step, before its own telemetry row
 exists; run this afterwards for the complete time-per-task table, or to report an earlier
-run month. Reads the same tables the monitor does and writes the same files.
+run month. The cost per model is priced as monitor priced it for that job run. Reads the
+same tables the monitor does and writes the same files.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--accuracy-alert-wape", type=float, default=0.15)
     parser.add_argument("--accuracy-window-months", type=int, default=3)
+    parser.add_argument(
+        "--compute-cost-per-hour",
+        type=float,
+        default=None,
+        help="price of an hour of the job's compute (default: the one monitor used for this "
+        "job run, from the model cost table; else 1.0)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -52,11 +60,22 @@ def main(args: argparse.Namespace) -> int:
             .first()
         )
         job_run_id = newest[0] if newest else None
+    cost_per_hour = args.compute_cost_per_hour
+    costs = ctx.table(names.MODEL_COSTS)
+    if cost_per_hour is None and job_run_id is not None and ctx.tables.exists(costs):
+        used = (
+            ctx.tables.read(costs)
+            .where(F.col("job_run_id") == job_run_id)
+            .select("cost_per_hour")
+            .first()
+        )
+        cost_per_hour = used[0] if used else None
     cfg = MonitorConfig(
         alert_wape=args.accuracy_alert_wape,
         window_months=args.accuracy_window_months,
         run_month=parse_month(args.run_month) if args.run_month else None,
         job_run_id=job_run_id,
+        cost_per_hour=1.0 if cost_per_hour is None else float(cost_per_hour),
     )
     try:
         path = report_month(ctx, cfg)

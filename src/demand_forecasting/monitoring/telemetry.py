@@ -14,8 +14,11 @@ a batch (a task on Databricks, a task run by hand) each row is written when its 
 A batched row is lost if the process is killed before the batch is written.
 
 Rows in/out come from what the task's ``run`` returns (attributes or keys ``rows_in`` /
-``rows_out``) or from :func:`record_rows` calls while it runs. Telemetry never changes a
-task's outcome: a failure to record is logged as a warning.
+``rows_out``) or from :func:`record_rows` calls while it runs. A task that works segment by
+segment also records each segment's own seconds (:func:`record_segment_seconds`, column
+``segment_seconds``); monitor splits the task's cost over the models by them
+(:mod:`demand_forecasting.monitoring.costs`). Telemetry never changes a task's outcome: a
+failure to record is logged as a warning.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ log = logging.getLogger(__name__)
 TELEMETRY_SCHEMA = (
     "job_run_id string, task string, target string, started_at timestamp, "
     "ended_at timestamp, duration_s double, rows_in long, rows_out long, "
-    "peak_memory_mb double, status string, error string"
+    "peak_memory_mb double, status string, error string, "
+    "segment_seconds map<string, double>"
 )
 SUCCESS, FAILED = "SUCCESS", "FAILED"
 
@@ -62,6 +66,8 @@ class TaskTelemetry:
     peak_memory_mb: float
     status: str
     error: str | None
+    #: Seconds of each segment's own work in the task (train, validate_models, score).
+    segment_seconds: dict[str, float] | None = None
 
     def metrics(self) -> dict[str, float]:
         """The figures as MLflow metrics of the parent run (absent counts left out)."""
@@ -88,6 +94,7 @@ def rows_of(summary: object) -> tuple[int | None, int | None]:
 class _Counts:
     rows_in: int | None = None
     rows_out: int | None = None
+    segment_seconds: dict[str, float] | None = None
 
 
 _ACTIVE: ContextVar[_Counts | None] = ContextVar("telemetry_counts", default=None)
@@ -106,6 +113,18 @@ def record_rows(*, rows_in: int | None = None, rows_out: int | None = None) -> N
         counts.rows_in = (counts.rows_in or 0) + rows_in
     if rows_out is not None:
         counts.rows_out = (counts.rows_out or 0) + rows_out
+
+
+def record_segment_seconds(seconds: Mapping[str, float]) -> None:
+    """Add each segment's own working seconds to the running task's record (no-op outside a
+    recorded task). Monitor splits the task's cost over the segments in these proportions."""
+    counts = _ACTIVE.get()
+    if counts is None:
+        return
+    recorded = counts.segment_seconds if counts.segment_seconds is not None else {}
+    for segment, value in seconds.items():
+        recorded[str(segment)] = recorded.get(str(segment), 0.0) + float(value)
+    counts.segment_seconds = recorded
 
 
 def _utc_now() -> datetime:
@@ -171,6 +190,7 @@ class TaskRecorder:
             peak_memory_mb=round(self._sampler.peak_mb, 1),
             status=FAILED if failed else SUCCESS,
             error=f"{type(exc).__name__}: {exc}"[:1000] if failed else None,
+            segment_seconds=self._counts.segment_seconds,
         )
         log.info(
             "telemetry %s: %s in %.1fs, rows in=%s out=%s, peak memory %.0f MiB",
@@ -241,7 +261,8 @@ def held(ctx: RunContext, job_run_id: str) -> list[TaskTelemetry]:
 def _append(ctx: RunContext, table: str, records: list[TaskTelemetry]) -> None:
     try:
         frame = rows_frame(ctx.spark, [astuple(r) for r in records], TELEMETRY_SCHEMA)
-        ctx.tables.write(frame.coalesce(1), table, mode="append")
+        # mergeSchema: a table written before a column was added gets it (older rows null).
+        ctx.tables.write(frame.coalesce(1), table, mode="append", mergeSchema="true")
     except Exception as exc:  # telemetry must never change the task's outcome
         tasks = ", ".join(r.task for r in records)
         log.warning(

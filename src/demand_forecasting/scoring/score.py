@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,6 +30,7 @@ from demand_forecasting import names
 from demand_forecasting.data.config import load_dataset_config, parse_month
 from demand_forecasting.data.silver import series_attributes
 from demand_forecasting.models.segment_data import grouped_tasks
+from demand_forecasting.monitoring.telemetry import record_segment_seconds
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.scoring.champion_models import ChampionModel, champions
 from demand_forecasting.scoring.worker_warmup import WorkerWarmUp
@@ -40,8 +42,10 @@ log = logging.getLogger(__name__)
 MODEL_OUTPUT_SCHEMA = (
     "segment string, series_id string, origin date, horizon int, month date, "
     "forecast double, forecast_xgb double, forecast_holt_winters double, "
-    "model_name string, model_version string"
+    "model_name string, model_version string, score_seconds double"
 )
+#: Not written to the forecast table: each segment's own seconds go to the run telemetry.
+SECONDS_COLUMN = "score_seconds"
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,11 @@ def model_input(group: pd.DataFrame) -> pd.DataFrame:
     ).sort_values(["series_id", "month"], ignore_index=True)
 
 
-def forecast_rows(prediction: pd.DataFrame, model: ChampionModel) -> pd.DataFrame:
-    """The pyfunc's output as rows of :data:`MODEL_OUTPUT_SCHEMA` (pure)."""
+def forecast_rows(
+    prediction: pd.DataFrame, model: ChampionModel, seconds: float = 0.0
+) -> pd.DataFrame:
+    """The pyfunc's output as rows of :data:`MODEL_OUTPUT_SCHEMA` (pure); ``seconds``: what
+    loading the model and forecasting took."""
     columns = [c.split()[0] for c in MODEL_OUTPUT_SCHEMA.split(", ")]
     if prediction.empty:
         return pd.DataFrame(columns=columns)
@@ -95,6 +102,7 @@ def forecast_rows(prediction: pd.DataFrame, model: ChampionModel) -> pd.DataFram
             "forecast_holt_winters": prediction["forecast_holt_winters"].astype(float),
             "model_name": model.model_name,
             "model_version": model.version,
+            SECONDS_COLUMN: float(seconds),
         }
     )
     return out[columns]
@@ -106,10 +114,12 @@ def score_group(models: dict[str, ChampionModel]):  # type: ignore[no-untyped-de
     def score(group: pd.DataFrame) -> pd.DataFrame:
         import mlflow.pyfunc
 
+        started = time.perf_counter()
         model = models[str(group["segment"].iloc[0])]
         # The driver checked the champions' environments (champion_models.champions).
         pyfunc = mlflow.pyfunc.load_model(model.folder, suppress_warnings=True)
-        return forecast_rows(pyfunc.predict(model_input(group)), model)
+        prediction = pyfunc.predict(model_input(group))
+        return forecast_rows(prediction, model, time.perf_counter() - started)
 
     return score
 
@@ -185,13 +195,20 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     tasks = min(len(models), ctx.spark.sparkContext.defaultParallelism)
     with grouped_tasks(ctx.spark, tasks):
         rows = rows.localCheckpoint(eager=True).coalesce(1)
-    counts = rows.agg(
-        F.count(F.lit(1)).alias("rows"), F.countDistinct("series_id").alias("series")
-    ).first()
-    summary.rows_out = int(counts["rows"]) if counts else 0
-    summary.series_forecast = int(counts["series"]) if counts else 0
+    counts = (
+        rows.groupBy("segment")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.countDistinct("series_id").alias("series"),
+            F.max(SECONDS_COLUMN).alias("seconds"),
+        )
+        .collect()
+    )
+    summary.rows_out = sum(int(r["rows"]) for r in counts)
+    summary.series_forecast = sum(int(r["series"]) for r in counts)
+    record_segment_seconds({r["segment"]: float(r["seconds"] or 0.0) for r in counts})
     ctx.tables.write(
-        rows,
+        rows.drop(SECONDS_COLUMN),
         ctx.table(names.FORECASTS),
         mode="overwrite",
         replaceWhere=f"run_month = DATE'{run_month.isoformat()}'",

@@ -31,6 +31,7 @@ from demand_forecasting.models.registry import (
 from demand_forecasting.models.rollback import RollbackError, rollback
 from demand_forecasting.models.segment_data import SegmentSelectionError, read_history
 from demand_forecasting.monitoring.champions import find_champions, recently_refused
+from demand_forecasting.monitoring.telemetry import TaskRecorder
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.platform.task_values import LocalTaskValues
 from models_support import history, write_gold
@@ -65,20 +66,25 @@ def run_month(
     """The three tasks as the job chains them (task values passed along)."""
     values = ctx.task_values
     assert isinstance(values, LocalTaskValues)
-    with values.running("train"):
+    with values.running("train"), TaskRecorder("train", "dev") as train_recorder:
         trained = train.run(
             ctx,
             train.TrainConfig(
                 segments, recipe, prefix, EXPERIMENT, git_commit="abc123", backtest_origins=2
             ),
         )
-    with values.running("validate_models"):
+    with values.running("validate_models"), TaskRecorder("validate_models", "dev") as recorder:
         validated = validate.run(
             ctx, validate.ValidateConfig(segments, prefix, 2, GateRule(tolerance))
         )
     with values.running("deploy"):
         deployed = deploy.run(ctx, deploy.DeployConfig(segments, prefix, approval))
-    return {"train": trained, "validate": validated, "deploy": deployed}
+    return {
+        "train": trained,
+        "validate": validated,
+        "deploy": deployed,
+        "telemetry": {"train": train_recorder.record, "validate": recorder.record},
+    }
 
 
 def version_of(reg: SegmentRegistry, segment: str, alias: str) -> str | None:
@@ -133,6 +139,11 @@ def test_first_run_registers_validates_and_promotes_every_segment(ctx: RunContex
     audit = table(ctx, names.AUDIT)
     assert sorted(audit["segment"]) == SEGMENTS
     assert set(audit["action"]) == {"promote"} and audit["from_version"].isna().all()
+    # Each segment's own work is measured, for its share of the tasks' cost.
+    for record in result["telemetry"].values():
+        assert record is not None and record.segment_seconds is not None
+        assert sorted(record.segment_seconds) == SEGMENTS
+        assert all(seconds > 0 for seconds in record.segment_seconds.values())
     assert audit["model_artifact_hash"].str.len().eq(64).all()
 
 

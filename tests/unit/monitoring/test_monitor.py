@@ -9,7 +9,8 @@ import pytest
 from monitoring_support import gold_frame, months, to_spark
 
 from demand_forecasting import names
-from demand_forecasting.monitoring import monitor
+from demand_forecasting.monitoring import monitor, telemetry
+from demand_forecasting.monitoring.telemetry import TaskRecorder, record_segment_seconds
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.task_values import LocalTaskValues
 
@@ -91,3 +92,51 @@ def test_a_failed_accuracy_write_fails_the_run(
     with pytest.raises(OSError, match=r"disk full writing .*forecast_accuracy"):
         monitor.run(forecast_tables, monitor.MonitorConfig())
     assert not forecast_tables.tables.exists(accuracy)
+
+
+def test_run_prices_the_job_runs_tasks_per_model_and_a_rerun_replaces_them(
+    forecast_tables: RunContext,
+) -> None:
+    ctx = forecast_tables
+    with telemetry.batch():
+        for task, seconds in (("build_features", None), ("score", {"alpha": 1.0, "beta": 3.0})):
+            with TaskRecorder(task, "dev", job_run_id="31") as recorder:
+                recorder.bind(ctx)
+                if seconds:
+                    record_segment_seconds(seconds)
+        cfg = monitor.MonitorConfig(job_run_id="31", cost_per_hour=3600.0)
+        first = monitor.run(ctx, cfg)
+        tasks = monitor.job_run_telemetry(ctx, "31")
+        monitor.run(ctx, cfg)
+
+    written = ctx.tables.read(ctx.table(names.MODEL_COSTS)).toPandas()
+    # One row per model and task (the rerun replaced the first run's rows)...
+    assert sorted(zip(written["task"], written["segment"], written["basis"], strict=True)) == [
+        ("build_features", "alpha", "series"),
+        ("build_features", "beta", "series"),
+        ("score", "alpha", "measured"),
+        ("score", "beta", "measured"),
+    ]
+    assert (written["job_run_id"] == "31").all() and (written["cost_per_hour"] == 3600.0).all()
+    assert (written["run_month"] == RUN_MONTHS[-1]).all()
+    # ... at one unit per second here, adding up to the two tasks' seconds.
+    score = written[written["task"] == "score"].set_index("segment")["cost"]
+    assert score["beta"] == pytest.approx(3 * score["alpha"])
+    assert written["cost"].sum() == pytest.approx(tasks["duration_s"].sum())
+    assert first.report is not None
+    text = first.report.read_text()
+    assert "## Cost per model (estimate)" in text and "(score) is measured" in text
+    assert (first.report.parent / "cost_per_model.png").is_file()
+
+
+def test_without_a_job_run_no_cost_is_written(forecast_tables: RunContext) -> None:
+    summary = monitor.run(forecast_tables, monitor.MonitorConfig())
+
+    assert not forecast_tables.tables.exists(forecast_tables.table(names.MODEL_COSTS))
+    assert summary.report is not None
+    assert "_no task times for this job run_" in summary.report.read_text()
+
+
+def test_a_negative_price_is_refused_with_the_option_named() -> None:
+    with pytest.raises(ValueError, match=r"--compute-cost-per-hour=-2\.0: must be >= 0"):
+        monitor.MonitorConfig(cost_per_hour=-2.0)

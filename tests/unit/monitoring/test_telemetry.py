@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime, timezone
 
 import pytest
 
@@ -10,7 +11,12 @@ from demand_forecasting import names
 from demand_forecasting.monitoring import telemetry
 from demand_forecasting.monitoring.job_run import JOB_RUN_ID_TAG, find_job_run, job_parent_run
 from demand_forecasting.monitoring.monitor import job_run_telemetry
-from demand_forecasting.monitoring.telemetry import TaskRecorder, record_rows, rows_of
+from demand_forecasting.monitoring.telemetry import (
+    TaskRecorder,
+    record_rows,
+    record_segment_seconds,
+    rows_of,
+)
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.mlflow_setup import ensure_experiment
 from demand_forecasting.task import run_task
@@ -147,8 +153,35 @@ def test_the_report_reads_a_job_runs_rows_from_the_table_and_the_batch_without_a
         "rows_in",
         "rows_out",
         "peak_memory_mb",
+        "segment_seconds",
     ]
     assert rows["rows_in"].iloc[0] == 148 and rows["rows_in"].iloc[1:].isna().all()
     assert telemetry.held(ctx, "8") == []  # the batch wrote them when it ended
     assert job_run_telemetry(ctx, "8")["task"].tolist() == rows["task"].tolist()
     assert job_run_telemetry(ctx, None).empty
+
+
+def test_segment_seconds_reach_a_table_written_before_the_column_existed(
+    ctx: RunContext,
+) -> None:
+    table = ctx.table(names.TELEMETRY)
+    # A run_telemetry table as an earlier release wrote it (no segment_seconds).
+    old_schema = telemetry.TELEMETRY_SCHEMA.rsplit(", segment_seconds", 1)[0]
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    old_row = ("6", "ingest", "dev", at, at, 1.5, 1, 1, 10.0, "SUCCESS", None)
+    ctx.tables.write(ctx.spark.createDataFrame([old_row], old_schema), table)
+    assert list(job_run_telemetry(ctx, "6")["segment_seconds"]) == [None]
+
+    with TaskRecorder("score", "dev", job_run_id="6") as recorder:
+        recorder.bind(ctx)
+        record_segment_seconds({"alpha": 0.5, "beta": 1.0})
+        record_segment_seconds({"alpha": 0.25})
+
+    assert recorder.record is not None
+    assert recorder.record.segment_seconds == {"alpha": 0.75, "beta": 1.0}
+    rows = job_run_telemetry(ctx, "6")
+    assert rows["task"].tolist() == ["ingest", "score"]
+    assert rows["segment_seconds"].iloc[0] is None
+    assert dict(rows["segment_seconds"].iloc[1]) == {"alpha": 0.75, "beta": 1.0}
+    # Outside a recorded task it does nothing.
+    record_segment_seconds({"alpha": 9.0})

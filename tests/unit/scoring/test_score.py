@@ -12,6 +12,7 @@ import pandas as pd
 from scoring_support import register_champion
 
 from demand_forecasting import names
+from demand_forecasting.monitoring.telemetry import TaskRecorder
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.task_values import LocalTaskValues
 from demand_forecasting.scoring import score
@@ -58,7 +59,7 @@ def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
     store = LocalTaskValues()
     ctx.task_values = store
 
-    with store.running("score"):
+    with store.running("score"), TaskRecorder("score", "dev") as recorder:
         summary = score.run(ctx, score.ScoreConfig())
 
     assert summary.run_month == date(2015, 12, 1)
@@ -72,6 +73,11 @@ def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
     assert (rows["model_id"] == f"main.demand_forecasting.demand_alpha/{version}").all()
     assert (rows["forecast"] > 0).all() and (rows["run_month"] == date(2015, 12, 1)).all()
     assert str(rows["run_timestamp"].iloc[0]).startswith("2015-12-01")
+    # The seconds of each champion's work go to the task's telemetry, not to the table.
+    assert score.SECONDS_COLUMN not in rows.columns
+    assert recorder.record is not None and recorder.record.segment_seconds is not None
+    assert set(recorder.record.segment_seconds) == {"alpha"}
+    assert recorder.record.segment_seconds["alpha"] > 0
     first = _forecast_rows(ctx)
 
     with store.running("score"):
@@ -97,7 +103,7 @@ def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
             "forecast_holt_winters": [11.0],
         }
     )
-    rows = score.forecast_rows(prediction, model)
+    rows = score.forecast_rows(prediction, model, seconds=0.25)
     assert rows.iloc[0].to_dict() == {
         "segment": "alpha",
         "series_id": "a",
@@ -109,6 +115,7 @@ def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
         "forecast_holt_winters": 11.0,
         "model_name": "main.s.demand_alpha",
         "model_version": "3",
+        "score_seconds": 0.25,
     }
     assert model.model_id == "main.s.demand_alpha/3"
     assert score.forecast_rows(prediction.iloc[0:0], model).empty
