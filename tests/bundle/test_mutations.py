@@ -368,6 +368,18 @@ def wheel_missing_from_environment(root: Path) -> tuple[str, str]:
     return path.relative_to(root).as_posix(), f"resources.jobs.{MONTHLY_JOB}.tasks["
 
 
+def unnotified_health_rule(root: Path) -> tuple[str, str]:
+    path = job_file(root)
+    edit_yaml(
+        path,
+        lambda d: _monthly(d)["email_notifications"].pop("on_duration_warning_threshold_exceeded"),
+    )
+    return (
+        path.relative_to(root).as_posix(),
+        f"resources.jobs.{MONTHLY_JOB}.email_notifications.on_duration_warning_threshold_exceeded",
+    )
+
+
 MUTATIONS: dict[str, Mutation] = {
     "misspelled-key": Mutation(misspelled_job_key, "resource-model", "timeout_secnds"),
     "misspelled-key-schema": Mutation(misspelled_job_key, "schema", "timeout_secnds", schemas=True),
@@ -407,6 +419,9 @@ MUTATIONS: dict[str, Mutation] = {
     "unknown-compute": Mutation(unknown_compute_choice, "compute", "gpu"),
     "bad-permission-level": Mutation(
         bad_bundle_permission_level, "bundle-permission-level", "CAN_READ"
+    ),
+    "unnotified-health-rule": Mutation(
+        unnotified_health_rule, "job-health-notification", "notifies no one"
     ),
     "wheel-missing-from-environment": Mutation(
         wheel_missing_from_environment, "wheel-not-in-environment", "serverless"

@@ -449,6 +449,20 @@ def _check_operations(view: _JobView) -> list[Finding]:
                 "${var.job_duration_warning_seconds}",
             )
         )
+    elif not get(body, "email_notifications", policy.DURATION_WARNING_EVENT) and not get(
+        body, "webhook_notifications", policy.DURATION_WARNING_EVENT
+    ):
+        # Databricks evaluates the rule but only tells those listed for this event.
+        findings.append(
+            Finding(
+                file,
+                join(path, "email_notifications", policy.DURATION_WARNING_EVENT),
+                "job-health-notification",
+                f"job '{view.key}' has a {policy.HEALTH_METRIC} health rule but notifies no "
+                f"one when it is exceeded; add email_notifications."
+                f"{policy.DURATION_WARNING_EVENT}: [${{var.alert_email}}]",
+            )
+        )
     for task, origin in _tasks(view):
         if "python_wheel_task" in task and "max_retries" not in task:
             findings.append(

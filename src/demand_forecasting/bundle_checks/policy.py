@@ -79,6 +79,8 @@ NON_COMPUTE_TASK_TYPES = ("condition_task", "run_job_task")
 #: What every job must set to be operable.
 MAX_CONCURRENT_RUNS = 1
 HEALTH_METRIC = "RUN_DURATION_SECONDS"
+#: The notification event of a job whose health rule is exceeded.
+DURATION_WARNING_EVENT = "on_duration_warning_threshold_exceeded"
 
 #: Lists inside a job that targets merge by a key instead of concatenating.
 JOB_KEYED_LISTS = {

@@ -14,10 +14,11 @@ Everything a version records about itself is a tag (see :data:`VERSION_TAGS`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.entities.model_registry.model_version_search import ModelVersionSearch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -127,19 +128,35 @@ class SegmentRegistry:
             raise
 
     def versions(self, segment: str) -> list[ModelVersion]:
-        """Every version of the segment's model, newest first (empty without a model)."""
+        """Every version of the segment's model, newest first, each with its tags and aliases
+        (empty without a model). See :meth:`iter_versions`."""
+        return list(self.iter_versions(segment))
+
+    def iter_versions(self, segment: str) -> Iterator[ModelVersion]:
+        """The segment's versions, newest first, each with its tags and aliases.
+
+        Unity Catalog's ``search_model_versions`` returns versions *without* tags or aliases
+        (MLflow's ``ModelVersionSearch``, whose ``tags`` is a method that raises): each such
+        result is read again with ``get_model_version``, lazily, so that a caller that stops
+        at the first match reads no more than it needs. The local sqlite registry returns
+        whole versions, which are yielded as they are.
+        """
         try:
             found = self.client.search_model_versions(f"name = '{self.name(segment)}'")
         except MlflowException as exc:
             if exc.error_code in _MISSING:
-                return []
+                return
             raise
-        return sorted(found, key=lambda v: int(v.version), reverse=True)
+        for hit in sorted(found, key=lambda v: int(v.version), reverse=True):
+            if isinstance(hit, ModelVersionSearch):
+                yield self.client.get_model_version(hit.name, str(hit.version))
+            else:
+                yield hit
 
     def find_by_tag(self, segment: str, key: str, value: str) -> ModelVersion | None:
         """The newest version whose tag ``key`` equals ``value`` (Unity Catalog cannot
         filter on tags server-side, so this filters the segment's versions here)."""
-        for version in self.versions(segment):
+        for version in self.iter_versions(segment):
             if (version.tags or {}).get(key) == value:
                 return version
         return None
