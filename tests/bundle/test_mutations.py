@@ -300,14 +300,46 @@ def unknown_entry_point(root: Path) -> tuple[str, str]:
     )
 
 
-def prod_personal_root_path(root: Path) -> tuple[str, str]:
+def _set_workspace_path(root: Path, target: str, key: str, value: str) -> tuple[str, str]:
     edit_yaml(
         root / "databricks.yml",
-        lambda d: d["targets"]["prod"]["workspace"].__setitem__(
-            "root_path", "/Workspace/Users/${workspace.current_user.userName}/.bundle/df/prod"
-        ),
+        lambda d: d["targets"][target]["workspace"].__setitem__(key, value),
     )
-    return "databricks.yml", "workspace.root_path"
+    return "databricks.yml", f"targets.{target}.workspace.{key}"
+
+
+def prod_root_path_in_shared(root: Path) -> tuple[str, str]:
+    return _set_workspace_path(
+        root, "prod", "root_path", "/Workspace/Shared/.bundle/${bundle.name}/${bundle.target}"
+    )
+
+
+def state_path_of_test_in_shared(root: Path) -> tuple[str, str]:
+    return _set_workspace_path(root, "test", "state_path", "/Shared/.bundle/df/test/state")
+
+
+def prod_root_path_of_a_named_person(root: Path) -> tuple[str, str]:
+    return _set_workspace_path(
+        root, "prod", "root_path", "/Workspace/Users/jane.doe@contoso.com/.bundle/df/prod"
+    )
+
+
+def prod_without_root_path(root: Path) -> tuple[str, str]:
+    edit_yaml(root / "databricks.yml", lambda d: d["targets"]["prod"].pop("workspace"))
+    return "databricks.yml", "targets.prod.workspace.root_path"
+
+
+def deploying_user_outside_the_bundle_folder(root: Path) -> tuple[str, str]:
+    path = job_file(root)
+
+    def change(data: dict[str, Any]) -> None:
+        _monthly(data)["email_notifications"]["on_failure"] = ["${workspace.current_user.userName}"]
+
+    edit_yaml(path, change)
+    return (
+        path.relative_to(root).as_posix(),
+        f"resources.jobs.{MONTHLY_JOB}.email_notifications.on_failure[0]",
+    )
 
 
 def prod_without_run_as(root: Path) -> tuple[str, str]:
@@ -412,7 +444,21 @@ MUTATIONS: dict[str, Mutation] = {
         run_job_task_to_missing_job, "dangling-run-job", "full_retrian"
     ),
     "unknown-entry-point": Mutation(unknown_entry_point, "unknown-entry-point", "df-no-such-step"),
-    "prod-personal-root-path": Mutation(prod_personal_root_path, "personal-path", "/Users/"),
+    "prod-root-path-in-shared": Mutation(
+        prod_root_path_in_shared, "shared-bundle-folder", "/Workspace/Shared/.bundle/"
+    ),
+    "test-state-path-in-shared": Mutation(
+        state_path_of_test_in_shared, "shared-bundle-folder", "'/Shared/.bundle/df/test/state'"
+    ),
+    "prod-root-path-of-a-named-person": Mutation(
+        prod_root_path_of_a_named_person, "production-root-path", "current_user.userName"
+    ),
+    "prod-without-root-path": Mutation(
+        prod_without_root_path, "production-root-path", "must set workspace.root_path"
+    ),
+    "deploying-user-outside-the-bundle-folder": Mutation(
+        deploying_user_outside_the_bundle_folder, "personal-path", "bundle-check.user@"
+    ),
     "prod-without-run-as": Mutation(prod_without_run_as, "production-run-as", "run_as"),
     "prod-in-development-mode": Mutation(prod_in_development_mode, "target-mode", "production"),
     "schedule-unpaused-in-dev": Mutation(schedule_unpaused_everywhere, "schedule-pause", "'dev'"),

@@ -58,8 +58,19 @@ REQUIRED_TARGETS = (DEVELOPMENT_TARGET, TEST_TARGET, PRODUCTION_TARGET)
 REQUIRED_MODES = {DEVELOPMENT_TARGET: "development", PRODUCTION_TARGET: "production"}
 #: Targets whose schedules run; every other target's schedules must be paused.
 SCHEDULED_TARGETS = frozenset({PRODUCTION_TARGET})
-#: Substrings that make a workspace path personal (not allowed in shared targets).
+#: Substrings that make a value personal (not allowed in shared targets outside the bundle
+#: folder below).
 PERSONAL_PATH_MARKERS = ("/Users/", "current_user")
+#: Where a shared target's bundle folder must live: the deploying identity's own folder (the
+#: service principal deploys test and prod from CI), so that the bundle's ``permissions:`` are
+#: applied to it. Named through the reference, never through a literal user's name.
+PRODUCTION_ROOT_PREFIX = "/Workspace/Users/${workspace.current_user.userName}/"
+PRODUCTION_ROOT_EXAMPLE = PRODUCTION_ROOT_PREFIX + ".bundle/${bundle.name}/${bundle.target}"
+#: Workspace folders every user can manage: the CLI applies no ``permissions:`` to a bundle
+#: folder below them (databricks/cli#1866), so anyone could replace the deployed wheel.
+SHARED_WORKSPACE_PREFIXES = ("/Workspace/Shared/", "/Shared/")
+#: The ``workspace`` keys that place the bundle's files, wheel and state.
+WORKSPACE_PATH_KEYS = ("root_path", "file_path", "artifact_path", "state_path", "resource_path")
 
 #: Where the dataset configs a target's ``dataset`` variable names ship (in the wheel).
 DATASET_VARIABLE = "dataset"

@@ -1,7 +1,8 @@
 """Checks on the bundle as each target resolves it (through the local runner's loader).
 
 Per target: every reference resolves; shared targets (``mode: production``) have
-``run_as`` a service principal and no personal paths; schedules are paused everywhere but
+``run_as`` a service principal, their bundle folder in the deploying identity's own folder
+(never /Workspace/Shared) and no other personal values; schedules are paused everywhere but
 in the scheduled targets; the compute the target chooses is complete for every job.
 """
 
@@ -101,25 +102,95 @@ def _check_shared(repo: Repository, target: str, bundle: Bundle) -> list[Finding
                 "jobs run as a service principal, never as whoever deployed)",
             )
         )
-    declared_root = get(repo.targets.get(target), "workspace", "root_path") or get(
-        repo.root_config, "workspace", "root_path"
-    )
-    if not declared_root:
+    folder_findings = _check_bundle_folder(repo, target, bundle)
+    findings += folder_findings
+    # Values under the bundle folder name the deploying identity by design; they are checked
+    # above, through the folder. Only a folder that passed may excuse them.
+    folder = None if folder_findings else str(get(bundle.config, "workspace", "root_path"))
+    findings += _check_personal_values(repo, target, bundle, folder)
+    return findings
+
+
+def _declared_workspace_key(repo: Repository, target: str, key: str) -> tuple[str, str, Any]:
+    """Where ``workspace.<key>`` is set for ``target``: (file, key path, raw value or None)."""
+    in_target = get(repo.targets.get(target), "workspace", key)
+    if in_target is not None:
+        return repo.target_file(target), key_path("targets", target, "workspace", key), in_target
+    at_top = get(repo.root_config, "workspace", key)
+    if at_top is not None:
+        return ROOT_FILE, key_path("workspace", key), at_top
+    return repo.target_file(target), key_path("targets", target, "workspace", key), None
+
+
+def _check_bundle_folder(repo: Repository, target: str, bundle: Bundle) -> list[Finding]:
+    """A shared target's bundle folder is the deploying identity's own, never /Shared.
+
+    The CLI applies the bundle's ``permissions:`` to the bundle folder, except under
+    /Workspace/Shared, where every user can manage everything (databricks/cli#1866): there any
+    user could replace the wheel that the jobs install and run as the service principal.
+    """
+    findings: list[Finding] = []
+    example = policy.PRODUCTION_ROOT_EXAMPLE
+    resolved = get(bundle.config, "workspace") or {}
+    for key in policy.WORKSPACE_PATH_KEYS:
+        file, where, declared = _declared_workspace_key(repo, target, key)
+        value = str(resolved.get(key) or "")
+        shared = value.startswith(policy.SHARED_WORKSPACE_PREFIXES) or value.rstrip("/") in {
+            prefix.rstrip("/") for prefix in policy.SHARED_WORKSPACE_PREFIXES
+        }
+        if shared and (declared is not None or key == "root_path"):
+            findings.append(
+                Finding(
+                    file,
+                    where,
+                    "shared-bundle-folder",
+                    f"target '{target}' puts workspace.{key} in '{value}', which every "
+                    "workspace user can manage: the CLI sets no permissions on a folder "
+                    "under /Workspace/Shared, so anyone could replace the wheel the jobs run "
+                    f"as the service principal; set workspace.root_path: {example} (the "
+                    "deploying service principal's own folder) and leave the other "
+                    "workspace paths to follow it",
+                )
+            )
+    file, where, declared = _declared_workspace_key(repo, target, "root_path")
+    if declared is None:
         findings.append(
             Finding(
                 file,
-                f"{where}.workspace.root_path",
+                where,
                 "production-root-path",
-                f"target '{target}' must set workspace.root_path to a shared "
-                "folder (e.g. /Workspace/Shared/.bundle/${bundle.name}/"
-                "${bundle.target}); the default is the deployer's home",
+                f"target '{target}' must set workspace.root_path: {example} (production "
+                "mode wants it explicit, so that only one copy is deployed: the one of the "
+                "service principal that deploys from CI)",
             )
         )
+    elif not findings and not str(declared).startswith(policy.PRODUCTION_ROOT_PREFIX):
+        findings.append(
+            Finding(
+                file,
+                where,
+                "production-root-path",
+                f"target '{target}' sets workspace.root_path: '{declared}'; a shared "
+                "target's bundle folder must be the deploying identity's own folder, named "
+                "through ${workspace.current_user.userName} (never a person's name, never "
+                f"a folder others can write): {example}",
+            )
+        )
+    return findings
+
+
+def _check_personal_values(
+    repo: Repository, target: str, bundle: Bundle, folder: str | None
+) -> list[Finding]:
+    """No value outside the bundle ``folder`` names a user or the deploying identity."""
+    findings: list[Finding] = []
     config = {k: v for k, v in bundle.config.items() if k != "variables"}
     workspace = dict(config.get("workspace") or {})
     workspace.pop("current_user", None)
     config["workspace"] = workspace
     for path, text in strings(config):
+        if folder and (text == folder or text.startswith(folder + "/")):
+            continue
         markers = [m for m in (*policy.PERSONAL_PATH_MARKERS, CHECK_USER) if m in text]
         if markers:
             findings.append(
@@ -128,8 +199,9 @@ def _check_shared(repo: Repository, target: str, bundle: Bundle) -> list[Finding
                     key_path(*path),
                     "personal-path",
                     f"target '{target}' resolves this to '{text}', which is "
-                    "personal (a user's folder or the deploying user); shared "
-                    "targets must use shared paths and the service principal",
+                    "personal (a user's folder or the deploying user) and outside the "
+                    "bundle folder; shared targets name groups, the service principal "
+                    "(${var.runner_principal}) and paths under ${workspace.root_path}",
                 )
             )
     return findings
