@@ -1,11 +1,26 @@
-"""``demand-forecasting approve SEGMENT... | --all``: promote challengers awaiting approval.
+"""Approve: promote the challengers that the deploy task left awaiting approval.
 
 In a target with ``require_approval: true`` (prod), the deploy task only tags each passing
-challenger ``deployment_status=awaiting_approval`` and audits that. A person (or an approval
-job) then promotes them, audited with their name and reason::
+challenger ``deployment_status=awaiting_approval`` and audits that. A person then promotes
+them; each promotion gets an audit row with their name, their reason and (in a job) the run.
 
-    demand-forecasting approve --all --catalog prod --schema demand_forecasting \\
-        --target prod --reason "reviewed evaluation table, CAB-1234"
+On Databricks, start the bundle's ``approve`` job (``resources/approval_job.yml``, named
+``demand-forecasting-approve``; those with CAN_MANAGE_RUN or more on it, the admins group,
+can), with its job parameters ``segments`` (``all`` or a comma list), ``reason`` and
+``approver``: in the Jobs UI (*Run now with different parameters*), or::
+
+    databricks jobs run-now --json '{"job_id": <id>, "job_parameters": {"segments": "all",
+        "reason": "reviewed model_evaluations, CAB-1234", "approver": "jane.doe@contoso.com"}}'
+
+The job runs :func:`task_main` (entry point ``df-approve``) as the target's service principal.
+(``databricks bundle run approve -t prod -- --segments=all ...`` does the same, but only when
+the CLI runs as the identity that deployed prod: the bundle finds its jobs in that identity's
+folder. See docs/deployment.md, "Approving and rolling back".)
+
+Locally, ``demand-forecasting approve SEGMENT... | --all --reason ...`` acts on the local
+registry under ``.local/``. There a target other than ``dev`` is refused, because a person
+typing ``--target prod`` on a laptop means prod's models, which this process cannot reach;
+add ``--local`` to approve in the local registry of a local ``-t prod`` run on purpose.
 """
 
 from __future__ import annotations
@@ -13,8 +28,14 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from demand_forecasting.models.audit import APPROVE, AuditEvent, current_actor, write_audit
+from demand_forecasting.models.command_context import (
+    RegistryChoiceError,
+    add_context_options,
+    command_context,
+)
 from demand_forecasting.models.deploy import promote
 from demand_forecasting.models.registry import (
     AWAITING_APPROVAL,
@@ -22,9 +43,13 @@ from demand_forecasting.models.registry import (
     DEPLOYMENT_STATUS,
     SegmentRegistry,
 )
-from demand_forecasting.models.rollback import add_context_options
-from demand_forecasting.models.segment_data import read_history
-from demand_forecasting.platform.context import RunContext, build_context
+from demand_forecasting.models.segment_data import (
+    SegmentSelectionError,
+    parse_segments,
+    read_history,
+)
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +69,17 @@ def approve(
     segments: Sequence[str] | None,
     reason: str,
     actor: str | None = None,
+    job_run_id: str | None = None,
 ) -> dict[str, str]:
     """Promote the awaiting challengers of ``segments`` (None: every segment).
+
+    Args:
+        ctx: the run context (its registry and audit table are the ones changed).
+        model_prefix: registered models are ``<catalog>.<schema>.<prefix>_<segment>``.
+        segments: the segments to approve; None: every segment awaiting approval.
+        reason: why; recorded on every audit row.
+        actor: who approves (default: Spark's ``current_user()``).
+        job_run_id: the job run that approves, if any; recorded on every audit row.
 
     Returns:
         ``{segment: version}`` promoted.
@@ -66,7 +100,16 @@ def approve(
     who = actor or current_actor(ctx)
     events: list[AuditEvent] = []
     for segment, version in sorted(pending.items()):
-        event = promote(ctx, registry, segment, version, action=APPROVE, actor=who, reason=reason)
+        event = promote(
+            ctx,
+            registry,
+            segment,
+            version,
+            action=APPROVE,
+            actor=who,
+            reason=reason,
+            job_run_id=job_run_id,
+        )
         if event is not None:
             events.append(event)
     write_audit(ctx, events)
@@ -90,7 +133,11 @@ def main(args: argparse.Namespace) -> int:
     if not args.segments and not args.all:
         log.error("name the segments to approve, or pass --all")
         return 1
-    ctx = build_context(args.target, args.catalog, args.schema)
+    try:
+        ctx = command_context("approve", args)
+    except RegistryChoiceError as exc:
+        log.error("approve refused: %s", exc)
+        return 1
     try:
         done = approve(ctx, args.model_prefix, args.segments or None, args.reason, args.actor)
     except LookupError as exc:
@@ -102,3 +149,97 @@ def main(args: argparse.Namespace) -> int:
         ", ".join(f"{s} v{v}" for s, v in sorted(done.items())) or "none",
     )
     return 0
+
+
+# ------------------------------------------------------------------ the approve job's task
+
+TASK_KEY = "approve"
+
+
+@dataclass(frozen=True)
+class ApprovalConfig:
+    """Parameters of the approve job's task (its job parameters)."""
+
+    segments: tuple[str, ...] | None
+    reason: str
+    approver: str
+    model_prefix: str
+    job_run_id: str | None
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """The approve task's options; the job passes its job parameters into them."""
+    parser.add_argument(
+        "--segments", default="", help="all, or a comma list of segments to approve"
+    )
+    parser.add_argument("--reason", default="", help="why (ticket, review); audited")
+    parser.add_argument("--approver", default="", help="who approves (e-mail); audited")
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
+    )
+
+
+def make_task_config(args: argparse.Namespace) -> ApprovalConfig:
+    """Typed config; every job parameter must be given.
+
+    Raises:
+        ValueError: a job parameter is empty, or ``--segments`` does not parse; the message
+            names it and shows the command that sets it.
+    """
+    usage = (
+        "start the approve job with job parameters segments (all or a comma list), reason "
+        "(ticket, review) and approver (your e-mail)"
+    )
+    for name in ("segments", "reason", "approver"):
+        if not str(getattr(args, name)).strip():
+            raise ValueError(f"job parameter '{name}' is empty; {usage}")
+    try:
+        segments = parse_segments(args.segments)
+    except SegmentSelectionError as exc:
+        raise ValueError(f"{exc}; {usage}") from exc
+    if segments == ():
+        raise ValueError(f"job parameter 'segments' names no segment; {usage}")
+    return ApprovalConfig(
+        segments=segments,
+        reason=args.reason.strip(),
+        approver=args.approver.strip(),
+        model_prefix=args.model_prefix,
+        job_run_id=args.job_run_id,
+    )
+
+
+def run(ctx: RunContext, config: ApprovalConfig) -> dict[str, str]:
+    """Approve as the job's parameters say; ``{segment: version}`` promoted.
+
+    Raises:
+        LookupError: a named segment has no challenger awaiting approval (the run fails).
+    """
+    done = approve(
+        ctx,
+        config.model_prefix,
+        config.segments,
+        config.reason,
+        actor=config.approver,
+        job_run_id=config.job_run_id,
+    )
+    log.info(
+        "approved by %s: %s",
+        config.approver,
+        ", ".join(f"{s} v{v}" for s, v in sorted(done.items())) or "nothing awaited approval",
+    )
+    return done
+
+
+def task_main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-approve``: the task of the bundle's ``approve`` job."""
+    run_task(
+        TASK_KEY,
+        "Promote the challengers awaiting approval that the job parameters name, audited "
+        "with the approver and the reason.",
+        add_task_arguments,
+        make_task_config,
+        run,
+        argv,
+    )

@@ -5,6 +5,9 @@ becomes ``previous_champion`` in turn, so a second rollback undoes the first. Ex
 
     demand-forecasting rollback new_south_wales__food_retailing \\
         --catalog dev --schema demand_forecasting --reason "bad forecasts after promotion"
+
+Off Databricks it acts on the local registry, so a target other than ``dev`` is refused
+unless ``--local`` says that is meant (:mod:`demand_forecasting.models.command_context`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ import argparse
 import logging
 
 from demand_forecasting.models.audit import ROLLBACK, current_actor, write_audit
+from demand_forecasting.models.command_context import (
+    RegistryChoiceError,
+    add_context_options,
+    command_context,
+)
 from demand_forecasting.models.deploy import promote
 from demand_forecasting.models.registry import CHAMPION, PREVIOUS_CHAMPION, SegmentRegistry
-from demand_forecasting.platform.context import RunContext, build_context
+from demand_forecasting.platform.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -87,24 +95,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_context_options(parser)
 
 
-def add_context_options(parser: argparse.ArgumentParser) -> None:
-    """The options a governance command needs to find the models and the audit table."""
-    parser.add_argument("--catalog", required=True, help="Unity Catalog catalog")
-    parser.add_argument("--schema", required=True, help="schema within the catalog")
-    parser.add_argument("--target", default="dev", help="bundle target (dev, test, prod)")
-    parser.add_argument(
-        "--model-prefix",
-        default="demand",
-        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
-    )
-    parser.add_argument(
-        "--actor", default=None, help="who does it (default: Spark's current_user())"
-    )
-
-
 def main(args: argparse.Namespace) -> int:
     """Run the command; 0 on success, 1 with a message when the rollback is refused."""
-    ctx = build_context(args.target, args.catalog, args.schema)
+    try:
+        ctx = command_context("rollback", args)
+    except RegistryChoiceError as exc:
+        log.error("rollback refused: %s", exc)
+        return 1
     try:
         version = rollback(
             ctx, args.model_prefix, args.segment, args.to_version, args.reason, args.actor

@@ -233,10 +233,18 @@ def test_approval_required_only_marks_until_approved(ctx: RunContext) -> None:
     assert result["deploy"].awaiting == {segment: "2"}
     reg = registry(ctx)
     assert version_of(reg, segment, CHAMPION) == "1"
-    assert approve.approve(ctx, "demand", [segment], reason="CAB-1", actor="lead") == {segment: "2"}
+    # As the approve job does it: its task, with the job's parameters.
+    job = approve.ApprovalConfig((segment,), "CAB-1", "lead@contoso.com", "demand", "77")
+    assert approve.run(ctx, job) == {segment: "2"}
     assert version_of(reg, segment, CHAMPION) == "2"
-    actions = table(ctx, names.AUDIT).query("segment == @segment")["action"].tolist()
-    assert sorted(actions) == ["approve", "awaiting_approval", "promote"]
+    audit = table(ctx, names.AUDIT).query("segment == @segment")
+    assert sorted(audit["action"]) == ["approve", "awaiting_approval", "promote"]
+    approval = audit.query("action == 'approve'").iloc[0]
+    assert (approval["actor"], approval["reason"], approval["job_run_id"]) == (
+        "lead@contoso.com",
+        "CAB-1",
+        "77",
+    )
 
 
 def test_a_refused_segment_without_champion_gets_a_governed_seasonal_naive_champion(

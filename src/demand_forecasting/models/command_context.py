@@ -1,0 +1,102 @@
+"""Which registry a governance command (``approve``, ``rollback``) acts on, and its options.
+
+The command builds the same context as a job task: on Databricks it acts on the Unity Catalog
+models of ``--catalog``/``--schema``; anywhere else on the local sqlite registry under
+``.local/``. A person on a laptop who types ``--target prod`` means prod's models, which this
+process cannot reach; acting on the local registry instead would report a promotion or a
+rollback that prod never saw. So off Databricks only the development target runs, unless
+``--local`` says that the local registry is meant (after ``demand-forecasting run ... -t prod``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from demand_forecasting.platform.context import RunContext, build_context
+from demand_forecasting.platform.detect import on_databricks
+
+#: The target whose registry is the local one when run off Databricks.
+LOCAL_TARGET = "dev"
+
+#: How to do each command on Databricks, for the refusal message.
+ON_DATABRICKS = {
+    "approve": (
+        "start the bundle's approve job in that workspace (job 'demand-forecasting-approve', "
+        "job parameters segments, reason and approver)"
+    ),
+    "rollback": (
+        "run `demand-forecasting rollback` on Databricks (a notebook or job task on a cluster "
+        "with this wheel installed), as an identity that may change the models"
+    ),
+}
+
+
+class RegistryChoiceError(RuntimeError):
+    """The command would act on a registry other than the one its target means."""
+
+
+def check_registry_choice(command: str, target: str, *, local: bool, databricks: bool) -> None:
+    """Refuse a command whose target's registry is not the one this process reaches.
+
+    Args:
+        command: ``approve`` or ``rollback`` (named in the message).
+        target: the ``--target`` given.
+        local: ``--local``: the local registry is meant, whatever the target.
+        databricks: whether this process runs on Databricks.
+
+    Raises:
+        RegistryChoiceError: off Databricks with a target other than ``dev`` and no
+            ``--local``; or ``--local`` on Databricks, where there is no local registry.
+    """
+    if databricks:
+        if local:
+            raise RegistryChoiceError(
+                f"{command} --local: this runs on Databricks, where {command} acts on the "
+                "Unity Catalog models of --catalog/--schema and there is no local registry; "
+                "drop --local"
+            )
+        return
+    if local or target == LOCAL_TARGET:
+        return
+    how = ON_DATABRICKS.get(command, "run it on Databricks")
+    raise RegistryChoiceError(
+        f"{command} --target {target}: this process is not on Databricks, so it would act on "
+        f"the local registry under .local/, not on the models of target {target}. To "
+        f"{command} in {target}: {how} (docs/deployment.md, 'Approving and rolling back'). "
+        f"To act on the local registry on purpose (after a local run with -t {target}), "
+        "add --local."
+    )
+
+
+def add_context_options(parser: argparse.ArgumentParser) -> None:
+    """The options a governance command needs to find the models and the audit table."""
+    parser.add_argument("--catalog", required=True, help="Unity Catalog catalog")
+    parser.add_argument("--schema", required=True, help="schema within the catalog")
+    parser.add_argument(
+        "--target",
+        default=LOCAL_TARGET,
+        help="bundle target (dev, test, prod); off Databricks only dev, unless --local",
+    )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="act on the local registry (.local/) although --target is not dev",
+    )
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
+    )
+    parser.add_argument(
+        "--actor", default=None, help="who does it (default: Spark's current_user())"
+    )
+
+
+def command_context(command: str, args: argparse.Namespace) -> RunContext:
+    """The run context of a governance command, once its registry choice is checked.
+
+    Raises:
+        RegistryChoiceError: see :func:`check_registry_choice`; nothing is opened then.
+    """
+    check_registry_choice(command, args.target, local=args.local, databricks=on_databricks())
+    return build_context(args.target, args.catalog, args.schema)
