@@ -14,6 +14,9 @@
    retraining decisions, new champions, accuracy, cost per model, forecasts vs actuals and
    time per task, written under ``<state>/reports/<YYYY-MM>/`` locally and logged to the
    job's parent MLflow run as artifacts.
+5. On Databricks, the forecast table's Lakehouse monitor is created if it does not exist yet
+   (:mod:`demand_forecasting.monitoring.lakehouse_monitor`; not a bundle resource, because
+   the table only exists after the first run).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from mlflow.entities import Metric
@@ -45,10 +49,19 @@ from demand_forecasting.monitoring.accuracy import (
 )
 from demand_forecasting.monitoring.forecast_totals import forecast_totals, spark_forecast_totals
 from demand_forecasting.monitoring.job_run import job_parent_run
+from demand_forecasting.monitoring.lakehouse_monitor import (
+    ForecastMonitorSpec,
+    check_pause_status,
+    ensure_forecast_monitor,
+    workspace_quality_monitors,
+)
 from demand_forecasting.monitoring.report import TELEMETRY_COLUMNS, ReportInputs, write_report
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import rows_frame
 from demand_forecasting.task import run_task
+
+if TYPE_CHECKING:
+    from databricks.sdk.service.catalog import QualityMonitorsAPI
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +92,14 @@ class MonitorConfig:
     history_months: int = 36
     driver_max_rows: int = REPORT_DRIVER_MAX_ROWS
     cost_per_hour: float = 1.0
+    #: The Lakehouse monitor (Databricks only): its dashboard folder (None: not checked),
+    #: who hears of failed refreshes, and whether its schedule is paused.
+    monitor_assets_dir: str | None = None
+    alert_emails: tuple[str, ...] = ()
+    monitor_pause_status: str = "PAUSED"
 
     def __post_init__(self) -> None:
+        check_pause_status(self.monitor_pause_status)
         if self.alert_wape <= 0:
             raise ValueError(
                 f"--accuracy-alert-wape={self.alert_wape}: must be > 0 (0.15 alerts above 15% WAPE)"
@@ -238,6 +257,7 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
     _log_to_parent_run(ctx, cfg, folder, run_month, inputs)
     ctx.task_values.set("alerts", [a.segment for a in alerts])
     ctx.task_values.set("report", str(report))
+    ensure_lakehouse_monitor(ctx, cfg)
     summary = MonitorSummary(
         run_month,
         alerts,
@@ -253,6 +273,40 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
             "accuracy_alert_wape. fail_on_alert is set, so the run fails."
         )
     return summary
+
+
+def ensure_lakehouse_monitor(
+    ctx: RunContext,
+    cfg: MonitorConfig,
+    quality_monitors: Callable[[], QualityMonitorsAPI] = workspace_quality_monitors,
+) -> bool | None:
+    """On Databricks, create the forecast table's Lakehouse monitor if it is missing.
+
+    Args:
+        ctx: the run context; nothing happens off Databricks (no workspace client is built).
+        cfg: the task's config (``monitor_assets_dir`` None: nothing happens).
+        quality_monitors: gives ``WorkspaceClient().quality_monitors`` (tests pass a fake).
+
+    Returns:
+        True: created; False: it existed; None: not checked (local run, or no assets folder).
+
+    Raises:
+        LakehouseMonitorError: the lookup or creation failed (the message says what to check).
+    """
+    if not ctx.on_databricks:
+        log.info("local run: Lakehouse Monitoring is Databricks only, no monitor to check")
+        return None
+    if cfg.monitor_assets_dir is None:
+        log.warning("no --quality-monitor-assets-dir: the Lakehouse monitor is not checked")
+        return None
+    spec = ForecastMonitorSpec(
+        table_name=ctx.table(names.FORECASTS),
+        output_schema_name=f"{ctx.catalog}.{ctx.schema}",
+        assets_dir=cfg.monitor_assets_dir,
+        alert_emails=cfg.alert_emails,
+        pause_status=cfg.monitor_pause_status,
+    )
+    return ensure_forecast_monitor(quality_monitors(), spec)
 
 
 def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured) -> ReportInputs:
@@ -438,6 +492,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what one hour of the job's compute costs (bundle var compute_cost_per_hour); "
         "the run's task times at this price are split over the models",
     )
+    parser.add_argument(
+        "--quality-monitor-assets-dir",
+        default=None,
+        help="Databricks: workspace folder of the forecast table's Lakehouse monitor "
+        "dashboard; the monitor is created there if missing (omit: not checked)",
+    )
+    parser.add_argument(
+        "--quality-monitor-pause-status",
+        default="PAUSED",
+        help="PAUSED or UNPAUSED: the monitor's schedule (bundle var quality_monitor_pause_status)",
+    )
+    parser.add_argument(
+        "--alert-email",
+        action="append",
+        default=[],
+        help="notified when a monitor refresh fails (bundle var alert_email; repeatable)",
+    )
 
 
 def make_config(args: argparse.Namespace) -> MonitorConfig:
@@ -458,6 +529,9 @@ def make_config(args: argparse.Namespace) -> MonitorConfig:
         experiment=args.experiment,
         driver_max_rows=args.report_driver_max_rows,
         cost_per_hour=args.compute_cost_per_hour,
+        monitor_assets_dir=args.quality_monitor_assets_dir,
+        alert_emails=tuple(e.strip() for e in args.alert_email if e.strip()),
+        monitor_pause_status=str(args.quality_monitor_pause_status).strip().upper(),
     )
 
 
