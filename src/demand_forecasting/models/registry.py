@@ -8,6 +8,8 @@ their role is an alias:
 - ``champion``: what scoring uses;
 - ``previous_champion``: the champion before the newest promotion (rollback target).
 
+A version a rollback replaced is tagged ``deployment_status=rolled_back`` (:data:`ROLLED_BACK`).
+
 Everything a version records about itself is a tag (see :data:`VERSION_TAGS`).
 """
 
@@ -48,6 +50,9 @@ VALIDATION_STATUS = "validation_status"
 VALIDATION_REASONS = "validation_reasons"
 DEPLOYMENT_STATUS = "deployment_status"
 AWAITING_APPROVAL = "awaiting_approval"
+#: ``deployment_status`` of a version a rollback took the champion away from: validation
+#: never makes it a challenger again (a person may restore it with ``rollback --to``).
+ROLLED_BACK = "rolled_back"
 
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 

@@ -1,7 +1,9 @@
 """``demand-forecasting rollback SEGMENT [--to VERSION]``: restore an earlier champion, audited.
 
 Without ``--to`` the segment's ``previous_champion`` comes back. The rolled-back version
-becomes ``previous_champion`` in turn, so a second rollback undoes the first. Example::
+becomes ``previous_champion`` in turn, so a second rollback undoes the first, and is tagged
+``deployment_status=rolled_back``, so that a rerun of the month (which reuses it as its
+candidate) does not validate and promote it again. Example::
 
     demand-forecasting rollback new_south_wales__food_retailing \\
         --catalog dev --schema demand_forecasting --reason "bad forecasts after promotion"
@@ -22,7 +24,13 @@ from demand_forecasting.models.command_context import (
     command_context,
 )
 from demand_forecasting.models.deploy import promote
-from demand_forecasting.models.registry import CHAMPION, PREVIOUS_CHAMPION, SegmentRegistry
+from demand_forecasting.models.registry import (
+    CHAMPION,
+    DEPLOYMENT_STATUS,
+    PREVIOUS_CHAMPION,
+    ROLLED_BACK,
+    SegmentRegistry,
+)
 from demand_forecasting.platform.context import RunContext
 
 log = logging.getLogger(__name__)
@@ -77,6 +85,8 @@ def rollback(
         reason=reason,
     )
     assert event is not None  # the target differs from the champion
+    # After promote's previous_champion tag: validation skips a version tagged so.
+    registry.tag(segment, str(current.version), {DEPLOYMENT_STATUS: ROLLED_BACK})
     write_audit(ctx, [event])
     log.info("segment %s rolled back: champion %s -> %s", segment, current.version, to_version)
     return str(to_version)

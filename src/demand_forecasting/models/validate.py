@@ -19,6 +19,9 @@ A refused candidate of a segment that has no champion gets a seasonal-naive fall
 version (:mod:`demand_forecasting.models.fallback`) with the ``challenger`` alias instead, so
 that every segment ends the month with a forecast the gate stands behind.
 
+A candidate a rollback took the champion away from (tag ``deployment_status=rolled_back``) is
+skipped: a rerun of its month reuses it, and must not undo the rollback.
+
 Candidates come from the train task's ``candidates`` task value; run by hand, each segment's
 newest trained version (not a fallback) is the candidate.
 """
@@ -53,6 +56,8 @@ from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.registry import (
     CHALLENGER,
     CHAMPION,
+    DEPLOYMENT_STATUS,
+    ROLLED_BACK,
     VALIDATION_REASONS,
     VALIDATION_STATUS,
     SegmentRegistry,
@@ -228,6 +233,15 @@ def plan_contests(
         champion = registry.alias(segment, CHAMPION)
         if champion is not None and champion.version == candidate.version:
             skipped[segment] = f"version {candidate.version} is already the champion"
+            continue
+        if (candidate.tags or {}).get(DEPLOYMENT_STATUS) == ROLLED_BACK:
+            # A rerun of the month reuses the version a person rolled back: never again
+            # automatically (new data trains a new version; `rollback --to` restores it).
+            skipped[segment] = (
+                f"version {candidate.version} was rolled back and is not promoted again "
+                f"automatically; new data trains a new candidate, or restore it with "
+                f"`demand-forecasting rollback {segment} --to {candidate.version}`"
+            )
             continue
         fallback_for = (champion.tags or {}).get(FALLBACK_FOR_TAG) if champion else None
         if (

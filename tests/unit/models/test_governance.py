@@ -226,6 +226,25 @@ def test_promotion_then_rollback_is_audited(ctx: RunContext, tmp_path: Path) -> 
         rollback(ctx, "demand", segment, "1", reason="again")
 
 
+def test_rerunning_the_month_after_a_rollback_does_not_promote_the_rolled_back_version(
+    ctx: RunContext,
+) -> None:
+    segment = SEGMENTS[0]
+    other = RECIPE.with_overrides(xgb_params={"random_state": 11})
+    audit_rows = len(table(ctx, names.AUDIT))
+
+    # The same data, recipe and code as the run whose v3 was rolled back: train reuses v3.
+    result = run_month(ctx, other, segments=(segment,), tolerance=0.5)
+
+    assert result["train"].reused == {segment: "3"}
+    assert "rolled back" in result["validate"].skipped[segment]
+    assert result["deploy"].promoted == {}
+    reg = registry(ctx)
+    assert version_of(reg, segment, CHAMPION) == "1"
+    assert reg.alias(segment, CHALLENGER) is None
+    assert len(table(ctx, names.AUDIT)) == audit_rows
+
+
 def test_approval_required_only_marks_until_approved(ctx: RunContext) -> None:
     segment = SEGMENTS[1]
     other = RECIPE.with_overrides(xgb_params={"random_state": 5})
