@@ -99,20 +99,23 @@ def approve(
             )
     who = actor or current_actor(ctx)
     events: list[AuditEvent] = []
-    for segment, version in sorted(pending.items()):
-        event = promote(
-            ctx,
-            registry,
-            segment,
-            version,
-            action=APPROVE,
-            actor=who,
-            reason=reason,
-            job_run_id=job_run_id,
-        )
-        if event is not None:
-            events.append(event)
-    write_audit(ctx, events)
+    try:
+        for segment, version in sorted(pending.items()):
+            event = promote(
+                ctx,
+                registry,
+                segment,
+                version,
+                action=APPROVE,
+                actor=who,
+                reason=reason,
+                job_run_id=job_run_id,
+            )
+            if event is not None:
+                events.append(event)
+    finally:
+        # The promotions done before a failure are audited (a rerun would not find them).
+        write_audit(ctx, events)
     return {e.segment: e.to_version for e in events}
 
 

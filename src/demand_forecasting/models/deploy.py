@@ -143,52 +143,57 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
     summary = DeploySummary(rows_in=len(segments))
     actor = current_actor(ctx)
     events: list[AuditEvent] = []
-    for segment in segments:
-        challenger = registry.alias(segment, CHALLENGER)
-        if challenger is None:
-            continue
-        version = str(challenger.version)
-        reason = promotion_reason(cfg.reason, challenger)
-        if cfg.require_approval:
-            if (challenger.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL:
-                summary.unchanged[segment] = f"version {version} already awaits approval"
+    try:
+        for segment in segments:
+            challenger = registry.alias(segment, CHALLENGER)
+            if challenger is None:
                 continue
-            registry.tag(segment, version, {DEPLOYMENT_STATUS: AWAITING_APPROVAL})
-            champion = registry.alias(segment, CHAMPION)
-            events.append(
-                AuditEvent(
-                    segment=segment,
-                    model_name=registry.name(segment),
-                    action=AWAITING_APPROVAL,
-                    from_version=str(champion.version) if champion is not None else None,
-                    to_version=version,
-                    run_id=challenger.run_id,
-                    actor=actor,
-                    reason=f"{reason}; approval required (demand-forecasting approve)",
-                    model_artifact_hash=(challenger.tags or {}).get("artifact_hash"),
-                    target=ctx.target,
-                    job_run_id=cfg.job_run_id,
+            version = str(challenger.version)
+            reason = promotion_reason(cfg.reason, challenger)
+            if cfg.require_approval:
+                if (challenger.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL:
+                    summary.unchanged[segment] = f"version {version} already awaits approval"
+                    continue
+                registry.tag(segment, version, {DEPLOYMENT_STATUS: AWAITING_APPROVAL})
+                champion = registry.alias(segment, CHAMPION)
+                events.append(
+                    AuditEvent(
+                        segment=segment,
+                        model_name=registry.name(segment),
+                        action=AWAITING_APPROVAL,
+                        from_version=str(champion.version) if champion is not None else None,
+                        to_version=version,
+                        run_id=challenger.run_id,
+                        actor=actor,
+                        reason=f"{reason}; approval required (demand-forecasting approve)",
+                        model_artifact_hash=(challenger.tags or {}).get("artifact_hash"),
+                        target=ctx.target,
+                        job_run_id=cfg.job_run_id,
+                    )
                 )
+                summary.awaiting[segment] = version
+                continue
+            event = promote(
+                ctx,
+                registry,
+                segment,
+                version,
+                action=PROMOTE,
+                actor=actor,
+                reason=reason,
+                job_run_id=cfg.job_run_id,
             )
-            summary.awaiting[segment] = version
-            continue
-        event = promote(
-            ctx,
-            registry,
-            segment,
-            version,
-            action=PROMOTE,
-            actor=actor,
-            reason=reason,
-            job_run_id=cfg.job_run_id,
-        )
-        if event is None:
-            registry.delete_alias(segment, CHALLENGER)
-            summary.unchanged[segment] = f"version {version} already champion"
-        else:
-            events.append(event)
-            summary.promoted[segment] = version
-    write_audit(ctx, events)
+            if event is None:
+                registry.delete_alias(segment, CHALLENGER)
+                summary.unchanged[segment] = f"version {version} already champion"
+            else:
+                events.append(event)
+                summary.promoted[segment] = version
+    finally:
+        # Every alias moved (or approval tag set) so far is audited, even when a later
+        # segment fails: a rerun finds no challenger (or the tag already set) there, so it
+        # would never audit that change.
+        write_audit(ctx, events)
     summary.rows_out = len(events)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
     ctx.task_values.set(CHAMPIONS_KEY, summary.promoted)

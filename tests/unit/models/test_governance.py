@@ -266,6 +266,52 @@ def test_approval_required_only_marks_until_approved(ctx: RunContext) -> None:
     )
 
 
+def test_a_deploy_failing_midway_audits_what_it_promoted_and_a_rerun_finishes(
+    ctx: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = SEGMENTS  # deploy promotes in this (sorted) order
+    other = RECIPE.with_overrides(xgb_params={"random_state": 7})
+    values = ctx.task_values
+    assert isinstance(values, LocalTaskValues)
+    with values.running("train"):
+        trained = train.run(
+            ctx, train.TrainConfig(None, other, "demand", EXPERIMENT, backtest_origins=2)
+        )
+    with values.running("validate_models"):
+        validated = validate.run(ctx, validate.ValidateConfig(None, "demand", 2, GateRule(0.5)))
+    assert sorted(validated.passed) == SEGMENTS
+    new = trained.candidates
+    audited = set(table(ctx, names.AUDIT)["audit_id"])
+
+    real_promote = deploy.promote
+
+    def promote_failing_second(*args: Any, **kwargs: Any) -> Any:
+        if args[2] == second:
+            raise RuntimeError("registry unavailable")
+        return real_promote(*args, **kwargs)
+
+    monkeypatch.setattr(deploy, "promote", promote_failing_second)
+    with values.running("deploy"), pytest.raises(RuntimeError, match="registry unavailable"):
+        deploy.run(ctx, deploy.DeployConfig(None, "demand", False))
+    reg = registry(ctx)
+    assert version_of(reg, first, CHAMPION) == new[first]
+    # The champion changed: its promotion is in the audit table although deploy failed.
+    added = table(ctx, names.AUDIT).loc[lambda f: ~f["audit_id"].isin(audited)]
+    assert added[["segment", "action", "to_version"]].values.tolist() == [
+        [first, "promote", new[first]]
+    ]
+
+    monkeypatch.setattr(deploy, "promote", real_promote)
+    with values.running("deploy"):
+        rerun = deploy.run(ctx, deploy.DeployConfig(None, "demand", False))
+    assert rerun.promoted == {second: new[second]}
+    added = table(ctx, names.AUDIT).loc[lambda f: ~f["audit_id"].isin(audited)]
+    assert sorted(added[["segment", "action", "to_version"]].values.tolist()) == [
+        [first, "promote", new[first]],
+        [second, "promote", new[second]],
+    ]
+
+
 def test_a_refused_segment_without_champion_gets_a_governed_seasonal_naive_champion(
     ctx: RunContext,
 ) -> None:
