@@ -1,7 +1,8 @@
 """Task ``ingest``: new landing files -> the bronze Delta table, incrementally and exactly once.
 
-Every landing file is first checked as a whole (:func:`check_landing_files`): a blank file or a
-header without the dataset's columns stops the task before anything is read, naming the file.
+Every landing file is first checked as a whole (:func:`check_landing_files`): a file that is not
+UTF-8 text, a blank file or a header without the dataset's columns stops the task before
+anything is read, naming the file.
 Then a stream reads the files it has not seen yet (Auto Loader on Databricks, Spark's file
 source locally; both keep what they have read in a checkpoint) and appends their rows to bronze
 with lineage: ``source_file``, ``file_modification_time``, ``load_time`` and ``batch_id`` (the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -74,9 +76,10 @@ def check_landing_files(folder: Path, config: DatasetConfig) -> list[Path]:
     """Check every landing file of ``folder`` as a whole and return them in name order.
 
     Raises:
-        LandingFileError: a file is blank (no header, or a header and no rows) or its header is
-            not the dataset's columns in order; the message names the file, the rule and what
-            to do. Nothing has been read into bronze when this is raised.
+        LandingFileError: a file is not UTF-8 text, is blank (no header, or a header and no
+            rows) or its header is not the dataset's columns in order; the message names the
+            file, the rule and what to do. Nothing has been read into bronze when this is
+            raised.
     """
     files = sorted(p for p in folder.glob("*.csv") if not p.name.startswith((".", "_")))
     for path in files:
@@ -86,14 +89,24 @@ def check_landing_files(folder: Path, config: DatasetConfig) -> list[Path]:
 
 def _check_one_file(path: Path, config: DatasetConfig) -> None:
     expected = list(config.landing_columns)
-    with path.open("r", encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        first_row = next((row for row in reader if any(cell.strip() for cell in row)), None)
     fix = (
         "Nothing was ingested. Replace or remove the file and run ingest again (it has not "
         "been read, so a corrected file may keep its name)."
     )
+    data = path.read_bytes()
+    try:
+        # The whole file: Spark would read any byte that is not UTF-8 as U+FFFD, silently
+        # changing a series id or a segment value.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LandingFileError(
+            f"landing file {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} on line "
+            f"{line} (rule: file_is_utf8). Export it as UTF-8. {fix}"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    first_row = next((row for row in reader if any(cell.strip() for cell in row)), None)
     if not header or not any(cell.strip() for cell in header):
         raise LandingFileError(f"landing file {path} is blank (rule: file_not_blank). {fix}")
     header = [cell.strip() for cell in header]

@@ -51,6 +51,18 @@ def test_missing_column_is_a_file_level_error(tmp_path: Path, aus: DatasetConfig
         check_landing_files(tmp_path, aus)
 
 
+def test_a_file_that_is_not_utf8_is_a_file_level_error(tmp_path: Path, aus: DatasetConfig) -> None:
+    # An ERP export in Windows-1252, its one non-ASCII byte beyond the first 8 KiB read.
+    rows = "\n".join(_rows("2015-01-01", *[f"A{i}" for i in range(200)]))
+    text = f'"State","Industry","Series ID","Month","Turnover"\n{rows}\n'
+    text += '"Tasmania","Caf\u00e9s","B1",2015-01-01,1.5\n'
+    (tmp_path / "aus_retail_2015-01.csv").write_bytes(text.encode("cp1252"))
+    with pytest.raises(
+        LandingFileError, match=r"aus_retail_2015-01.csv is not UTF-8 .*line 202.*file_is_utf8"
+    ):
+        check_landing_files(tmp_path, aus)
+
+
 def test_good_files_pass_and_hidden_files_are_ignored(tmp_path: Path, aus: DatasetConfig) -> None:
     write_landing_file(tmp_path, "aus_retail_2015-01.csv", _rows("2015-01-01", "A1"))
     (tmp_path / ".aus_retail_2015-02.csv.tmp").write_text("", encoding="utf-8")
