@@ -85,7 +85,9 @@ def approve(
         ``{segment: version}`` promoted.
 
     Raises:
-        LookupError: a named segment has no challenger awaiting approval.
+        LookupError: a named segment has no challenger awaiting approval, or (every segment)
+            none has.
+        FileNotFoundError: every segment was asked and the feature table does not exist.
     """
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, model_prefix)
     scope = list(segments) if segments else list(read_history(ctx, None).segments)
@@ -97,6 +99,12 @@ def approve(
                 f"segments {missing} have no challenger awaiting approval; run "
                 "the deploy task first (with require_approval true)"
             )
+    elif not pending:
+        raise LookupError(
+            f"no challenger awaits approval in {ctx.catalog}.{ctx.schema} (model prefix "
+            f"{model_prefix!r}, {len(scope)} segments): the deploy task marks passing "
+            "challengers only when require_approval is true; nothing was changed"
+        )
     who = actor or current_actor(ctx)
     events: list[AuditEvent] = []
     try:
@@ -143,7 +151,7 @@ def main(args: argparse.Namespace) -> int:
         return 1
     try:
         done = approve(ctx, args.model_prefix, args.segments or None, args.reason, args.actor)
-    except LookupError as exc:
+    except (LookupError, FileNotFoundError) as exc:
         log.error("approve refused: %s", exc)
         return 1
     log.info(

@@ -17,7 +17,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from demand_forecasting import names
+from demand_forecasting import cli, names
 from demand_forecasting.models import approve, deploy, train, validate
 from demand_forecasting.models.gate import GateRule
 from demand_forecasting.models.recipe import Recipe
@@ -264,6 +264,23 @@ def test_approval_required_only_marks_until_approved(ctx: RunContext) -> None:
         "CAB-1",
         "77",
     )
+
+
+def test_approve_refuses_when_nothing_awaits_or_the_schema_has_no_models(
+    ctx: RunContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("DEMAND_FORECASTING_HOME", str(ctx.state_dir))
+    audit_rows = len(table(ctx, names.AUDIT))
+    command = ["approve", "--all", "--catalog", "main", "--reason", "CAB-2"]
+
+    assert cli.main([*command, "--schema", "demand_forecasting"]) == 1
+    assert "no challenger awaits approval in main.demand_forecasting" in caplog.text
+    assert "require_approval" in caplog.text
+    caplog.clear()
+    assert cli.main([*command, "--schema", "no_such_schema"]) == 1
+    assert "approve refused: feature table main.no_such_schema.gold_features" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert len(table(ctx, names.AUDIT)) == audit_rows
 
 
 def test_a_deploy_failing_midway_audits_what_it_promoted_and_a_rerun_finishes(
