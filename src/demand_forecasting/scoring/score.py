@@ -10,7 +10,10 @@ local session a Python worker imports the scoring modules while the driver prepa
 The run month is the feature table's newest month; its forecasts replace that month's
 partition of the forecast table (``replaceWhere``), so a rerun writes the same rows and the
 table's Delta history keeps every earlier run. A segment without a champion is named in the
-log and the task values (``segments_without_champion``) and skipped.
+log and the task values (``segments_without_champion``) and skipped. A series without a value
+in its segment's newest month (it stopped, or this month's row was quarantined) gets no
+forecast from the model: such series are named in the log and counted in the task value
+``series_not_forecast``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ class ScoreSummary:
     segments_without_champion: list[str] = field(default_factory=list)
     #: Scored by the seasonal-naive fallback champion.
     segments_on_fallback: list[str] = field(default_factory=list)
+    #: Series of scored segments without a value in their segment's newest month (stopped,
+    #: or this month's row quarantined): the model forecasts only observed series.
+    series_not_forecast: list[str] = field(default_factory=list)
     rows_in: int = 0
     rows_out: int = 0
 
@@ -139,6 +145,18 @@ def forecasts(
     )
 
 
+def series_without_forecast(history: DataFrame, forecast_rows: DataFrame) -> list[str]:
+    """The series of ``history`` that have no row in ``forecast_rows``, sorted."""
+    forecast = forecast_rows.select("series_id").distinct()
+    missing = history.select("series_id").distinct().join(forecast, "series_id", "left_anti")
+    return sorted(str(row["series_id"]) for row in missing.collect())
+
+
+def _listing(names_: list[str], most: int = 20) -> str:
+    shown = ", ".join(names_[:most])
+    return shown if len(names_) <= most else f"{shown} and {len(names_) - most} more"
+
+
 def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     """Forecast every segment with a champion; replace the run month's forecasts."""
     table = ctx.table(names.FEATURES)
@@ -207,6 +225,16 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     summary.rows_out = sum(int(r["rows"]) for r in counts)
     summary.series_forecast = sum(int(r["series"]) for r in counts)
     record_segment_seconds({r["segment"]: float(r["seconds"] or 0.0) for r in counts})
+    summary.series_not_forecast = series_without_forecast(history, rows)
+    if summary.series_not_forecast:
+        log.warning(
+            "score: %d series of the scored segments have no forecast for %s (no value in "
+            "their segment's newest month: the series stopped, or that row is in %s): %s",
+            len(summary.series_not_forecast),
+            run_month.strftime("%Y-%m"),
+            ctx.table(names.QUARANTINE),
+            _listing(summary.series_not_forecast),
+        )
     ctx.tables.write(
         rows.drop(SECONDS_COLUMN),
         ctx.table(names.FORECASTS),
@@ -225,6 +253,7 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     ctx.task_values.set("series_forecast", summary.series_forecast)
     ctx.task_values.set("segments_without_champion", summary.segments_without_champion)
     ctx.task_values.set("segments_on_fallback", summary.segments_on_fallback)
+    ctx.task_values.set("series_not_forecast", len(summary.series_not_forecast))
     ctx.task_values.set("run_month", run_month.strftime("%Y-%m"))
     return summary
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from scoring_support import register_champion
 
 from demand_forecasting import names
@@ -38,10 +39,8 @@ def _forecast_rows(ctx: RunContext) -> list[tuple[object, ...]]:
     return sorted(tuple(r) for r in frame.collect())
 
 
-def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
-    ctx: RunContext, tmp_path: Path
-) -> None:
-    history = pd.concat([_history("alpha", 2), _history("beta", 1)], ignore_index=True)
+def _gold_with_alpha_champion(ctx: RunContext, history: pd.DataFrame, scratch: Path) -> str:
+    """Write ``history`` as the feature table and register segment alpha's champion on it."""
     ctx.tables.write(
         ctx.spark.createDataFrame(
             history, "segment string, series_id string, month date, y double"
@@ -50,12 +49,19 @@ def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
         mode="overwrite",
     )
     alpha = history[history["segment"] == "alpha"]
-    version = register_champion(
+    return register_champion(
         ctx,
         "main.demand_forecasting.demand_alpha",
         alpha[["series_id", "month", "y"]].assign(month=pd.to_datetime(alpha["month"])),
-        tmp_path,
+        scratch,
     )
+
+
+def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    history = pd.concat([_history("alpha", 2), _history("beta", 1)], ignore_index=True)
+    version = _gold_with_alpha_champion(ctx, history, tmp_path)
     store = LocalTaskValues()
     ctx.task_values = store
 
@@ -86,6 +92,28 @@ def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
     assert _forecast_rows(ctx) == first
     history_of_table = ctx.tables.delta_table(ctx.table(names.FORECASTS)).history().count()
     assert history_of_table == 2  # the rerun is a new version with the same contents
+
+
+def test_a_series_without_a_value_in_the_newest_month_is_named_not_dropped_silently(
+    ctx: RunContext, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = _history("alpha", 3)
+    # alpha-2's newest row was quarantined (or the series stopped): it has no 2015-12 value.
+    history = history[
+        ~((history["series_id"] == "alpha-2") & (history["month"] == date(2015, 12, 1)))
+    ]
+    _gold_with_alpha_champion(ctx, history, tmp_path)
+    store = LocalTaskValues()
+    ctx.task_values = store
+
+    with store.running("score"), caplog.at_level("WARNING"):
+        summary = score.run(ctx, score.ScoreConfig())
+
+    assert summary.series_forecast == 2
+    assert summary.series_not_forecast == ["alpha-2"]
+    assert store.values["score"]["series_not_forecast"] == 1
+    assert "1 series of the scored segments have no forecast for 2015-12" in caplog.text
+    assert "alpha-2" in caplog.text
 
 
 def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
