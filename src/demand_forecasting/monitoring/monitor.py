@@ -180,7 +180,8 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
     """Accuracy of every forecast whose month has an actual, and the alerts it raises.
 
     Raises:
-        RuntimeError: there are no forecasts (or no feature table) yet.
+        RuntimeError: there are no forecasts (or no feature table) yet, or none of
+            ``cfg.run_month``.
     """
     forecasts = _read(ctx, names.FORECASTS)
     gold = _read(ctx, names.FEATURES)
@@ -197,12 +198,26 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
     run_month = cfg.run_month or (latest[0] if latest else None)
     if run_month is None:
         raise RuntimeError(f"monitor: {ctx.table(names.FORECASTS)} is empty: run score first")
+    if cfg.run_month is not None:
+        _require_run_month(ctx, forecasts, cfg.run_month)
     actuals = gold.select("series_id", "segment", "month", "y").cache()
     accuracy = accuracy_by_segment(forecast_errors(forecasts, actuals))
     accuracy_rows = accuracy.toPandas()
     alerts = accuracy_alerts(accuracy_rows, cfg.alert_wape, 1, cfg.window_months)
     forecast_rows = int(latest[1]) if latest else 0
     return Measured(run_month, forecasts, actuals, accuracy, accuracy_rows, alerts, forecast_rows)
+
+
+def _require_run_month(ctx: RunContext, forecasts: DataFrame, run_month: date) -> None:
+    """Raise unless ``forecasts`` has rows of ``run_month`` (a report of it would be empty)."""
+    if forecasts.where(F.col("run_month") == F.lit(run_month)).limit(1).count():
+        return
+    first, last = forecasts.agg(F.min("run_month"), F.max("run_month")).first() or (None, None)
+    raise RuntimeError(
+        f"monitor: {ctx.table(names.FORECASTS)} has no forecasts of run month "
+        f"{run_month:%Y-%m} (run months with forecasts: {first:%Y-%m} .. {last:%Y-%m}); "
+        "give one of those, or run the monthly job for that month first"
+    )
 
 
 def report_month(ctx: RunContext, cfg: MonitorConfig) -> Path:

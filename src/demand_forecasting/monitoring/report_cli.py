@@ -26,7 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", default="demand_forecasting", help="schema of the tables")
     parser.add_argument("--target", default="dev", help="bundle target")
     parser.add_argument(
-        "--run-month", default=None, help="YYYY-MM (default: the newest run month of the forecasts)"
+        "--run-month",
+        type=parse_month,
+        default=None,
+        metavar="YYYY-MM",
+        help="run month to report (default: the newest run month of the forecasts)",
     )
     parser.add_argument(
         "--job-run-id",
@@ -73,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = MonitorConfig(
         alert_wape=args.accuracy_alert_wape,
         window_months=args.accuracy_window_months,
-        run_month=parse_month(args.run_month) if args.run_month else None,
+        run_month=args.run_month,
         job_run_id=job_run_id,
         cost_per_hour=1.0 if cost_per_hour is None else float(cost_per_hour),
     )

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from monitoring_support import gold_frame, months, to_spark
 
-from demand_forecasting import names
+from demand_forecasting import cli, names
 from demand_forecasting.monitoring import monitor, telemetry
 from demand_forecasting.monitoring.telemetry import TaskRecorder, record_segment_seconds
 from demand_forecasting.platform.context import RunContext
@@ -140,3 +140,18 @@ def test_without_a_job_run_no_cost_is_written(forecast_tables: RunContext) -> No
 def test_a_negative_price_is_refused_with_the_option_named() -> None:
     with pytest.raises(ValueError, match=r"--compute-cost-per-hour=-2\.0: must be >= 0"):
         monitor.MonitorConfig(cost_per_hour=-2.0)
+
+
+def test_report_of_a_month_never_forecast_is_refused_naming_the_months_there_are(
+    forecast_tables: RunContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    command = ["report", "--catalog", "main", "--schema", "demand_forecasting"]
+
+    assert cli.main([*command, "--run-month", "2030-01"]) == 1
+    assert "no forecasts of run month 2030-01" in caplog.text
+    assert "run months with forecasts: 2021-10 .. 2021-12" in caplog.text
+    assert forecast_tables.state_dir is not None
+    assert not (forecast_tables.state_dir / monitor.REPORTS_FOLDER / "2030-01").exists()
+    with pytest.raises(SystemExit) as refused:  # argparse: before any Spark or table work
+        cli.main([*command, "--run-month", "2030-1x"])
+    assert refused.value.code == 2
