@@ -32,6 +32,7 @@ from demand_forecasting.data.streams import (
     append_once,
     checkpoint_query_id,
     file_source_caught_up,
+    files_changed_since_read,
     run_available_now,
 )
 from demand_forecasting.platform.context import RunContext
@@ -127,6 +128,33 @@ def _check_one_file(path: Path, config: DatasetConfig) -> None:
         )
 
 
+def check_unchanged_since_read(checkpoint: str, files: list[Path]) -> None:
+    """Refuse landing files rewritten after the stream of ``checkpoint`` read them.
+
+    The stream reads a path once (Auto Loader too, unless ``cloudFiles.allowOverwrites``), so a
+    correction written over an ingested file would be ignored without a word.
+
+    Raises:
+        LandingFileError: naming the files, the rule (``landed_file_unchanged``) and the fix.
+    """
+    changed = files_changed_since_read(checkpoint, files)
+    if not changed:
+        return
+    first = changed[0]
+    raise LandingFileError(
+        f"landing file {first} changed after it was ingested (rule: landed_file_unchanged"
+        + (
+            f"; {len(changed) - 1} more: {', '.join(p.name for p in changed[1:6])}"
+            if changed[1:]
+            else ""
+        )
+        + "): a file is read once, so the change would never reach bronze. Nothing was "
+        f"ingested. Rename it (e.g. to {first.stem}_correction.csv) to ingest it as a new "
+        "file (the latest load wins in silver), or remove it (the rows ingested from it stay "
+        "in bronze)."
+    )
+
+
 # ---------------------------------------------------------------------------- streaming
 
 
@@ -200,6 +228,8 @@ def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
     files = check_landing_files(folder, config)
     bronze = ctx.table(names.BRONZE)
     checkpoint = ctx.volume_path(names.CHECKPOINT_VOLUME, names.BRONZE)
+    if not ctx.on_databricks:
+        check_unchanged_since_read(checkpoint, files)
     # Locally the checkpoint tells whether any file is new without starting a query (seconds);
     # Auto Loader on Databricks keeps its own state, so there the query always runs.
     if not ctx.on_databricks and file_source_caught_up(checkpoint, folder):

@@ -154,6 +154,21 @@ def _local_path(uri: str) -> str | None:
     return os.path.abspath(unquote(parsed.path)) if parsed.scheme in ("file", "") else None
 
 
+def _seen_files(root: Path) -> dict[str, int]:
+    """``{local path: modification time in ms}`` of every file in a file-source checkpoint's
+    log (the latest compacted file and the batches after it)."""
+    source_log = _batch_files(root / "sources" / "0")
+    seen: dict[str, int] = {}
+    latest_compact = max((i for i, p in source_log.items() if p.suffix == ".compact"), default=-1)
+    for batch, path in sorted(source_log.items()):
+        if batch >= latest_compact:
+            for entry in _log_lines(path):
+                local = _local_path(entry["path"])
+                if local is not None:
+                    seen[local] = int(entry["timestamp"])
+    return seen
+
+
 def file_source_caught_up(checkpoint: str, folder: Path) -> bool:
     """True when the file-source query of ``checkpoint`` has committed every file in ``folder``.
 
@@ -170,19 +185,31 @@ def file_source_caught_up(checkpoint: str, folder: Path) -> bool:
         source_log = _batch_files(root / "sources" / "0")
         if not source_log or max(source_log) != offset["logOffset"]:
             return False
-        seen: set[str] = set()
-        latest_compact = max(
-            (i for i, p in source_log.items() if p.suffix == ".compact"), default=-1
-        )
-        for batch, path in source_log.items():
-            if batch >= latest_compact:
-                seen.update(filter(None, (_local_path(e["path"]) for e in _log_lines(path))))
+        seen = _seen_files(root)
         listed = [p for p in folder.iterdir() if not p.name.startswith((".", "_"))]
     except (OSError, ValueError, KeyError, TypeError):
         return False
     if any(not p.is_file() for p in listed):
         return False
     return all(os.path.abspath(p) in seen for p in listed)
+
+
+def files_changed_since_read(checkpoint: str, files: list[Path]) -> list[Path]:
+    """Those of ``files`` the file-source query of ``checkpoint`` read when their modification
+    time was another: rewritten since, and never read again (a stream reads a path once).
+
+    Empty when the checkpoint has no file log (nothing read yet) or a format not understood.
+    """
+    try:
+        seen = _seen_files(Path(checkpoint))
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    changed = []
+    for path in files:
+        read_at = seen.get(os.path.abspath(path))
+        if read_at is not None and path.stat().st_mtime_ns // 1_000_000 != read_at:
+            changed.append(path)
+    return changed
 
 
 def delta_source_caught_up(checkpoint: str, table: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,30 @@ def test_malformed_lines_are_kept_and_a_bad_file_blocks_the_run(
     with pytest.raises(LandingFileError, match=r"aus_retail_2015-03\.csv is blank"):
         run(ctx, IngestConfig(aus))
     assert ctx.tables.version(ctx.table(names.BRONZE)) == version  # nothing ingested
+
+
+def test_a_landing_file_rewritten_after_ingest_is_refused_not_ignored(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    folder = _landing(ctx, aus)
+    landed = write_landing_file(folder, "aus_retail_2015-01.csv", _rows("2015-01-01", "A1"))
+    run(ctx, IngestConfig(aus))
+    bronze = ctx.tables.version(ctx.table(names.BRONZE))
+    ingested_at = landed.stat().st_mtime_ns
+
+    # A correction written over the ingested file: the stream would never read it again.
+    write_landing_file(folder, "aus_retail_2015-01.csv", _rows("2015-01-01", "A1", value="9.9"))
+    os.utime(landed, ns=(ingested_at + 5_000_000_000, ingested_at + 5_000_000_000))
+    with pytest.raises(
+        LandingFileError,
+        match=r"aus_retail_2015-01\.csv changed after it was ingested .*landed_file_unchanged.*"
+        r"Rename it",
+    ):
+        run(ctx, IngestConfig(aus))
+    assert ctx.tables.version(ctx.table(names.BRONZE)) == bronze
+
+    # Renamed as the message says, the correction is ingested as a new file.
+    landed.rename(folder / "aus_retail_2015-01_correction.csv")
+    assert run(ctx, IngestConfig(aus)).rows_in == 1
+    turnover = {r["turnover"] for r in ctx.tables.read(ctx.table(names.BRONZE)).collect()}
+    assert turnover == {"1.5", "9.9"}
