@@ -150,8 +150,7 @@ def check_unchanged_since_read(checkpoint: str, files: list[Path]) -> None:
         )
         + "): a file is read once, so the change would never reach bronze. Nothing was "
         f"ingested. Rename it (e.g. to {first.stem}_correction.csv) to ingest it as a new "
-        "file (the latest load wins in silver), or remove it (the rows ingested from it stay "
-        "in bronze)."
+        "file: the latest load wins in silver (and `land` still counts the month as landed)."
     )
 
 

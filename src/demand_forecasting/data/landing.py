@@ -71,12 +71,18 @@ def month_file_name(config: DatasetConfig, month: date) -> str:
 
 
 def landed_months(folder: Path, config: DatasetConfig) -> list[date]:
-    """The months already landed in ``folder`` for ``config``, in order."""
-    pattern = re.compile(rf"^{re.escape(config.file_prefix)}_(\d{{4}}-\d{{2}})\.csv$")
+    """The months already landed in ``folder`` for ``config``, in order.
+
+    A month counts as landed by its own file or by a file of the month with a suffix
+    (``<file_prefix>_<YYYY-MM>_<anything>.csv``: a correction, or the month's file renamed so
+    that ingest reads it again), so that landing never writes the month's file again.
+    """
+    prefix = re.escape(config.file_prefix)
+    pattern = re.compile(rf"^{prefix}_(\d{{4}}-\d{{2}})(?:_[^.]*)?\.csv$")
     if not folder.is_dir():
         return []
     found = (pattern.match(p.name) for p in folder.iterdir())
-    return sorted(parse_month(m.group(1)) for m in found if m)
+    return sorted({parse_month(m.group(1)) for m in found if m})
 
 
 def land(

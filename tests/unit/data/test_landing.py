@@ -72,6 +72,20 @@ def test_landing_is_idempotent_and_next_month_continues(
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
 
 
+def test_a_month_whose_file_was_renamed_for_a_correction_is_not_landed_again(
+    tmp_path: Path, small: DatasetConfig
+) -> None:
+    land(small, tmp_path, until=parse_month("1982-06"))
+    # As ingest asks for a file rewritten after it was read: renamed, so read as a new file.
+    (tmp_path / "aus_retail_small_1982-06.csv").rename(
+        tmp_path / "aus_retail_small_1982-06_correction.csv"
+    )
+
+    assert land(small, tmp_path, until=parse_month("1982-06")).written == ()
+    following = land(small, tmp_path, next_month=True)
+    assert [p.name for p in following.written] == ["aus_retail_small_1982-07.csv"]
+
+
 def test_landing_refuses_what_it_cannot_do(tmp_path: Path, small: DatasetConfig) -> None:
     with pytest.raises(LandingError, match="nothing landed yet"):
         land(small, tmp_path, next_month=True)
