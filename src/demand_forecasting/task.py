@@ -26,6 +26,15 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 ConfigT = TypeVar("ConfigT")
 
 
+class TaskInputError(Exception):
+    """A task refused its input (a file, the data, a threshold breached on purpose).
+
+    The message names the input, the rule it broke and what to do, so a runner reports it as
+    it is, without a traceback (the local runner keeps one in the run record). Subclasses
+    also derive from the built-in error they are (``ValueError``, ``RuntimeError``).
+    """
+
+
 class _CurrentStderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at emit time (pytest and runners swap it)."""
 

@@ -37,7 +37,7 @@ from demand_forecasting.data.streams import (
 )
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import generated_code
-from demand_forecasting.task import run_task
+from demand_forecasting.task import TaskInputError, run_task
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 LINEAGE_COLUMNS = ("source_file", "file_modification_time", "load_time", "batch_id")
 
 
-class LandingFileError(ValueError):
+class LandingFileError(TaskInputError, ValueError):
     """A landing file as a whole breaks the contract (blank, or the wrong header)."""
 
 

@@ -54,12 +54,12 @@ from demand_forecasting.data.streams import (
 )
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import generated_code
-from demand_forecasting.task import run_task
+from demand_forecasting.task import TaskInputError, run_task
 
 log = logging.getLogger(__name__)
 
 
-class DataQualityGateError(RuntimeError):
+class DataQualityGateError(TaskInputError, RuntimeError):
     """Too large a share of a batch broke the rules; nothing downstream was written."""
 
 

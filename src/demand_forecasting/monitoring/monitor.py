@@ -58,7 +58,7 @@ from demand_forecasting.monitoring.lakehouse_monitor import (
 from demand_forecasting.monitoring.report import TELEMETRY_COLUMNS, ReportInputs, write_report
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import rows_frame
-from demand_forecasting.task import run_task
+from demand_forecasting.task import TaskInputError, run_task
 
 if TYPE_CHECKING:
     from databricks.sdk.service.catalog import QualityMonitorsAPI
@@ -71,7 +71,7 @@ REPORTS_FOLDER = "reports"
 REPORT_DRIVER_MAX_ROWS = 500_000
 
 
-class AccuracyAlertError(RuntimeError):
+class AccuracyAlertError(TaskInputError, RuntimeError):
     """Accuracy alerts were raised and the bundle says to fail on them."""
 
 

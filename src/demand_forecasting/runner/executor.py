@@ -54,6 +54,7 @@ from demand_forecasting.runner.results import (
     TaskResult,
     TaskStatus,
 )
+from demand_forecasting.task import TaskInputError
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,10 @@ class JobRunner:
             except Exception as exc:
                 outcome.error = describe_error(exc)
                 outcome.traceback = "".join(traceback.format_exception(exc))
-                expected = isinstance(exc, TaskFailure | dynamic.DynamicValueError | ConditionError)
+                expected = isinstance(
+                    exc,
+                    TaskFailure | dynamic.DynamicValueError | ConditionError | TaskInputError,
+                )
                 log.error(
                     "task %s failed (attempt %d of %d): %s",
                     label or task.key,

@@ -10,6 +10,7 @@ import json
 import sys
 
 from demand_forecasting.platform.task_values import current_task_values
+from demand_forecasting.task import TaskInputError
 
 #: (entry point, arguments) of every call, in order.
 CALLS: list[tuple[str, list[str]]] = []
@@ -45,6 +46,16 @@ def fail() -> None:
     """Raise, as a step with a bug would."""
     record()
     raise RuntimeError(f"boom: {' '.join(sys.argv[1:])}\nsecond line of the message")
+
+
+class BadLandingFile(TaskInputError, ValueError):
+    """Bad input, as a step reports it: the message says what and what to do."""
+
+
+def reject_input() -> None:
+    """Raise a :class:`TaskInputError`, as a step refusing bad input does."""
+    record()
+    raise BadLandingFile("landing file x.csv is blank (rule: file_not_blank). Replace it.")
 
 
 def exit_nonzero() -> int:

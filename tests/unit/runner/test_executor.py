@@ -149,6 +149,28 @@ def test_failing_task_fails_the_job_and_skips_downstream(tmp_path: Path) -> None
     assert [t.task_key for t in result.failed_tasks] == ["ingest"]
 
 
+def test_bad_input_is_reported_by_its_message_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          tasks:
+            - task_key: ingest
+              python_wheel_task: {{{PKG}, entry_point: reject_input}}
+    """
+    result = run(write_bundle(tmp_path, jobs), "j")
+
+    assert result.tasks[0].error == (
+        "BadLandingFile: landing file x.csv is blank (rule: file_not_blank). Replace it."
+    )
+    assert result.tasks[0].traceback  # kept in the run record
+    failures = [r for r in caplog.records if "task ingest failed" in r.getMessage()]
+    assert failures and all(r.exc_info is None for r in failures)
+    assert "Traceback" not in caplog.text
+
+
 def test_failure_handlers_are_excluded_when_nothing_fails(tmp_path: Path) -> None:
     jobs = f"""\
     resources:
