@@ -3,7 +3,9 @@
 Without ``--to`` the segment's ``previous_champion`` comes back. The rolled-back version
 becomes ``previous_champion`` in turn, so a second rollback undoes the first, and is tagged
 ``deployment_status=rolled_back``, so that a rerun of the month (which reuses it as its
-candidate) does not validate and promote it again. Example::
+candidate) does not validate and promote it again. Forecasts already written stay until the
+next scoring; when the newest run month's were made by the rolled-back version, the command
+says so and to rerun the month. Example::
 
     demand-forecasting rollback new_south_wales__food_retailing \\
         --catalog dev --schema demand_forecasting --reason "bad forecasts after promotion"
@@ -16,7 +18,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from datetime import date
 
+from pyspark.sql import functions as F
+
+from demand_forecasting import names
 from demand_forecasting.models.audit import ROLLBACK, current_actor, write_audit
 from demand_forecasting.models.command_context import (
     RegistryChoiceError,
@@ -89,7 +95,34 @@ def rollback(
     registry.tag(segment, str(current.version), {DEPLOYMENT_STATUS: ROLLED_BACK})
     write_audit(ctx, [event])
     log.info("segment %s rolled back: champion %s -> %s", segment, current.version, to_version)
+    stale = forecasts_by(ctx, segment, str(current.version))
+    if stale is not None:
+        log.warning(
+            "%s still holds the forecasts of run month %s that segment %s's version %s made "
+            "(BI reads them): rerun the monthly job for that month (its score task replaces "
+            "them; version %s is not promoted again) to forecast with version %s now",
+            ctx.table(names.FORECASTS),
+            stale.strftime("%Y-%m"),
+            segment,
+            current.version,
+            current.version,
+            to_version,
+        )
     return str(to_version)
+
+
+def forecasts_by(ctx: RunContext, segment: str, version: str) -> date | None:
+    """The newest run month of the forecast table if ``version`` made the segment's forecasts
+    of that month (None: no forecast table, no rows of the segment, or another version)."""
+    table = ctx.table(names.FORECASTS)
+    if not ctx.tables.exists(table):
+        return None
+    rows = ctx.tables.read(table).where(F.col("segment") == segment)
+    newest = rows.agg(F.max("run_month")).first()
+    if newest is None or newest[0] is None:
+        return None
+    made = rows.where((F.col("run_month") == newest[0]) & (F.col("model_version") == version))
+    return newest[0] if made.limit(1).count() else None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

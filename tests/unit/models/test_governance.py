@@ -205,15 +205,28 @@ def test_a_deliberately_worse_candidate_is_refused_and_the_champion_stays(ctx: R
     assert row["champion_version"] == "1"
 
 
-def test_promotion_then_rollback_is_audited(ctx: RunContext, tmp_path: Path) -> None:
+def test_promotion_then_rollback_is_audited(
+    ctx: RunContext, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     segment = SEGMENTS[0]
     other = RECIPE.with_overrides(xgb_params={"random_state": 11})
     result = run_month(ctx, other, segments=(segment,), tolerance=0.5)
     assert result["deploy"].promoted == {segment: "3"}
     reg = registry(ctx)
     assert version_of(reg, segment, PREVIOUS_CHAMPION) == "1"
+    # The month was scored by version 3 (one forecast row is enough to tell).
+    ctx.tables.write(
+        ctx.spark.createDataFrame(
+            [(segment, date(2016, 12, 1), "3")],
+            "segment string, run_month date, model_version string",
+        ),
+        ctx.table(names.FORECASTS),
+    )
 
     assert rollback(ctx, "demand", segment, None, reason="test rollback", actor="tester") == "1"
+    # BI still reads version 3's forecasts: the command says so and what to do.
+    assert f"forecasts of run month 2016-12 that segment {segment}'s version 3 made" in caplog.text
+    assert "rerun the monthly job" in caplog.text
     assert version_of(reg, segment, CHAMPION) == "1"
     last = table(ctx, names.AUDIT).sort_values("at").iloc[-1]
     assert (last["action"], last["from_version"], last["to_version"], last["actor"]) == (
