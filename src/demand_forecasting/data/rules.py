@@ -13,12 +13,14 @@ expectations skip nulls in the same way).
 The judged frame keeps every bronze column and adds columns prefixed ``_`` (canonical names
 never start with one): ``_text_<column>`` for each canonical column (trimmed, blank as null),
 ``_y`` and ``_num_<exog>`` (double), ``_month`` (date), ``_month_offset`` (seconds after the
-first of the month), ``_series_id``, ``_segment`` and ``_failed_rules`` (the names of the rules
-the row breaks, in suite order).
+first of the month), ``_series_id``, ``_segment``, ``_months_after_file`` (months from the month
+in the landing file's name to ``_month``; null for a file not named by month) and
+``_failed_rules`` (the names of the rules the row breaks, in suite order).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import date
@@ -93,9 +95,24 @@ def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
             "_month_offset"
         ),
     )
-    return typed.select(
-        "*", series_id_column(config).alias("_series_id"), segment_column(config).alias("_segment")
+    month, file_month = F.col("_month"), file_month_column(config)
+    months_after_file = (F.year(month) - F.year(file_month)) * 12 + (
+        F.month(month) - F.month(file_month)
     )
+    return typed.select(
+        "*",
+        series_id_column(config).alias("_series_id"),
+        segment_column(config).alias("_segment"),
+        months_after_file.alias("_months_after_file"),
+    )
+
+
+def file_month_column(config: DatasetConfig) -> Column:
+    """The month in the row's landing file name (``<file_prefix>_<YYYY-MM>[_<suffix>].csv``),
+    or null for a file named otherwise."""
+    pattern = rf"/{re.escape(config.file_prefix)}_([0-9]{{4}}-[0-9]{{2}})(_[^/.]*)?[.]csv$"
+    found = F.regexp_extract(F.col("source_file"), pattern, 1)
+    return F.when(found != "", F.to_date(F.concat(found, F.lit("-01"))))
 
 
 def series_id_column(config: DatasetConfig) -> Column:
@@ -215,6 +232,15 @@ def _target_and_month_rules(config: DatasetConfig, run_month: date) -> list[Rule
             month.isNotNull() & (month > F.lit(run_month)),
             "ExpectColumnValuesToBeBetween",
             {"column": "_month", "max_value": run_month},
+        ),
+        # One mistyped future month would otherwise become the newest month of its series,
+        # and drift, training and scoring would take it for the run month.
+        Rule(
+            "month_not_after_file_month",
+            "the month is not after the month its landing file is named for",
+            F.col("_months_after_file").isNotNull() & (F.col("_months_after_file") > 0),
+            "ExpectColumnValuesToBeBetween",
+            {"column": "_months_after_file", "max_value": 0},
         ),
     ]
 
