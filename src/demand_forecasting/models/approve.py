@@ -225,7 +225,8 @@ def run(ctx: RunContext, config: ApprovalConfig) -> dict[str, str]:
     """Approve as the job's parameters say; ``{segment: version}`` promoted.
 
     Raises:
-        LookupError: a named segment has no challenger awaiting approval (the run fails).
+        LookupError: a named segment has no challenger awaiting approval, or (``all``) no
+            segment has one (the run fails, saying so).
     """
     done = approve(
         ctx,
@@ -238,7 +239,7 @@ def run(ctx: RunContext, config: ApprovalConfig) -> dict[str, str]:
     log.info(
         "approved by %s: %s",
         config.approver,
-        ", ".join(f"{s} v{v}" for s, v in sorted(done.items())) or "nothing awaited approval",
+        ", ".join(f"{s} v{v}" for s, v in sorted(done.items())),
     )
     return done
 
