@@ -12,8 +12,9 @@ partition of the forecast table (``replaceWhere``), so a rerun writes the same r
 table's Delta history keeps every earlier run. A segment without a champion is named in the
 log and the task values (``segments_without_champion``) and skipped. A series without a value
 in its segment's newest month (it stopped, or this month's row was quarantined) gets no
-forecast from the model: such series are named in the log and counted in the task value
-``series_not_forecast``.
+forecast from the model: those with a value in the year before are named in the log and
+counted in the task value ``series_not_forecast`` (a series that stopped longer ago is not
+news every month).
 """
 
 from __future__ import annotations
@@ -145,10 +146,19 @@ def forecasts(
     )
 
 
-def series_without_forecast(history: DataFrame, forecast_rows: DataFrame) -> list[str]:
-    """The series of ``history`` that have no row in ``forecast_rows``, sorted."""
+#: A series without forecast is reported when it had a value within this many months.
+RECENT_MONTHS = 12
+
+
+def series_without_forecast(
+    history: DataFrame, forecast_rows: DataFrame, run_month: date
+) -> list[str]:
+    """The series of ``history`` with a value in the :data:`RECENT_MONTHS` up to
+    ``run_month`` that have no row in ``forecast_rows``, sorted."""
+    since = F.add_months(F.lit(run_month), -RECENT_MONTHS)
+    recent = history.where(F.col("month") > since).select("series_id").distinct()
     forecast = forecast_rows.select("series_id").distinct()
-    missing = history.select("series_id").distinct().join(forecast, "series_id", "left_anti")
+    missing = recent.join(forecast, "series_id", "left_anti")
     return sorted(str(row["series_id"]) for row in missing.collect())
 
 
@@ -225,7 +235,7 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     summary.rows_out = sum(int(r["rows"]) for r in counts)
     summary.series_forecast = sum(int(r["series"]) for r in counts)
     record_segment_seconds({r["segment"]: float(r["seconds"] or 0.0) for r in counts})
-    summary.series_not_forecast = series_without_forecast(history, rows)
+    summary.series_not_forecast = series_without_forecast(history, rows, run_month)
     if summary.series_not_forecast:
         log.warning(
             "score: %d series of the scored segments have no forecast for %s (no value in "

@@ -97,10 +97,12 @@ def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
 def test_a_series_without_a_value_in_the_newest_month_is_named_not_dropped_silently(
     ctx: RunContext, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    history = _history("alpha", 3)
+    history = _history("alpha", 4)
     # alpha-2's newest row was quarantined (or the series stopped): it has no 2015-12 value.
+    # alpha-3 stopped in 2013: old news, not named every month.
     history = history[
         ~((history["series_id"] == "alpha-2") & (history["month"] == date(2015, 12, 1)))
+        & ~((history["series_id"] == "alpha-3") & (history["month"] > date(2013, 6, 1)))
     ]
     _gold_with_alpha_champion(ctx, history, tmp_path)
     store = LocalTaskValues()
@@ -113,7 +115,7 @@ def test_a_series_without_a_value_in_the_newest_month_is_named_not_dropped_silen
     assert summary.series_not_forecast == ["alpha-2"]
     assert store.values["score"]["series_not_forecast"] == 1
     assert "1 series of the scored segments have no forecast for 2015-12" in caplog.text
-    assert "alpha-2" in caplog.text
+    assert "alpha-2" in caplog.text and "alpha-3" not in caplog.text
 
 
 def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
