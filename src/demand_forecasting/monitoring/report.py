@@ -206,6 +206,14 @@ def cost_figure(costs: pd.DataFrame) -> Figure | None:
     return figure
 
 
+def cost_format(largest: float) -> str:
+    """A fixed-point format that gives ``largest`` three significant digits (``".6f"`` for
+    0.000418), so a column of costs lines up without scientific notation."""
+    if not largest > 0 or not np.isfinite(largest):
+        return ".2f"
+    return f".{max(2, 2 - int(np.floor(np.log10(largest))))}f"
+
+
 def cost_section(
     costs: pd.DataFrame, job_cost: float | None, cost_per_hour: float, images: dict[str, str]
 ) -> list[str]:
@@ -229,12 +237,13 @@ def cost_section(
     if COST_FILE in images:
         lines += [f"![{images[COST_FILE]}]({COST_FILE})", ""]
     top = models.head(10).rename(columns={"job_share": "share of run"})
+    money = cost_format(float(top["cost"].max()))
     lines += [
         "Most expensive models:",
         "",
         _table(
             top,
-            {"cost": ".3g", "measured": ".3g", "shared": ".3g", "share of run": ".1%"},
+            {"cost": money, "measured": money, "shared": money, "share of run": ".1%"},
         ),
     ]
     return lines

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from demand_forecasting.monitoring import costs
-from demand_forecasting.monitoring.report import cost_section
+from demand_forecasting.monitoring.report import cost_format, cost_section
 
 SERIES = {"alpha": 3, "beta": 1}
 
@@ -92,4 +92,6 @@ def test_per_model_orders_by_cost_and_the_report_names_the_total() -> None:
     text = "\n".join(cost_section(allocation, 0.1332, 3.6, {}))
     assert "price of 3.6 per hour" in text and "**0.133** in total" in text
     assert "(score, train) is measured" in text
-    assert "| beta | 0.0765 | 0.0675 | 0.009 | 57.4% |" in text
+    assert "| beta | 0.0765 | 0.0675 | 0.0090 | 57.4% |" in text
+    assert cost_format(0.000418) == ".6f" and format(5.12e-05, ".6f") == "0.000051"
+    assert cost_format(12.5) == ".2f" and cost_format(0.0) == ".2f"
