@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+from datetime import date
+from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.data.config import parse_month
 from demand_forecasting.monitoring.monitor import MonitorConfig, report_month
+
+if TYPE_CHECKING:
+    from demand_forecasting.platform.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--job-run-id",
         default=None,
-        help="job run whose telemetry to show (default: the newest one)",
+        help="job run whose task times and costs to show (default: the newest one, or with "
+        "--run-month the newest one of that month)",
     )
     parser.add_argument("--accuracy-alert-wape", type=float, default=0.15)
     parser.add_argument("--accuracy-window-months", type=int, default=3)
@@ -48,22 +54,45 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def job_run_of(ctx: RunContext, run_month: date | None) -> str | None:
+    """The job run whose task times and costs the report shows.
+
+    Without a run month: the newest job run in the telemetry. With one: the newest job run
+    that monitor priced for that month (the model cost table records each job run's month);
+    None when there is none, rather than another month's run.
+    """
+    telemetry = ctx.table(names.TELEMETRY)
+    if not ctx.tables.exists(telemetry):
+        return None
+    runs = ctx.tables.read(telemetry).where(F.col("job_run_id").isNotNull())
+    if run_month is not None:
+        costs = ctx.table(names.MODEL_COSTS)
+        of_month = (
+            ctx.tables.read(costs).where(F.col("run_month") == F.lit(run_month))
+            if ctx.tables.exists(costs)
+            else None
+        )
+        if of_month is None:
+            runs = runs.limit(0)
+        else:
+            runs = runs.join(of_month.select("job_run_id").distinct(), "job_run_id", "left_semi")
+    newest = runs.orderBy(F.col("started_at").desc()).select("job_run_id").first()
+    if newest is None and run_month is not None:
+        log.info(
+            "report: no job run of %s is recorded in %s; the report shows no task times or "
+            "costs (pass --job-run-id to show a run's)",
+            run_month.strftime("%Y-%m"),
+            ctx.table(names.MODEL_COSTS),
+        )
+    return str(newest[0]) if newest is not None else None
+
+
 def main(args: argparse.Namespace) -> int:
     """Write the report; return the exit code (1: nothing to report yet)."""
     from demand_forecasting.platform.context import build_context
 
     ctx = build_context(args.target, args.catalog, args.schema)
-    job_run_id = args.job_run_id
-    telemetry = ctx.table(names.TELEMETRY)
-    if job_run_id is None and ctx.tables.exists(telemetry):
-        newest = (
-            ctx.tables.read(telemetry)
-            .where(F.col("job_run_id").isNotNull())
-            .orderBy(F.col("started_at").desc())
-            .select("job_run_id")
-            .first()
-        )
-        job_run_id = newest[0] if newest else None
+    job_run_id = args.job_run_id or job_run_of(ctx, args.run_month)
     cost_per_hour = args.compute_cost_per_hour
     costs = ctx.table(names.MODEL_COSTS)
     if cost_per_hour is None and job_run_id is not None and ctx.tables.exists(costs):

@@ -155,3 +155,28 @@ def test_report_of_a_month_never_forecast_is_refused_naming_the_months_there_are
     with pytest.raises(SystemExit) as refused:  # argparse: before any Spark or table work
         cli.main([*command, "--run-month", "2030-1x"])
     assert refused.value.code == 2
+
+
+def test_report_of_an_earlier_month_shows_that_months_job_run(
+    forecast_tables: RunContext,
+) -> None:
+    ctx = forecast_tables
+    with telemetry.batch():  # job run 41 scored 2021-11, then 42 scored 2021-12
+        for job_run, run_month in (("41", RUN_MONTHS[1]), ("42", RUN_MONTHS[2])):
+            with TaskRecorder("score", "dev", job_run_id=job_run) as recorder:
+                recorder.bind(ctx)
+                record_segment_seconds({"alpha": 1.0, "beta": 1.0})
+            telemetry.flush()
+            monitor.run(ctx, monitor.MonitorConfig(run_month=run_month, job_run_id=job_run))
+    command = ["report", "--catalog", "main", "--schema", "demand_forecasting"]
+    assert ctx.state_dir is not None
+    folder = ctx.state_dir / monitor.REPORTS_FOLDER
+
+    assert cli.main([*command, "--run-month", "2021-11"]) == 0
+    assert "Job run `41`" in (folder / "2021-11" / "report.md").read_text()
+    assert cli.main(command) == 0  # the newest month: the newest job run
+    assert "Job run `42`" in (folder / "2021-12" / "report.md").read_text()
+    # A month no recorded job run scored: no other month's times or costs.
+    assert cli.main([*command, "--run-month", "2021-10"]) == 0
+    text = (folder / "2021-10" / "report.md").read_text()
+    assert "Job run `n/a`" in text and "_no task times for this job run_" in text
