@@ -246,14 +246,21 @@ def _target_and_month_rules(config: DatasetConfig, run_month: date) -> list[Rule
 
 
 def _unique_rule() -> Rule:
-    key = Window.partitionBy("_series_id", "_month")
+    # Per file: a file that says two things of one series and month is ambiguous. Across the
+    # files of a batch (an original and its correction landed before the month ran, or a
+    # month's file restating an earlier month) each row is valid, and silver keeps the one of
+    # the file that sorts last (silver.latest_load_wins), as it keeps a later batch's.
+    key = Window.partitionBy("_series_id", "_month", "source_file")
     present = F.col("_series_id").isNotNull() & F.col("_month").isNotNull()
     return Rule(
         "unique_series_month",
-        "one row per series and month in a batch (all copies fail)",
+        "one row per series and month in a landing file (all copies fail)",
         present & (F.count(F.lit(1)).over(key) > 1),
         "ExpectCompoundColumnsToBeUnique",
-        {"column_list": ["_series_id", "_month"], "ignore_row_if": "any_value_is_missing"},
+        {
+            "column_list": ["_series_id", "_month", "source_file"],
+            "ignore_row_if": "any_value_is_missing",
+        },
     )
 
 

@@ -78,7 +78,10 @@ def _planted_rows() -> list[dict[str, str | None]]:
     for index, (changes, _) in enumerate(CASES.values()):
         rows.append({**GOOD, "series_id": f"S{index}", **changes})
     duplicate = {**GOOD, "series_id": "DUP"}
-    return [*rows, duplicate, dict(duplicate)]
+    # The same series and month in an original file and its correction, landed together.
+    resent = {**GOOD, "series_id": "RESENT"}
+    correction = {**resent, "source_file": "file:/landing/aus_retail_2015-01_correction.csv"}
+    return [*rows, duplicate, dict(duplicate), resent, correction]
 
 
 def _label_of(series_id: str | None) -> str:
@@ -86,6 +89,8 @@ def _label_of(series_id: str | None) -> str:
         return "missing series id"
     if series_id == "DUP":
         return "duplicate row"
+    if series_id == "RESENT":
+        return "resent in a correction file"
     return list(CASES)[int(series_id[1:])]
 
 
@@ -102,6 +107,8 @@ def test_each_planted_fault_breaks_exactly_its_rule(judged: DataFrame) -> None:
     for label, (_, expected) in CASES.items():
         assert verdicts[label] == [expected], label
     assert verdicts["duplicate row"] == [["unique_series_month"], ["unique_series_month"]]
+    # Across files each row is valid; silver keeps the correction's.
+    assert verdicts["resent in a correction file"] == [[], []]
 
 
 def test_every_rule_is_exercised(aus: DatasetConfig) -> None:
@@ -125,8 +132,10 @@ def test_accepted_rows_are_typed_and_canonical(judged: DataFrame, aus: DatasetCo
     ]
     types = dict(accepted.dtypes)
     assert (types["month"], types["y"]) == ("date", "double")
-    rows = {r["series_id"]: r for r in accepted.collect()}
-    assert len(rows) == sum(1 for _, broken in CASES.values() if not broken)
+    collected = accepted.collect()
+    rows = {r["series_id"]: r for r in collected}
+    # Every good case, and RESENT once from each of its two files.
+    assert len(collected) == sum(1 for _, broken in CASES.values() if not broken) + 2
     good = rows["S0"]
     assert good["month"] == date(2015, 1, 1) and good["y"] == 10.5
     assert good["segment"] == "new_south_wales__food_retailing"

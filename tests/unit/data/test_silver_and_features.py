@@ -86,6 +86,21 @@ def test_latest_load_wins_and_gaps_are_explicit(spark: SparkSession, aus: Datase
     assert gap is not None and (gap["state"], gap["segment"]) == ("Tasmania", SEGMENT)
 
 
+def test_within_a_batch_the_correction_file_wins(spark: SparkSession, aus: DatasetConfig) -> None:
+    loaded = datetime(2026, 1, 3, 6)
+    rows = [
+        ("A", _month(0), y, 7, f"file:/landing/aus_retail_2014-01{suffix}.csv", loaded)
+        for y, suffix in ((1.0, ""), (1.5, "_correction"))
+    ]
+    validated = spark.createDataFrame(
+        [(s, "Tasmania", "Liquor retailing", SEGMENT, *rest) for s, *rest in rows], VALIDATED
+    )
+    silver = build_silver(validated, aus).collect()
+    assert [(r["y"], r["source_file"].rsplit("/", 1)[-1]) for r in silver] == [
+        (1.5, "aus_retail_2014-01_correction.csv")
+    ]
+
+
 @pytest.fixture(scope="module")
 def gold(spark: SparkSession, aus: DatasetConfig) -> list[dict[str, object]]:
     values = {i: float(i + 1) for i in range(16) if i != 5}  # month 5 is a gap
