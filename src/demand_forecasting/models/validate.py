@@ -114,6 +114,9 @@ class ValidateConfig:
     backtest_origins: int
     rule: GateRule
     job_run_id: str | None = None
+    #: Validate only what the train task published; nothing when it published nothing (in a
+    #: job where this task runs even after train failed, see resources/monthly_job.yml).
+    only_train_candidates: bool = False
 
     def __post_init__(self) -> None:
         if self.backtest_origins < 1:
@@ -285,6 +288,13 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
     if candidates is not None:
         wanted = tuple(sorted(set(candidates) & set(wanted))) if wanted else tuple(candidates)
     summary = ValidateSummary()
+    if candidates is None and cfg.only_train_candidates:
+        log.warning(
+            "the train task published no candidates (it failed before it could); nothing to "
+            "validate: the champions stay as they are"
+        )
+        ctx.task_values.set(CHALLENGERS_KEY, {})
+        return summary
     if candidates is not None and not candidates:
         log.info("train published no candidates; nothing to validate")
         ctx.task_values.set(CHALLENGERS_KEY, {})
@@ -670,6 +680,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="relative MASE by which a candidate may trail the champion "
         "(bundle var mase_tolerance)",
     )
+    parser.add_argument(
+        "--only-train-candidates",
+        default="false",
+        help="true: validate only the train task's published candidates, and nothing when it "
+        "published none (a job that validates after a failed train)",
+    )
 
 
 def make_config(args: argparse.Namespace) -> ValidateConfig:
@@ -678,12 +694,18 @@ def make_config(args: argparse.Namespace) -> ValidateConfig:
         segments = parse_segments(args.segments)
     except SegmentSelectionError as exc:
         raise ValueError(str(exc)) from exc
+    flag = str(args.only_train_candidates).strip().lower()
+    if flag not in ("true", "false"):
+        raise ValueError(
+            f"--only-train-candidates {args.only_train_candidates!r}: say true or false"
+        )
     return ValidateConfig(
         segments=segments,
         model_prefix=args.model_prefix,
         backtest_origins=args.backtest_origins,
         rule=GateRule(mase_tolerance=args.mase_tolerance),
         job_run_id=args.job_run_id,
+        only_train_candidates=flag == "true",
     )
 
 

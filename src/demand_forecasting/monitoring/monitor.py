@@ -75,6 +75,27 @@ class AccuracyAlertError(TaskInputError, RuntimeError):
     """Accuracy alerts were raised and the bundle says to fail on them."""
 
 
+class UpstreamTaskFailedError(RuntimeError):
+    """A task of this job run failed although the run went on (train failing for some
+    segments): monitor fails the run at its end, so that the failure is alerted."""
+
+
+def failed_tasks(frame: pd.DataFrame) -> dict[str, str]:
+    """``{task: error}`` of the tasks whose last attempt in the job run failed (pure; rows in
+    the order the attempts started, as :func:`job_run_telemetry` gives them; monitor itself
+    left out)."""
+    if frame.empty or "status" not in frame:
+        return {}
+    others = frame[frame["task"] != "monitor"]
+    last = others.groupby("task", sort=False).tail(1)
+    failed = last[last["status"] == telemetry.FAILED]
+    errors = failed["error"] if "error" in failed else [None] * len(failed)
+    return {
+        str(task): str(error or "no error recorded")
+        for task, error in zip(failed["task"], errors, strict=True)
+    }
+
+
 @dataclass(frozen=True)
 class MonitorConfig:
     """Parameters of ``monitor`` (bundle variables).
@@ -280,6 +301,18 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
         rows_in=int(accuracy_rows["n_series"].sum()) if not accuracy_rows.empty else 0,
         rows_out=len(accuracy_rows),
     )
+    if inputs.failed_tasks:
+        raise UpstreamTaskFailedError(
+            f"{len(inputs.failed_tasks)} task(s) of job run {cfg.job_run_id} failed: "
+            + "; ".join(
+                f"{task}: {error.splitlines()[0][:300]}"
+                for task, error in inputs.failed_tasks.items()
+            )
+            + ". The run went on: segments that did not fail were validated, deployed and "
+            "scored, the others are forecast by their champions, and the report is written. "
+            "Fix the cause (the task's log has it) and retrain the failed segments with the "
+            "training job (--segments); monitor fails so that the run is alerted."
+        )
     if alerts and cfg.fail_on_alert:
         raise AccuracyAlertError(
             f"{len(alerts)} segment(s) over the WAPE alert threshold {cfg.alert_wape:.0%}: "
@@ -377,6 +410,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         costs=allocation,
         job_cost=costs.job_cost(telemetry, cfg.cost_per_hour),
         cost_per_hour=cfg.cost_per_hour,
+        failed_tasks=failed_tasks(telemetry),
     )
 
 
@@ -386,10 +420,10 @@ def job_run_telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
     (:func:`telemetry.held`), so that reading them costs no commit of its own.
 
     Returns:
-        ``task, status, duration_s, rows_in, rows_out, peak_memory_mb, segment_seconds``
-        (the last a dict per row, or None).
+        ``task, status, duration_s, rows_in, rows_out, peak_memory_mb, error,
+        segment_seconds`` (the last a dict per row, or None).
     """
-    columns = [*TELEMETRY_COLUMNS, "segment_seconds"]
+    columns = [*TELEMETRY_COLUMNS, "error", "segment_seconds"]
     if job_run_id is None:
         return pd.DataFrame(columns=columns)
     records = [
@@ -405,7 +439,7 @@ def job_run_telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:
             else F.lit(None).cast("map<string,double>").alias("segment_seconds")
         )
         written = table.where(F.col("job_run_id") == job_run_id).select(
-            "started_at", *TELEMETRY_COLUMNS, measured
+            "started_at", *TELEMETRY_COLUMNS, "error", measured
         )
         records += [
             {**row.asDict(), "started_at": row["started_at"].timestamp()}

@@ -50,6 +50,7 @@ class ReportInputs:
             (:func:`demand_forecasting.monitoring.costs.allocate`).
         job_cost: the estimated cost of the job run's tasks (None: not known).
         cost_per_hour: the price of an hour of the job's compute behind both.
+        failed_tasks: ``{task: error}`` of the job run's tasks whose last attempt failed.
     """
 
     run_month: date
@@ -70,6 +71,7 @@ class ReportInputs:
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)
     job_cost: float | None = None
     cost_per_hour: float = 1.0
+    failed_tasks: dict[str, str] = field(default_factory=dict)
     plot_segments: int = 4
 
 
@@ -329,6 +331,10 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         + (", ".join(f"{s} ({v})" for s, v in sorted(inputs.new_champions.items())) or "none")
         + ".",
         f"- Accuracy alerts: {len(inputs.alerts)}.",
+        *[
+            f"- **FAILED task {task}**: {error.splitlines()[0][:300]}"
+            for task, error in inputs.failed_tasks.items()
+        ],
         "",
         "## Retraining decisions",
         "",

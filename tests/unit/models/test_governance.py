@@ -8,6 +8,7 @@ then a gold table with a broken segment).
 
 from __future__ import annotations
 
+import argparse
 import json
 from datetime import date
 from pathlib import Path
@@ -183,6 +184,33 @@ def test_rerunning_the_month_creates_no_new_version_row_or_champion(ctx: RunCont
     assert len(table(ctx, names.AUDIT)) == audit
     for segment in SEGMENTS:
         assert [str(v.version) for v in registry(ctx).versions(segment)] == ["1"]
+
+
+def test_after_a_train_that_published_nothing_validation_changes_nothing(
+    ctx: RunContext,
+) -> None:
+    evaluations = len(table(ctx, names.EVALUATIONS))
+    values = LocalTaskValues()  # this job run's train failed before it published candidates
+    ctx.task_values = values
+    config = validate.ValidateConfig(None, "demand", 2, GateRule(0.02), only_train_candidates=True)
+    with values.running("validate_models"):
+        summary = validate.run(ctx, config)
+
+    assert (summary.passed, summary.refused, summary.skipped) == ({}, {}, {})
+    assert values.values["validate_models"][validate.CHALLENGERS_KEY] == {}
+    assert len(table(ctx, names.EVALUATIONS)) == evaluations
+    for segment in SEGMENTS:
+        assert version_of(registry(ctx), segment, CHAMPION) == "1"
+    parser = argparse.ArgumentParser()
+    validate.add_arguments(parser)
+    with pytest.raises(ValueError, match="--only-train-candidates 'yes': say true or false"):
+        validate.make_config(
+            parser.parse_args(["--only-train-candidates", "yes"], namespace=_job_options())
+        )
+
+
+def _job_options() -> argparse.Namespace:
+    return argparse.Namespace(job_run_id=None)
 
 
 def test_a_deliberately_worse_candidate_is_refused_and_the_champion_stays(ctx: RunContext) -> None:

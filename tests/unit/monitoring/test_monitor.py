@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import date
 
 import pandas as pd
@@ -180,3 +181,54 @@ def test_report_of_an_earlier_month_shows_that_months_job_run(
     assert cli.main([*command, "--run-month", "2021-10"]) == 0
     text = (folder / "2021-10" / "report.md").read_text()
     assert "Job run `n/a`" in text and "_no task times for this job run_" in text
+
+
+def test_a_task_that_failed_in_the_run_fails_monitor_after_the_report(
+    forecast_tables: RunContext,
+) -> None:
+    ctx = forecast_tables
+    with telemetry.batch():
+        with TaskRecorder("ingest", "dev", job_run_id="61") as recorder:
+            recorder.bind(ctx)
+        # build_features failed once and succeeded on its retry: not a failure of the run.
+        for fails in (True, False):
+            with (
+                pytest.raises(ValueError) if fails else nullcontext(),
+                TaskRecorder("build_features", "dev", job_run_id="61") as recorder,
+            ):
+                recorder.bind(ctx)
+                if fails:
+                    raise ValueError("transient")
+        with (
+            pytest.raises(RuntimeError),
+            TaskRecorder("train", "dev", job_run_id="61") as recorder,
+        ):
+            recorder.bind(ctx)
+            raise RuntimeError("1 of 2 segment(s) failed to train: beta: month twice")
+        cfg = monitor.MonitorConfig(job_run_id="61")
+        with pytest.raises(monitor.UpstreamTaskFailedError) as failed:
+            monitor.run(ctx, cfg)
+
+    message = str(failed.value)
+    assert "1 task(s) of job run 61 failed: train: RuntimeError: 1 of 2 segment(s)" in message
+    assert "build_features" not in message and "retrain the failed segments" in message
+    # Everything else was written first.
+    assert ctx.state_dir is not None
+    report = (ctx.state_dir / monitor.REPORTS_FOLDER / "2021-12" / "report.md").read_text()
+    assert "- **FAILED task train**: RuntimeError: 1 of 2 segment(s) failed" in report
+    assert ctx.tables.exists(ctx.table(names.ACCURACY))
+    assert ctx.tables.exists(ctx.table(names.MODEL_COSTS))
+
+
+def test_failed_tasks_takes_each_tasks_last_attempt() -> None:
+    frame = pd.DataFrame(
+        [
+            ("train", "FAILED", "boom"),
+            ("train", "SUCCESS", None),
+            ("deploy", "FAILED", None),
+            ("monitor", "FAILED", "itself"),
+        ],
+        columns=["task", "status", "error"],
+    )
+    assert monitor.failed_tasks(frame) == {"deploy": "no error recorded"}
+    assert monitor.failed_tasks(frame.iloc[0:0]) == {}

@@ -153,6 +153,7 @@ def test_the_report_reads_a_job_runs_rows_from_the_table_and_the_batch_without_a
         "rows_in",
         "rows_out",
         "peak_memory_mb",
+        "error",
         "segment_seconds",
     ]
     assert rows["rows_in"].iloc[0] == 148 and rows["rows_in"].iloc[1:].isna().all()
