@@ -211,11 +211,18 @@ def test_a_job_killed_mid_training_completes_on_rerun_without_duplicates(
 
     killed = monthly.run(resolver=crashing_resolver)
 
+    # The segment registered before the kill is validated, deployed and scored with the
+    # others' champions; monitor then fails the run, so that the kill is alerted.
     assert killed.state is JobResultState.FAILED
     assert task(killed, "train").status is TaskStatus.FAILED
-    assert task(killed, "score").status is TaskStatus.UPSTREAM_FAILED
+    assert task(killed, "score").status is TaskStatus.SUCCESS
+    monitor_task = task(killed, "monitor")
+    assert monitor_task.status is TaskStatus.FAILED
+    assert "train: result state failed" in str(monitor_task.error)
     chosen = task(killed, "check_drift").values["segments_to_train"]
     assert {HOUSEHOLD, OTHER} <= set(chosen)
+    scored = monthly.ctx().tables.read(monthly.ctx().table(names.FORECASTS)).toPandas()
+    assert set(scored.loc[scored["run_month"] == date(2016, 2, 1), "segment"]) == set(SEGMENTS)
 
     rerun = monthly.run()
 

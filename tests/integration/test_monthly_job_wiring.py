@@ -92,6 +92,19 @@ def test_a_failed_train_still_validates_deploys_and_scores_what_it_published(
     # Validation takes only train's published candidates (none if it published none) ...
     validate = next(argv for argv in calls if argv[0] == "df-validate-models")
     assert validate[validate.index("--only-train-candidates") + 1] == "true"
-    # ... and the real monitor fails the job at its end (test_monitor), where this stub
-    # does not: the job is then FAILED, here it is SUCCESS_WITH_FAILURES.
+    # ... and monitor learns that train failed: the real one then fails the job at its end
+    # (test_monitor, test_monthly_job), where this stub does not.
+    assert upstream_state(calls) == "train=failed"
     assert result.state is JobResultState.SUCCESS_WITH_FAILURES
+
+
+def upstream_state(calls: list[list[str]]) -> str:
+    monitor = next(argv for argv in calls if argv[0] == "df-monitor")
+    return monitor[monitor.index("--upstream-state") + 1]
+
+
+def test_monitor_hears_train_succeeded_or_was_excluded(tmp_path: Path) -> None:
+    _, calls = run(tmp_path / "retrain", ["a"])
+    assert upstream_state(calls) == "train=success"
+    _, calls = run(tmp_path / "no-retrain", [])
+    assert upstream_state(calls) == "train=excluded"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -75,25 +75,41 @@ class AccuracyAlertError(TaskInputError, RuntimeError):
     """Accuracy alerts were raised and the bundle says to fail on them."""
 
 
-class UpstreamTaskFailedError(RuntimeError):
+class UpstreamTaskFailedError(TaskInputError, RuntimeError):
     """A task of this job run failed although the run went on (train failing for some
-    segments): monitor fails the run at its end, so that the failure is alerted."""
+    segments): monitor fails the run at its end, on purpose, so that the failure is alerted
+    (the message says which task and what to do)."""
 
 
-def failed_tasks(frame: pd.DataFrame) -> dict[str, str]:
-    """``{task: error}`` of the tasks whose last attempt in the job run failed (pure; rows in
-    the order the attempts started, as :func:`job_run_telemetry` gives them; monitor itself
-    left out)."""
-    if frame.empty or "status" not in frame:
-        return {}
-    others = frame[frame["task"] != "monitor"]
-    last = others.groupby("task", sort=False).tail(1)
-    failed = last[last["status"] == telemetry.FAILED]
-    errors = failed["error"] if "error" in failed else [None] * len(failed)
-    return {
-        str(task): str(error or "no error recorded")
-        for task, error in zip(failed["task"], errors, strict=True)
+#: Upstream result states that do not fail the run (``{{tasks.<task>.result_state}}``).
+UPSTREAM_OK = frozenset({"success", "excluded"})
+
+
+def failed_tasks(frame: pd.DataFrame, states: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``{task: error}`` of the job run's failed tasks (pure): each task of ``states`` whose
+    result state is not success or excluded (the authority: a process killed mid-task
+    records no telemetry), and each task whose last attempt in the telemetry ``frame``
+    failed (rows in the order the attempts started; monitor itself left out). The error is
+    the telemetry's, else the result state."""
+    last = pd.DataFrame(columns=["task", "status", "error"])
+    if not frame.empty and "status" in frame:
+        others = frame[frame["task"] != "monitor"]
+        last = others.groupby("task", sort=False).tail(1)
+    errors = {
+        str(task): str(error) if isinstance(error, str) and error else ""
+        for task, error in zip(
+            last["task"], last["error"] if "error" in last else [None] * len(last), strict=True
+        )
     }
+    failed = {
+        str(task): errors.get(str(task)) or "no error recorded"
+        for task, status in zip(last["task"], last["status"], strict=True)
+        if status == telemetry.FAILED
+    }
+    for task, state in (states or {}).items():
+        if state not in UPSTREAM_OK:
+            failed[task] = errors.get(task) or f"result state {state or 'unknown'}"
+    return failed
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,10 @@ class MonitorConfig:
     monitor_assets_dir: str | None = None
     alert_emails: tuple[str, ...] = ()
     monitor_pause_status: str = "PAUSED"
+    #: ``{task: result state}`` of upstream tasks that may fail without stopping the run
+    #: (``{{tasks.train.result_state}}``): monitor fails at its end unless each succeeded or
+    #: was excluded.
+    upstream_states: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_pause_status(self.monitor_pause_status)
@@ -410,7 +430,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         costs=allocation,
         job_cost=costs.job_cost(telemetry, cfg.cost_per_hour),
         cost_per_hour=cfg.cost_per_hour,
-        failed_tasks=failed_tasks(telemetry),
+        failed_tasks=failed_tasks(telemetry, cfg.upstream_states),
     )
 
 
@@ -542,6 +562,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the run's task times at this price are split over the models",
     )
     parser.add_argument(
+        "--upstream-state",
+        action="append",
+        default=[],
+        metavar="TASK=STATE",
+        help="an upstream task's result state ({{tasks.<task>.result_state}}); monitor fails "
+        "at its end unless it is success or excluded (repeatable)",
+    )
+    parser.add_argument(
         "--quality-monitor-assets-dir",
         default=None,
         help="Databricks: workspace folder of the forecast table's Lakehouse monitor "
@@ -581,7 +609,23 @@ def make_config(args: argparse.Namespace) -> MonitorConfig:
         monitor_assets_dir=args.quality_monitor_assets_dir,
         alert_emails=tuple(e.strip() for e in args.alert_email if e.strip()),
         monitor_pause_status=str(args.quality_monitor_pause_status).strip().upper(),
+        upstream_states=upstream_states(args.upstream_state),
     )
+
+
+def upstream_states(pairs: Sequence[str]) -> dict[str, str]:
+    """``{task: state}`` from ``TASK=STATE`` options.
+
+    Raises:
+        ValueError: an option without ``=`` or without a task.
+    """
+    states = {}
+    for pair in pairs:
+        task, sep, state = pair.partition("=")
+        if not sep or not task.strip():
+            raise ValueError(f"--upstream-state {pair!r}: write TASK=STATE, e.g. train=success")
+        states[task.strip()] = state.strip().lower()
+    return states
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -232,3 +232,18 @@ def test_failed_tasks_takes_each_tasks_last_attempt() -> None:
     )
     assert monitor.failed_tasks(frame) == {"deploy": "no error recorded"}
     assert monitor.failed_tasks(frame.iloc[0:0]) == {}
+    # The job's result states decide too: a process killed after its telemetry said SUCCESS,
+    # or killed before it wrote any.
+    states = {"train": "failed", "check_drift": "timedout", "score": "success"}
+    assert monitor.failed_tasks(frame, states) == {
+        "deploy": "no error recorded",
+        "train": "result state failed",
+        "check_drift": "result state timedout",
+    }
+    assert monitor.failed_tasks(frame.iloc[0:0], {"train": "excluded"}) == {}
+    assert monitor.upstream_states(["train=FAILED", " deploy = success"]) == {
+        "train": "failed",
+        "deploy": "success",
+    }
+    with pytest.raises(ValueError, match="--upstream-state 'train': write TASK=STATE"):
+        monitor.upstream_states(["train"])
