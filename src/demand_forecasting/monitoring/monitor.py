@@ -279,8 +279,9 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
         log.warning("ACCURACY ALERT %s", alert.describe())
     folder = _report_folder(ctx, run_month)
     # The accuracy table's commit (Spark, in the JVM) runs on a thread while the report is
-    # gathered and drawn (mostly Python): the report does not read that table. Leaving the
-    # block waits for the write and raises its error, if any.
+    # gathered and drawn (mostly Python): the report does not read that table; the model
+    # costs follow it there once gathered. Leaving the block waits for the writes and raises
+    # their error, if any. The thread carries the task's Spark properties.
     write = inheritable_thread_target(ctx.spark)(ctx.tables.write)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-accuracy") as pool:
         written = pool.submit(
@@ -295,7 +296,13 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
         finally:
             measured.release()
         costs_written = (
-            pool.submit(write_model_costs, ctx, cfg, run_month, inputs.costs)
+            pool.submit(
+                inheritable_thread_target(ctx.spark)(write_model_costs),
+                ctx,
+                cfg,
+                run_month,
+                inputs.costs,
+            )
             if cfg.job_run_id is not None and not inputs.costs.empty
             else None
         )
