@@ -128,7 +128,7 @@ def per_model(allocation: pd.DataFrame) -> pd.DataFrame:
     out["cost"] = out["measured"] + out["shared"]
     total = float(out["cost"].sum())
     out["job_share"] = out["cost"] / total if total > 0 else 0.0
-    out = out.reset_index().rename(columns={"index": "segment"})
+    out = out.reset_index()  # the pivot's index is the segment
     return out.sort_values(["cost", "segment"], ascending=[False, True], ignore_index=True)[columns]
 
 
