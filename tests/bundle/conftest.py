@@ -14,6 +14,7 @@ import pytest
 from bundle_fixtures import BUNDLE_PATHS, REPO_ROOT, SCHEMAS_DIR
 
 from demand_forecasting.bundle_checks.schemas import BUNDLE_SCHEMA, PIPELINES_SCHEMA
+from demand_forecasting.runner import Bundle, load_bundle
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +92,14 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return wheels[0]
+
+
+@pytest.fixture
+def prod_bundle(repo_root: Path) -> Bundle:
+    """The prod target as the CD pipeline deploys it (its service principal, alert mailbox)."""
+    return load_bundle(
+        repo_root,
+        "prod",
+        environ={"BUNDLE_VAR_alert_email": "alerts@example.com"},
+        user_name="11111111-2222-3333-4444-555555555555",
+    )

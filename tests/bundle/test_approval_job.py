@@ -10,24 +10,17 @@ import sys
 from pathlib import Path
 
 from demand_forecasting.bundle_checks.entry_points import from_pyproject
-from demand_forecasting.runner import Bundle, JobRunner, TaskStatus, load_bundle
+from demand_forecasting.runner import Bundle, JobRunner, TaskStatus
 from demand_forecasting.runner.entry_points import EntryPoint
 
 JOB = "approve"
 PARAMETERS = {"segments", "reason", "approver"}
 
 
-def _prod(repo_root: Path) -> Bundle:
-    return load_bundle(
-        repo_root,
-        "prod",
-        environ={"BUNDLE_VAR_alert_email": "alerts@example.com"},
-        user_name="11111111-2222-3333-4444-555555555555",
-    )
-
-
-def test_prod_requires_approval_and_has_a_manual_approve_job(repo_root: Path) -> None:
-    bundle = _prod(repo_root)
+def test_prod_requires_approval_and_has_a_manual_approve_job(
+    repo_root: Path, prod_bundle: Bundle
+) -> None:
+    bundle = prod_bundle
     assert bundle.variables["require_approval"] == "true"
     job = bundle.config["resources"]["jobs"][JOB]
     assert not {"schedule", "trigger", "continuous"} & set(job), "approving must be manual"
@@ -39,14 +32,14 @@ def test_prod_requires_approval_and_has_a_manual_approve_job(repo_root: Path) ->
     assert "df-approve" not in declared.missing_targets
 
 
-def test_the_job_parameters_reach_the_approve_task(repo_root: Path) -> None:
+def test_the_job_parameters_reach_the_approve_task(prod_bundle: Bundle) -> None:
     seen: list[list[str]] = []
 
     def resolver(package: str, entry_point: str) -> EntryPoint:
         assert (package, entry_point) == ("demand_forecasting", "df-approve")
         return lambda: seen.append(list(sys.argv[1:]))
 
-    runner = JobRunner(_prod(repo_root), resolver=resolver, sleep=lambda _: None)
+    runner = JobRunner(prod_bundle, resolver=resolver, sleep=lambda _: None)
     result = runner.run(
         JOB, {"segments": "a,b", "reason": "CAB-1234", "approver": "jane.doe@contoso.com"}
     )

@@ -12,12 +12,18 @@ says so and to rerun the month. Example::
 
 Off Databricks it acts on the local registry, so a target other than ``dev`` is refused
 unless ``--local`` says that is meant (:mod:`demand_forecasting.models.command_context`).
+On Databricks, start the bundle's ``rollback`` job (``resources/rollback_job.yml``) with its
+job parameters ``segment``, ``to_version`` (empty: the previous champion), ``reason`` and
+``actor``, as the ``approve`` job is started (docs/deployment.md, "Approving and rolling
+back"); it runs :func:`task_main` (entry point ``df-rollback``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from pyspark.sql import functions as F
@@ -38,6 +44,7 @@ from demand_forecasting.models.registry import (
     SegmentRegistry,
 )
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +60,10 @@ def rollback(
     to_version: str | None,
     reason: str,
     actor: str | None = None,
+    job_run_id: str | None = None,
 ) -> str:
-    """Make ``to_version`` (default: the previous champion) the champion again; audit it.
+    """Make ``to_version`` (default: the previous champion) the champion again; audit it
+    (with ``job_run_id`` when a job does it).
 
     Returns:
         The version that is champion now.
@@ -89,6 +98,7 @@ def rollback(
         action=ROLLBACK,
         actor=actor or current_actor(ctx),
         reason=reason,
+        job_run_id=job_run_id,
     )
     assert event is not None  # the target differs from the champion
     # After promote's previous_champion tag: validation skips a version tagged so.
@@ -154,3 +164,88 @@ def main(args: argparse.Namespace) -> int:
         return 1
     log.info("champion of %s is now version %s", args.segment, version)
     return 0
+
+
+# ----------------------------------------------------------------- the rollback job's task
+
+TASK_KEY = "rollback"
+
+
+@dataclass(frozen=True)
+class RollbackConfig:
+    """Parameters of the rollback job's task (its job parameters)."""
+
+    segment: str
+    to_version: str | None
+    reason: str
+    actor: str
+    model_prefix: str
+    job_run_id: str | None
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """The rollback task's options; the job passes its job parameters into them."""
+    parser.add_argument("--segment", default="", help="the segment whose champion to restore")
+    parser.add_argument(
+        "--to-version", default="", help="the version to restore (empty: the previous champion)"
+    )
+    parser.add_argument("--reason", default="", help="why (incident, ticket); audited")
+    parser.add_argument("--actor", default="", help="who rolls back (e-mail); audited")
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
+    )
+
+
+def make_task_config(args: argparse.Namespace) -> RollbackConfig:
+    """Typed config; segment, reason and actor must be given.
+
+    Raises:
+        ValueError: a required job parameter is empty (the message names it).
+    """
+    for name in ("segment", "reason", "actor"):
+        if not str(getattr(args, name)).strip():
+            raise ValueError(
+                f"job parameter '{name}' is empty; start the rollback job with job parameters "
+                "segment, reason (incident, ticket), actor (your e-mail) and, to choose the "
+                "version, to_version (empty: the previous champion)"
+            )
+    return RollbackConfig(
+        segment=args.segment.strip(),
+        to_version=args.to_version.strip() or None,
+        reason=args.reason.strip(),
+        actor=args.actor.strip(),
+        model_prefix=args.model_prefix,
+        job_run_id=args.job_run_id,
+    )
+
+
+def run(ctx: RunContext, config: RollbackConfig) -> str:
+    """Roll back as the job's parameters say; the version that is champion now.
+
+    Raises:
+        RollbackError, LookupError: as :func:`rollback` (the run fails, saying why).
+    """
+    return rollback(
+        ctx,
+        config.model_prefix,
+        config.segment,
+        config.to_version,
+        config.reason,
+        actor=config.actor,
+        job_run_id=config.job_run_id,
+    )
+
+
+def task_main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``df-rollback``: the task of the bundle's ``rollback`` job."""
+    run_task(
+        TASK_KEY,
+        "Restore a segment's previous (or a chosen) champion, audited with the actor and "
+        "the reason.",
+        add_task_arguments,
+        make_task_config,
+        run,
+        argv,
+    )

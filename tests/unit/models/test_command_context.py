@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from demand_forecasting import cli
-from demand_forecasting.models import approve, command_context
+from demand_forecasting.models import approve, command_context, rollback
 from demand_forecasting.platform.detect import DATABRICKS_RUNTIME_ENV
 
 CONTEXT = ["--catalog", "prod", "--schema", "demand_forecasting"]
@@ -131,3 +131,30 @@ def test_the_approve_entry_point_fails_on_a_missing_parameter_before_spark(
         approve.task_main([*CONTEXT, "--segments", "all", "--reason", "", "--approver", "x"])
     assert exit_info.value.code == 2
     assert "job parameter 'reason' is empty" in capsys.readouterr().err
+
+
+def _rollback_args(**overrides: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    rollback.add_task_arguments(parser)
+    values = {"segment": "a", "to-version": "", "reason": "INC-7", "actor": "jane@contoso.com"}
+    args = parser.parse_args([f"--{k}={v}" for k, v in (values | overrides).items()])
+    args.job_run_id = "43"
+    return args
+
+
+def test_the_rollback_task_takes_its_job_parameters() -> None:
+    assert rollback.make_task_config(_rollback_args()) == rollback.RollbackConfig(
+        segment="a",
+        to_version=None,  # empty: the previous champion
+        reason="INC-7",
+        actor="jane@contoso.com",
+        model_prefix="demand",
+        job_run_id="43",
+    )
+    assert rollback.make_task_config(_rollback_args(**{"to-version": " 4 "})).to_version == "4"
+
+
+@pytest.mark.parametrize("name", ["segment", "reason", "actor"])
+def test_the_rollback_task_refuses_an_empty_job_parameter(name: str) -> None:
+    with pytest.raises(ValueError, match=f"job parameter '{name}' is empty; start the rollback"):
+        rollback.make_task_config(_rollback_args(**{name: " "}))

@@ -20,6 +20,7 @@ import pytest
 
 from demand_forecasting import cli, names
 from demand_forecasting.models import approve, deploy, train, validate
+from demand_forecasting.models import rollback as rollback_task
 from demand_forecasting.models.gate import GateRule
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.registry import (
@@ -251,7 +252,12 @@ def test_promotion_then_rollback_is_audited(
         ctx.table(names.FORECASTS),
     )
 
-    assert rollback(ctx, "demand", segment, None, reason="test rollback", actor="tester") == "1"
+    # Through the rollback job's task, as on Databricks (empty to_version: the previous one).
+    rolled = rollback_task.run(
+        ctx,
+        rollback_task.RollbackConfig(segment, None, "test rollback", "tester", "demand", "88"),
+    )
+    assert rolled == "1"
     # BI still reads version 3's forecasts: the command says so and what to do.
     assert f"forecasts of run month 2016-12 that segment {segment}'s version 3 made" in caplog.text
     assert "rerun the monthly job" in caplog.text
@@ -263,6 +269,7 @@ def test_promotion_then_rollback_is_audited(
         "1",
         "tester",
     )
+    assert (last["reason"], last["job_run_id"]) == ("test rollback", "88")
     with pytest.raises(RollbackError, match="already is the champion"):
         rollback(ctx, "demand", segment, "1", reason="again")
 
