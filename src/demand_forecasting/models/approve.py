@@ -42,6 +42,7 @@ from demand_forecasting.models.registry import (
     CHALLENGER,
     DEPLOYMENT_STATUS,
     SegmentRegistry,
+    add_model_prefix_option,
 )
 from demand_forecasting.models.segment_data import (
     SegmentSelectionError,
@@ -185,11 +186,7 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--reason", default="", help="why (ticket, review); audited")
     parser.add_argument("--approver", default="", help="who approves (e-mail); audited")
-    parser.add_argument(
-        "--model-prefix",
-        default="demand",
-        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
-    )
+    add_model_prefix_option(parser)
 
 
 def make_task_config(args: argparse.Namespace) -> ApprovalConfig:

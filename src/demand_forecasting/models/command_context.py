@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from demand_forecasting.models.registry import add_model_prefix_option
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.platform.detect import on_databricks
 
@@ -82,11 +83,7 @@ def add_context_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="act on the local registry (.local/) although --target is not dev",
     )
-    parser.add_argument(
-        "--model-prefix",
-        default="demand",
-        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
-    )
+    add_model_prefix_option(parser)
     parser.add_argument(
         "--actor", default=None, help="who does it (default: Spark's current_user())"
     )

@@ -34,6 +34,7 @@ from demand_forecasting.models.registry import (
     PREVIOUS_CHAMPION,
     VALIDATION_REASONS,
     SegmentRegistry,
+    add_model_prefix_option,
 )
 from demand_forecasting.models.segment_data import (
     SegmentSelectionError,
@@ -236,11 +237,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="all, a comma list or a JSON list (default in a job: the "
         "validate_models task's challengers)",
     )
-    parser.add_argument(
-        "--model-prefix",
-        default="demand",
-        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
-    )
+    add_model_prefix_option(parser)
     parser.add_argument(
         "--require-approval",
         default="false",

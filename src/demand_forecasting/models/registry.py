@@ -15,6 +15,7 @@ Everything a version records about itself is a tag (see :data:`VERSION_TAGS`).
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -60,6 +61,16 @@ _MISSING = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 def model_name(catalog: str, schema: str, prefix: str, segment: str) -> str:
     """The registered model name of a segment: ``<catalog>.<schema>.<prefix>_<segment>``."""
     return f"{catalog}.{schema}.{prefix}_{segment}"
+
+
+def add_model_prefix_option(parser: argparse.ArgumentParser) -> None:
+    """``--model-prefix`` (bundle variable ``model_prefix``), as every task that names the
+    segment models takes it."""
+    parser.add_argument(
+        "--model-prefix",
+        default="demand",
+        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
+    )
 
 
 def segment_of(name: str, prefix: str) -> str:

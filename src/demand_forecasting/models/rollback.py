@@ -42,6 +42,7 @@ from demand_forecasting.models.registry import (
     PREVIOUS_CHAMPION,
     ROLLED_BACK,
     SegmentRegistry,
+    add_model_prefix_option,
 )
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.task import run_task
@@ -191,11 +192,7 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--reason", default="", help="why (incident, ticket); audited")
     parser.add_argument("--actor", default="", help="who rolls back (e-mail); audited")
-    parser.add_argument(
-        "--model-prefix",
-        default="demand",
-        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
-    )
+    add_model_prefix_option(parser)
 
 
 def make_task_config(args: argparse.Namespace) -> RollbackConfig:

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from demand_forecasting.models.recipe import Recipe
-from demand_forecasting.models.registry import SegmentRegistry
+from demand_forecasting.models.registry import SegmentRegistry, add_model_prefix_option
 from demand_forecasting.models.segment_data import (
     SegmentSelectionError,
     apply_per_segment,
@@ -245,11 +245,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--horizon", type=int, default=12, help="months forecast directly (bundle var horizon)"
     )
-    parser.add_argument(
-        "--model-prefix",
-        default="demand",
-        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
-    )
+    add_model_prefix_option(parser)
     parser.add_argument(
         "--experiment", required=True, help="MLflow experiment of the training runs"
     )

@@ -61,6 +61,7 @@ from demand_forecasting.models.registry import (
     VALIDATION_REASONS,
     VALIDATION_STATUS,
     SegmentRegistry,
+    add_model_prefix_option,
 )
 from demand_forecasting.models.segment_data import (
     SegmentHistory,
@@ -662,11 +663,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="all, a comma list or a JSON list (default: the train task's "
         "candidates when run in a job)",
     )
-    parser.add_argument(
-        "--model-prefix",
-        default="demand",
-        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
-    )
+    add_model_prefix_option(parser)
     parser.add_argument(
         "--backtest-origins",
         type=int,

@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 from demand_forecasting import names
 from demand_forecasting.data.config import add_month, parse_month
 from demand_forecasting.data.features import CALENDAR, feature_columns
+from demand_forecasting.models.registry import add_model_prefix_option
 from demand_forecasting.monitoring import drift
 from demand_forecasting.monitoring.champions import Champion, find_champions, recently_refused
 from demand_forecasting.monitoring.drift_table import (
@@ -361,11 +362,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--drift-current-months", type=int, default=12, help="newest months compared"
     )
-    parser.add_argument(
-        "--model-prefix",
-        default="demand",
-        help="registered model name prefix: <catalog>.<schema>.<prefix>_<segment>",
-    )
+    add_model_prefix_option(parser)
     parser.add_argument(
         "--refused-retry-months",
         type=int,

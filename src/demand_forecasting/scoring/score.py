@@ -33,6 +33,7 @@ from pyspark.sql import functions as F
 from demand_forecasting import names
 from demand_forecasting.data.config import load_dataset_config, parse_month
 from demand_forecasting.data.silver import series_attributes
+from demand_forecasting.models.registry import add_model_prefix_option
 from demand_forecasting.models.segment_data import grouped_tasks
 from demand_forecasting.monitoring.telemetry import record_segment_seconds
 from demand_forecasting.platform.context import RunContext
@@ -275,11 +276,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="aus_retail",
         help="dataset config (its series attributes go on every forecast row)",
     )
-    parser.add_argument(
-        "--model-prefix",
-        default="demand",
-        help="registered models are <catalog>.<schema>.<prefix>_<segment>",
-    )
+    add_model_prefix_option(parser)
     parser.add_argument(
         "--run-month",
         default=None,
