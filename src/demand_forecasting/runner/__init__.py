@@ -3,7 +3,8 @@
 - :func:`load_bundle` reads ``databricks.yml`` and its includes for a target and resolves
   every ``${...}`` reference (:class:`Bundle`, ``bundle.jobs``, ``bundle.job(key)``).
 - :class:`JobRunner` / :func:`run_job` check a job (:func:`plan_job`) and run its tasks
-  in this process.
+  in this process; :func:`run_job` holds the job's ``max_concurrent_runs`` across processes
+  (:mod:`demand_forecasting.runner.concurrency`).
 - :class:`BundleError` is raised, before anything runs, for anything that cannot run.
 """
 

@@ -11,9 +11,11 @@ from demand_forecasting.runner.executor import run_job
 from demand_forecasting.runner.report import ConsoleProgress, failure_message, show
 from demand_forecasting.runner.results import JobResultState
 
-#: Exit codes: the job failed / the bundle or job cannot run as written (nothing ran).
+#: Exit codes: the job failed / the bundle or job cannot run as written (nothing ran) /
+#: the run was skipped: the job's max_concurrent_runs runs were already in progress.
 EXIT_JOB_FAILED = 1
 EXIT_BUNDLE_ERROR = 2
+EXIT_SKIPPED = 3
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -58,7 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the job; 0 when it succeeds, 1 when it fails, 2 when it cannot run at all."""
+    """Run the job; 0 when it succeeds, 1 when it fails, 2 when it cannot run, 3 if skipped."""
     root = args.bundle_root or find_bundle_root()
     if root is None:
         show("error: no databricks.yml in this folder or above; pass --bundle-root", error=True)
@@ -77,6 +79,9 @@ def main(args: argparse.Namespace) -> int:
         show(f"error: {exc}", error=True)
         return EXIT_BUNDLE_ERROR
     show(f"run record: {run.record_path}")
+    if run.state is JobResultState.SKIPPED:
+        show(f"skipped: {run.note}", error=True)
+        return EXIT_SKIPPED
     if run.state is JobResultState.FAILED:
         show(failure_message(run), error=True)
         return EXIT_JOB_FAILED

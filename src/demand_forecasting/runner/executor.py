@@ -24,6 +24,7 @@ from demand_forecasting.platform.paths import LocalLayout, default_state_dir
 from demand_forecasting.platform.task_values import LocalTaskValues
 from demand_forecasting.runner import dynamic
 from demand_forecasting.runner.bundle import Bundle, load_bundle
+from demand_forecasting.runner.concurrency import RunSlot, RunSlots, skipped_message
 from demand_forecasting.runner.control_flow import (
     ConditionError,
     decide,
@@ -131,6 +132,8 @@ class JobRunner:
         progress: told about each task as the run goes (default: nothing shown).
         clock: the time source for start times and ``{{job.start_time.*}}``.
         sleep: waits between retries (tests pass a no-op).
+        slots: enforce each job's ``max_concurrent_runs`` across processes with these run
+            slots (default: no limit, as for tests that run jobs in a throwaway folder).
     """
 
     def __init__(
@@ -141,8 +144,11 @@ class JobRunner:
         progress: Progress | None = None,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        slots: RunSlots | None = None,
     ) -> None:
         self.bundle = bundle
+        self.slots = slots
+        self._reserved: dict[str, RunSlot] = {}
         self.resolver = resolver
         self.progress: Progress = progress or SilentProgress()
         self.clock = clock
@@ -159,14 +165,48 @@ class JobRunner:
         Raises:
             BundleError: the job cannot run as written (nothing has run).
         """
-        plan = self.plan(job_key)
-        values = job_parameters(plan.job, parameters or {})
-        # Imported here: the runner itself needs no MLflow (the package's tasks do).
-        from demand_forecasting.monitoring import telemetry
+        try:
+            job = self.bundle.job(job_key)
+            if self.slots is not None and job.key not in self._reserved:
+                # Skip (or queue) before planning, which imports every task's module.
+                waiting = self._new_run(job, job_parameters(job, parameters or {}))
+                slot = self._slot(job, waiting)
+                if slot is None:
+                    self.progress.job_finished(waiting, 0)
+                    return waiting
+                self._reserved[job.key] = slot
+            plan = self.plan(job_key)
+            values = job_parameters(plan.job, parameters or {})
+            # Imported here: the runner itself needs no MLflow (the package's tasks do).
+            from demand_forecasting.monitoring import telemetry
 
-        # The tasks share this process: their telemetry rows go to Delta in one commit.
-        with telemetry.batch():
-            return self._run_plan(plan, values, depth=0)
+            # The tasks share this process: their telemetry rows go to Delta in one commit.
+            with telemetry.batch():
+                return self._run_plan(plan, values, depth=0)
+        finally:
+            for slot in self._reserved.values():
+                slot.release()
+            self._reserved.clear()
+
+    def reserve(self, job_key: str) -> bool:
+        """Take a run slot of job ``job_key`` now, for its next :meth:`run`.
+
+        ``demand-forecasting run`` reserves before it plans and starts Spark, so that of two
+        runs started together the second learns at once that it will be skipped.
+
+        Returns:
+            False when every slot is held (the run will be skipped, or queue).
+        """
+        if self.slots is None:
+            return True
+        job = self.bundle.job(job_key)
+        got = self.slots.try_acquire(
+            self.bundle.target, job.key, job.max_concurrent_runs, 0, self.clock()
+        )
+        if isinstance(got, RunSlot):
+            self._reserved[job.key] = got
+            return True
+        return False
 
     # ------------------------------------------------------------------ job runs
 
@@ -174,8 +214,7 @@ class JobRunner:
         self._last_run_id = max(self._last_run_id + 1, int(started.timestamp() * 1000))
         return self._last_run_id
 
-    def _run_plan(self, plan: JobPlan, parameters: dict[str, str], depth: int) -> JobRunResult:
-        job = plan.job
+    def _new_run(self, job: Job, parameters: dict[str, str]) -> JobRunResult:
         started = self.clock()
         run = JobRunResult(
             job.key,
@@ -188,8 +227,47 @@ class JobRunner:
         )
         base = self._scope(run, {})
         run.parameters = {k: dynamic.substitute(v, base) for k, v in parameters.items()}
-        self.progress.job_started(run, depth)
-        log.info("job %s: run %s started (target %s)", job.key, run.run_id, run.target)
+        return run
+
+    def _run_plan(self, plan: JobPlan, parameters: dict[str, str], depth: int) -> JobRunResult:
+        job = plan.job
+        run = self._new_run(job, parameters)
+        slot = self._slot(job, run)
+        if slot is None:
+            self.progress.job_finished(run, depth)
+            return run
+        try:
+            self.progress.job_started(run, depth)
+            log.info("job %s: run %s started (target %s)", job.key, run.run_id, run.target)
+            return self._run_tasks(plan, run, depth)
+        finally:
+            slot.release()
+
+    def _slot(self, job: Job, run: JobRunResult) -> RunSlot | None:
+        """The run's slot of ``max_concurrent_runs``; None: the run is skipped (see note)."""
+        if self.slots is None:
+            return RunSlot(None)
+        if job.key in self._reserved:
+            slot = self._reserved.pop(job.key)
+            slot.claim(run.run_id, run.started_at)
+            return slot
+        got = self.slots.acquire(
+            run.target,
+            job.key,
+            job.max_concurrent_runs,
+            run.run_id,
+            run.started_at,
+            queue=job.queue,
+        )
+        if isinstance(got, RunSlot):
+            return got
+        run.state = JobResultState.SKIPPED
+        run.note = skipped_message(job.key, job.max_concurrent_runs, got)
+        log.warning("%s", run.note)
+        return None
+
+    def _run_tasks(self, plan: JobPlan, run: JobRunResult, depth: int) -> JobRunResult:
+        job = plan.job
         store = LocalTaskValues()
         results: dict[str, TaskResult] = {}
         clock_start = time.perf_counter()
@@ -365,6 +443,8 @@ class JobRunner:
             child = self._run_plan(child_plan, job_parameters(child_plan.job, values), depth + 1)
             result.child = child
             result.call_s += child.call_s
+            if child.state is JobResultState.SKIPPED:
+                raise TaskFailure(child.note)
             if child.state is JobResultState.FAILED:
                 failed = ", ".join(t.task_key for t in child.failed_tasks) or "a leaf task"
                 raise TaskFailure(f"job '{spec.job_key}' FAILED ({failed} failed)")
@@ -523,16 +603,21 @@ def run_job(
         BundleError: the bundle or job cannot run as written (nothing has run).
     """
     bundle = load_bundle(root, target, variables=variables)
-    if warm_start and runs_package_tasks(bundle.job(job_key), PACKAGE):
+    state = LocalLayout(default_state_dir(bundle.root))
+    # Runs from one state folder share its tables: a job's runs there are limited as the
+    # job's max_concurrent_runs limits them on Databricks.
+    runner = JobRunner(
+        bundle, resolver=resolver, progress=progress, slots=RunSlots(state.runs / "locks")
+    )
+    reserved = runner.reserve(job_key)
+    if warm_start and reserved and runs_package_tasks(bundle.job(job_key), PACKAGE):
         # Boot the JVM while planning imports the tasks' modules (both take seconds).
         from demand_forecasting.platform.spark import start_local_in_background
 
         start_local_in_background(
             LocalLayout(default_state_dir().resolve()).spark, python_daemon=True
         )
-    runner = JobRunner(bundle, resolver=resolver, progress=progress)
     run = runner.run(job_key, parameters)
     if write_record:
-        folder = runs_dir or LocalLayout(default_state_dir(bundle.root)).runs
-        write_run_record(run, folder)
+        write_run_record(run, runs_dir or state.runs)
     return run

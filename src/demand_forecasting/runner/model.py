@@ -151,6 +151,10 @@ class Job:
     tasks: tuple[Task, ...]
     parameters: tuple[JobParameter, ...] = ()
     source: str = ""
+    #: Runs allowed at once (Databricks' default is 1); one more is skipped, or queued.
+    max_concurrent_runs: int = 1
+    #: ``queue.enabled``: a run past the limit waits for a slot instead of being skipped.
+    queue: bool = False
     _by_key: dict[str, Task] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -217,6 +221,15 @@ def parse_job(
         JobParameter(str(p.get("name")), as_text(p.get("default")))
         for p in data.get("parameters") or []
     )
+    limit_text = as_text(data.get("max_concurrent_runs", 1))
+    limit = int(limit_text) if limit_text.isdigit() else -1
+    if limit < 0:
+        problems.append(
+            f"{source}: job '{key}' max_concurrent_runs is {limit_text!r}; it must be a "
+            "whole number >= 0 (Databricks' default is 1)"
+        )
+    queue_settings = data.get("queue")
+    queue = isinstance(queue_settings, Mapping) and as_text(queue_settings.get("enabled")) == "true"
     if problems:
         raise BundleError(problems, summary=f"job '{key}' cannot run locally, nothing was run")
     return Job(
@@ -225,6 +238,8 @@ def parse_job(
         tasks=tuple(tasks),
         parameters=parameters,
         source=source,
+        max_concurrent_runs=limit,
+        queue=queue,
     )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from demand_forecasting.runner.results import JobRunResult, TaskResult, TaskStatus
+from demand_forecasting.runner.results import JobResultState, JobRunResult, TaskResult, TaskStatus
 
 _MARK = {
     TaskStatus.SUCCESS: "ok",
@@ -104,6 +104,8 @@ def _now() -> str:
 
 def summary_table(run: JobRunResult) -> str:
     """A plain-text table: task, status, duration, note; then the job's result."""
+    if run.state is JobResultState.SKIPPED:
+        return f"job '{run.job_key}' SKIPPED, no task ran (run_id {run.run_id})"
     rows = [("task", "status", "duration", "note")]
     for task in run.tasks:
         note = task.error or task.note

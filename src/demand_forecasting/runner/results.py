@@ -31,6 +31,8 @@ class JobResultState(str, Enum):
     #: Some task failed but every leaf task succeeded (or was excluded).
     SUCCESS_WITH_FAILURES = "SUCCESS_WITH_FAILURES"
     FAILED = "FAILED"
+    #: Not run: the job's max_concurrent_runs runs were in progress and its queue is off.
+    SKIPPED = "SKIPPED"
 
 
 @dataclass
@@ -98,6 +100,8 @@ class JobRunResult:
     state: JobResultState = JobResultState.SUCCESS
     tasks: list[TaskResult] = field(default_factory=list)
     record_path: str | None = None
+    #: Why the run was skipped.
+    note: str = ""
 
     @property
     def failed_tasks(self) -> list[TaskResult]:
