@@ -64,10 +64,27 @@ class DatabricksTaskValues:
         self._task_values = dbutils.jobs.taskValues
 
     def set(self, key: str, value: Any) -> None:
-        self._task_values.set(key=key, value=value)
+        try:
+            self._task_values.set(key=key, value=value)
+        except Exception as exc:
+            raise RuntimeError(_WHEEL_TASK_HINT.format(call=f"set({key!r})", exc=exc)) from exc
 
     def get(self, task_key: str, key: str, default: Any = None) -> Any:
-        return self._task_values.get(taskKey=task_key, key=key, default=default)
+        try:
+            return self._task_values.get(taskKey=task_key, key=key, default=default)
+        except Exception as exc:
+            call = f"get({task_key!r}, {key!r})"
+            raise RuntimeError(_WHEEL_TASK_HINT.format(call=call, exc=exc)) from exc
+
+
+#: Databricks documents ``dbutils.jobs.taskValues`` for Python notebooks; this project calls
+#: it from python_wheel_tasks. If a runtime refuses that, this says what to change.
+_WHEEL_TASK_HINT = (
+    "dbutils.jobs.taskValues.{call} failed in this python_wheel_task ({exc}). Databricks "
+    "documents task values for Python notebook tasks; set `experimental: "
+    "python_wheel_wrapper: true` in databricks.yml to run each wheel task in a notebook "
+    "wrapper (see docs/deployment.md, Troubleshooting)"
+)
 
 
 _ACTIVE: ContextVar[LocalTaskValues | None] = ContextVar("task_values", default=None)
