@@ -21,6 +21,7 @@ from demand_forecasting.bundle_checks.schemas import (
     PIPELINES_SCHEMA,
     validate_files,
 )
+from demand_forecasting.bundle_checks.secrets import check_secrets
 from demand_forecasting.bundle_checks.structure import check_structure, check_variables
 from demand_forecasting.bundle_checks.targets import check_targets
 
@@ -104,6 +105,7 @@ def check_repository(
     findings += check_jobs(repo, entry_points)
     findings += check_pipelines(repo, scan)
     findings += check_cli_pin(repo)
+    findings += check_secrets(repo)
     if repo.bundle_files:
         findings += check_targets(repo, scan)
     checked = [
