@@ -113,6 +113,17 @@ class PackageCsvSource:
 
 
 @dataclass(frozen=True)
+class CsvFileSource:
+    """The full history as one CSV file of your own, in the landing format (``land --from-csv``).
+
+    Its header holds the dataset's landing column names (the keys of ``rename``); other
+    columns are not landed.
+    """
+
+    path: Path
+
+
+@dataclass(frozen=True)
 class SyntheticSource:
     """The synthetic generator's defaults (see :mod:`demand_forecasting.data.synthetic`)."""
 
@@ -144,7 +155,7 @@ class DatasetConfig:
     segment_keys: tuple[str, ...]
     known_values: Mapping[str, tuple[str, ...]]
     groups: tuple[GroupedKey, ...]
-    source: PackageCsvSource | SyntheticSource | None = None
+    source: PackageCsvSource | CsvFileSource | SyntheticSource | None = None
 
     def __post_init__(self) -> None:
         canonical = [c for _, c in self.rename]

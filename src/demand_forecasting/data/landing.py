@@ -11,6 +11,7 @@ stream never sees half a file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -25,6 +26,7 @@ import pandas as pd
 
 from demand_forecasting import names
 from demand_forecasting.data.config import (
+    CsvFileSource,
     DatasetConfig,
     DatasetConfigError,
     PackageCsvSource,
@@ -108,7 +110,8 @@ def land(
             ``next_month`` is asked before anything was landed.
     """
     source = _require_source(config)
-    first, last = source_range(config, source)
+    history = None if isinstance(source, SyntheticSource) else _read_history(config, source)
+    first, last = source_range(config, source, history)
     done = landed_months(folder, config)
     if next_month:
         if not done:
@@ -128,31 +131,40 @@ def land(
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     rows = 0
-    for month, frame in month_frames(config, source, wanted, series=series, seed=seed):
+    for month, frame in month_frames(
+        config, source, wanted, series=series, seed=seed, history=history
+    ):
         written.append(_write_atomically(frame, folder / month_file_name(config, month)))
         rows += len(frame)
     return LandingReport(folder, tuple(written), rows, already_landed=len(done))
 
 
+Source = PackageCsvSource | CsvFileSource | SyntheticSource
+
+
 def source_range(
-    config: DatasetConfig, source: PackageCsvSource | SyntheticSource
+    config: DatasetConfig, source: Source, history: pd.DataFrame | None = None
 ) -> tuple[date, date]:
-    """The first and last month the dataset's source has."""
+    """The first and last month the dataset's source has (``history``: its rows, if read)."""
     if isinstance(source, SyntheticSource):
         return source.first_month, source.last_month
-    months = _package_months(config, _read_package_csv(config, source))
+    if history is None:
+        history = _read_history(config, source)
+    months = _history_months(config, history, source)
     return months.min(), months.max()
 
 
 def month_frames(
     config: DatasetConfig,
-    source: PackageCsvSource | SyntheticSource,
+    source: Source,
     months: list[date],
     *,
     series: int | None = None,
     seed: int | None = None,
+    history: pd.DataFrame | None = None,
 ) -> Iterator[tuple[date, pd.DataFrame]]:
-    """Yield ``(month, landing frame)`` for each of ``months`` that the source has."""
+    """Yield ``(month, landing frame)`` for each of ``months`` that the source has
+    (``history``: the source's rows, if already read)."""
     if not months:
         return
     if isinstance(source, SyntheticSource):
@@ -161,19 +173,21 @@ def month_frames(
         for month in months:
             yield month, month_frame(config, params, seed, source.first_month, month)
         return
-    history = _read_package_csv(config, source)
-    by_month = history.groupby(_package_months(config, history).to_numpy())
+    if history is None:
+        history = _read_history(config, source)
+    by_month = history.groupby(_history_months(config, history, source).to_numpy())
     frames = {cast(date, month): frame for month, frame in by_month}
     for month in months:
         if month in frames:
             yield month, frames[month].reset_index(drop=True)
 
 
-def _require_source(config: DatasetConfig) -> PackageCsvSource | SyntheticSource:
+def _require_source(config: DatasetConfig) -> Source:
     if config.source is None:
         raise LandingError(
-            f"dataset {config.name!r} has no bundled source to land from; drop "
-            f"its monthly files into the landing folder yourself"
+            f"dataset {config.name!r} has no bundled source to land from: pass your history "
+            "file with --from-csv FILE, or drop its monthly files into the landing folder "
+            "yourself"
         )
     return config.source
 
@@ -183,19 +197,57 @@ def _months_between(first: date, last: date) -> list[date]:
     return [add_month(first, i) for i in range(max(count, 0))]
 
 
-def _read_package_csv(config: DatasetConfig, source: PackageCsvSource) -> pd.DataFrame:
+def _read_history(config: DatasetConfig, source: PackageCsvSource | CsvFileSource) -> pd.DataFrame:
+    """The source's rows, landing columns only, every value as the text in the file."""
+    # Text as it is in the file: landing files carry the source's own spelling.
+    if isinstance(source, CsvFileSource):
+        if not source.path.is_file():
+            raise LandingError(f"--from-csv {source.path}: no such file")
+        frame = pd.read_csv(source.path, dtype=str, keep_default_na=False, encoding="utf-8")
+        missing = [c for c in config.landing_columns if c not in frame.columns]
+        if missing:
+            raise LandingError(
+                f"{source.path}: the header lacks {missing} of dataset {config.name!r}; a "
+                f"history file has the landing columns {list(config.landing_columns)} (the "
+                "keys of `rename` in the dataset config)"
+            )
+        extra = [c for c in frame.columns if c not in config.landing_columns]
+        if extra:
+            log.warning(
+                "land: %s: columns %s are not in dataset %r, not landed",
+                source.path,
+                extra,
+                config.name,
+            )
+        return frame[list(config.landing_columns)]
     resource = resources.files(source.package).joinpath(source.resource)
     with resource.open("r", encoding="utf-8") as handle:
-        # Text as it is in the file: landing files carry the source's own spelling.
         frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
     for column, values in source.include.items():
         frame = frame[frame[column].isin(values)]
     return frame[list(config.landing_columns)].reset_index(drop=True)
 
 
-def _package_months(config: DatasetConfig, frame: pd.DataFrame) -> pd.Series:
+def _history_months(
+    config: DatasetConfig, frame: pd.DataFrame, source: PackageCsvSource | CsvFileSource
+) -> pd.Series:
+    """The month of every row; a row whose month does not parse stops landing, named."""
     column = dict((c, s) for s, c in config.rename)[config.month_column]
-    parsed = pd.to_datetime(frame[column], format=month_strftime(config.month_format))
+    parsed = pd.to_datetime(
+        frame[column], format=month_strftime(config.month_format), errors="coerce"
+    )
+    bad = parsed.isna()
+    if bad.any():
+        where = source.path if isinstance(source, CsvFileSource) else source.resource
+        lines = ", ".join(
+            f"line {int(str(index)) + 2}: {value!r}"
+            for index, value in frame[column][bad].head(5).items()
+        )
+        raise LandingError(
+            f"{where}: {int(bad.sum())} row(s) have a {column!r} that is not a month in the "
+            f"format {config.month_format!r} ({lines}); a row cannot be landed without its "
+            "month: fix those rows (nothing was landed)"
+        )
     return parsed.dt.to_period("M").dt.start_time.dt.date
 
 
@@ -234,6 +286,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", type=int, help="synthetic datasets: number of series")
     parser.add_argument("--seed", type=int, help="synthetic datasets: random seed")
     parser.add_argument(
+        "--from-csv",
+        type=Path,
+        metavar="FILE",
+        help="land from your own history file (the dataset's landing columns, all months) "
+        "instead of the dataset's source",
+    )
+    parser.add_argument(
         "--landing-dir",
         type=Path,
         help="write here instead of the landing volume (no Spark needed)",
@@ -247,6 +306,8 @@ def main(args: argparse.Namespace) -> int:
     except DatasetConfigError as exc:
         log.error("land: %s", exc)
         return 2
+    if args.from_csv is not None:
+        config = dataclasses.replace(config, source=CsvFileSource(args.from_csv))
     folder = args.landing_dir or _landing_volume_folder(args, config)
     try:
         report = land(

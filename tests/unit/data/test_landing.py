@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +12,12 @@ import pytest
 
 from demand_forecasting.cli import build_parser
 from demand_forecasting.data import landing
-from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
+from demand_forecasting.data.config import (
+    CsvFileSource,
+    DatasetConfig,
+    load_dataset_config,
+    parse_month,
+)
 from demand_forecasting.data.landing import LandingError, land, landed_months
 
 
@@ -168,3 +174,87 @@ def test_land_command_needs_no_spark_and_no_mlflow(
     assert cli_main(["land", "--dataset", "aus_retail_small", "--until", "1982-05"]) == 0
     folder = state_dir / "volumes" / "dev" / "demand_forecasting" / "landing" / "aus_retail_small"
     assert len(landed_months(folder, load_dataset_config("aus_retail_small"))) == 2
+
+
+def _history(path: Path, rows: list[list[str]], header: list[str] | None = None) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header or ["State", "Industry", "Series ID", "Month", "Turnover", "Note"])
+        writer.writerows(rows)
+    return path
+
+
+def _byod(tmp_path: Path) -> DatasetConfig:
+    path = tmp_path / "byod.yml"
+    path.write_text(
+        "extends: aus_retail\nname: byod\nfile_prefix: sales\nsource: null\n", encoding="utf-8"
+    )
+    return load_dataset_config(str(path))
+
+
+def test_land_from_your_own_history_file_month_by_month(tmp_path: Path) -> None:
+    history = _history(
+        tmp_path / "history.csv",
+        [
+            ["Victoria", "Food retailing", "V1", "2023-01-01", "10.5", "x"],
+            ["Victoria", "Food retailing", "V1", "2023-02-01", "11", ""],
+            ["Tasmania", "Food retailing", "T1", "2023-02-01", "not a number", ""],
+            ["Victoria", "Food retailing", "V1", "2023-03-01", "12", ""],
+        ],
+    )
+    landing_dir = tmp_path / "landing"
+    config = _byod(tmp_path)
+    own = ["land", "--dataset", str(tmp_path / "byod.yml"), "--from-csv", str(history)]
+    args = build_parser().parse_args(
+        [*own, "--until", "2023-02", "--landing-dir", str(landing_dir)]
+    )
+
+    assert landing.main(args) == 0
+
+    assert landed_months(landing_dir, config) == [date(2023, 1, 1), date(2023, 2, 1)]
+    # The landing columns as they are in the file (bad values too: the quality gate judges
+    # them), without the column the dataset does not know.
+    assert _rows(landing_dir / "sales_2023-02.csv") == [
+        ["State", "Industry", "Series ID", "Month", "Turnover"],
+        ["Victoria", "Food retailing", "V1", "2023-02-01", "11"],
+        ["Tasmania", "Food retailing", "T1", "2023-02-01", "not a number"],
+    ]
+    next_args = build_parser().parse_args([*own, "--next-month", "--landing-dir", str(landing_dir)])
+    assert landing.main(next_args) == 0
+    assert landed_months(landing_dir, config)[-1] == date(2023, 3, 1)
+
+
+def test_a_history_file_that_cannot_be_landed_is_refused_naming_the_rows(
+    tmp_path: Path,
+) -> None:
+    config = _byod(tmp_path)
+    bad_months = _history(
+        tmp_path / "months.csv",
+        [
+            ["Victoria", "Food retailing", "V1", "2023-01-01", "1"],
+            ["Victoria", "Food retailing", "V1", "Jan 2023", "2"],
+        ],
+        header=["State", "Industry", "Series ID", "Month", "Turnover"],
+    )
+    no_turnover = _history(
+        tmp_path / "columns.csv",
+        [["Victoria", "Food retailing", "V1", "2023-01-01"]],
+        header=["State", "Industry", "Series ID", "Month"],
+    )
+    landing_dir = tmp_path / "landing"
+
+    with pytest.raises(LandingError, match=r"line 3: 'Jan 2023'.*nothing was landed"):
+        land(
+            dataclasses.replace(config, source=CsvFileSource(bad_months)),
+            landing_dir,
+            until=parse_month("2023-01"),
+        )
+    with pytest.raises(LandingError, match=r"columns.csv: the header lacks \['Turnover'\]"):
+        land(
+            dataclasses.replace(config, source=CsvFileSource(no_turnover)),
+            landing_dir,
+            until=parse_month("2023-01"),
+        )
+    with pytest.raises(LandingError, match="--from-csv FILE"):
+        land(config, landing_dir, until=parse_month("2023-01"))
+    assert not landing_dir.exists() or not any(landing_dir.iterdir())
