@@ -27,6 +27,7 @@ from demand_forecasting.models import holt_winters, theta
 from demand_forecasting.models.baseline import seasonal_naive
 from demand_forecasting.models.features import FEATURE_NAMES, N_LAGS, design_rows
 from demand_forecasting.models.holt_winters import HoltWintersParams
+from demand_forecasting.models.intervals import ForecastInterval, seasonal_naive_offsets
 from demand_forecasting.models.panel import Panel, panel_from_history
 from demand_forecasting.models.recipe import Recipe
 
@@ -42,6 +43,8 @@ FORECAST_COLUMNS = (
     "horizon",
     "month",
     "forecast",
+    "forecast_lower",
+    "forecast_upper",
     "forecast_xgb",
     "forecast_holt_winters",
     "forecast_theta",
@@ -60,6 +63,8 @@ class SegmentForecaster:
         training_rows: rows the XGBoost half was fitted on.
         theta_alphas: per series id, Theta's fitted smoothing weight (empty for a model
             saved before Theta existed: the weights are then fitted when forecasting).
+        interval: the forecast interval from the training backtest (None: no interval, as
+            for a model saved before intervals existed; see :mod:`.intervals`).
     """
 
     recipe: Recipe
@@ -69,6 +74,7 @@ class SegmentForecaster:
     training_rows: int = 0
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
     theta_alphas: dict[str, float] = field(default_factory=dict)
+    interval: ForecastInterval | None = None
 
     def feature_importance(self) -> dict[str, float]:
         """Total gain of each feature, normalised to sum 1 (empty without a booster)."""
@@ -88,7 +94,8 @@ class SegmentForecaster:
         Returns:
             One row per forecast series and horizon, columns :data:`FORECAST_COLUMNS`
             (``forecast`` is the combination, on the target's scale, never negative;
-            the other forecast columns are its members alone).
+            ``forecast_lower`` / ``forecast_upper`` its interval, NaN without one; the other
+            forecast columns are its members alone).
         """
         panel = history if isinstance(history, Panel) else panel_from_history(history)
         horizon = self.recipe.horizon
@@ -115,6 +122,10 @@ class SegmentForecaster:
         # Neither half could forecast (short series): fall back to the seasonal naive value.
         naive_log = seasonal_naive_log(panel.log_values, rows.series, rows.horizon)
         blend = np.where(np.isnan(blend), naive_log, blend)
+        if self.interval is not None:
+            lower, upper = self.interval.bounds(blend, rows.horizon)
+        else:
+            lower = upper = np.full(len(blend), np.nan)
         return pd.DataFrame(
             {
                 "series_id": np.asarray(panel.series)[rows.series],
@@ -122,6 +133,8 @@ class SegmentForecaster:
                 "horizon": rows.horizon.astype(int),
                 "month": [panel.end + pd.DateOffset(months=int(h)) for h in rows.horizon],
                 "forecast": _to_scale(blend),
+                "forecast_lower": lower,
+                "forecast_upper": upper,
                 "forecast_xgb": _to_scale(xgb_log),
                 "forecast_holt_winters": _to_scale(hw_log),
                 "forecast_theta": _to_scale(theta_log),
@@ -152,6 +165,7 @@ class SegmentForecaster:
             "training_rows": self.training_rows,
             "feature_names": list(self.feature_names),
             "theta_alphas": dict(sorted(self.theta_alphas.items())),
+            "interval": self.interval.to_json() if self.interval is not None else None,
         }
 
 
@@ -190,6 +204,18 @@ def seasonal_naive_forecast(panel: Panel, horizon: int) -> pd.DataFrame:
     forecast = seasonal_naive(panel, horizon)
     newest = pd.Series(panel.values[len(panel.months) - 1], index=list(panel.series))
     forecast["forecast"] = forecast["forecast"].fillna(forecast["series_id"].map(newest))
+    # Its interval: each series' own year-on-year log changes (see .intervals).
+    position = forecast["series_id"].map({s: i for i, s in enumerate(panel.series)}).to_numpy()
+    years = np.ceil(forecast["horizon"].to_numpy(int) / 12).astype(int)
+    lower = np.full(len(forecast), np.nan)
+    upper = np.full(len(forecast), np.nan)
+    for k in np.unique(years):
+        low, high = seasonal_naive_offsets(panel.log_values, int(k))
+        rows = years == k
+        lower[rows], upper[rows] = low[position[rows]], high[position[rows]]
+    forecast_log = np.log1p(forecast["forecast"].to_numpy(float))
+    forecast["forecast_lower"] = np.clip(np.expm1(forecast_log + lower), 0.0, None)
+    forecast["forecast_upper"] = np.clip(np.expm1(forecast_log + upper), 0.0, None)
     for member in ("forecast_xgb", "forecast_holt_winters", "forecast_theta"):
         forecast[member] = np.nan
     return forecast[list(FORECAST_COLUMNS)]
@@ -270,4 +296,5 @@ def load_forecaster(folder: Path) -> SegmentForecaster:
         training_rows=int(state["training_rows"]),
         feature_names=tuple(state["feature_names"]),
         theta_alphas={s: float(a) for s, a in state.get("theta_alphas", {}).items()},
+        interval=ForecastInterval.from_json(state.get("interval")),
     )

@@ -67,6 +67,8 @@ def model_signature() -> ModelSignature:
             ColSpec("long", "horizon"),
             ColSpec("datetime", "month"),
             ColSpec("double", "forecast"),
+            ColSpec("double", "forecast_lower"),
+            ColSpec("double", "forecast_upper"),
             ColSpec("double", "forecast_xgb"),
             ColSpec("double", "forecast_holt_winters"),
             ColSpec("double", "forecast_theta"),

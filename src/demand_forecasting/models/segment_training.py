@@ -8,7 +8,8 @@ so one bad segment does not stop the others.
 Besides the final fit, the worker runs the candidate's rolling-origin backtest (the last K
 full-horizon origins, with seasonal naive on the same rows): it is the evidence
 ``validate_models`` gates on, computed once here, where the data already sits, instead of a
-second pass over every segment. The plot shows the newest backtest origin.
+second pass over every segment. Its errors also give the model its forecast interval
+(:mod:`demand_forecasting.models.intervals`). The plot shows the newest backtest origin.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from demand_forecasting.models import intervals
 from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins, comparable
 from demand_forecasting.models.forecaster import fit_forecaster
 from demand_forecasting.models.metrics import accuracy
@@ -91,10 +93,12 @@ def train_segment(
     history = history[["series_id", "month", "y"]]
     panel = panel_from_history(history)
     forecaster = fit_forecaster(panel, recipe)
-    forecast = forecaster.predict(panel)
     chosen = backtest_origins(panel.end, recipe.horizon, origins)
     frame = backtest(panel, {CANDIDATE: recipe}, chosen, recipe.horizon)
     summary = backtest_summary(frame, chosen, recipe.horizon)
+    # The backtest's errors are the spread of the model's forecasts (see .intervals).
+    forecaster.interval = intervals.from_backtest(frame, CANDIDATE, recipe.horizon)
+    forecast = forecaster.predict(panel)
     metrics: dict[str, float] = {
         "series": float(len(panel.series)),
         "series_forecast": float(forecast["series_id"].nunique()),

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 #: What the group function returns (the model's own columns plus the segment).
 MODEL_OUTPUT_SCHEMA = (
     "segment string, series_id string, origin date, horizon int, month date, "
-    "forecast double, forecast_xgb double, forecast_holt_winters double, "
+    "forecast double, forecast_lower double, forecast_upper double, forecast_xgb double, "
+    "forecast_holt_winters double, "
     "model_name string, model_version string, score_seconds double"
 )
 #: Not written to the forecast table: each segment's own seconds go to the run telemetry.
@@ -106,6 +108,9 @@ def forecast_rows(
             "horizon": prediction["horizon"].astype("int32"),
             "month": pd.to_datetime(prediction["month"]).dt.date,
             "forecast": prediction["forecast"].astype(float),
+            # NaN from a model without an interval (saved before intervals existed).
+            "forecast_lower": prediction.get("forecast_lower", np.nan),
+            "forecast_upper": prediction.get("forecast_upper", np.nan),
             "forecast_xgb": prediction["forecast_xgb"].astype(float),
             "forecast_holt_winters": prediction["forecast_holt_winters"].astype(float),
             "model_name": model.model_name,
@@ -251,6 +256,8 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
         ctx.table(names.FORECASTS),
         mode="overwrite",
         replaceWhere=f"run_month = DATE'{run_month.isoformat()}'",
+        # A table written before forecast intervals existed gains their columns.
+        mergeSchema="true",
     )
     log.info(
         "score %s: %d series forecast (%d rows) by %d segment champions; %d segment(s) "

@@ -129,6 +129,8 @@ def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
             "horizon": [1],
             "month": [pd.Timestamp("2016-01-01")],
             "forecast": [10.0],
+            "forecast_lower": [8.0],
+            "forecast_upper": [12.5],
             "forecast_xgb": [9.0],
             "forecast_holt_winters": [11.0],
         }
@@ -141,12 +143,19 @@ def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
         "horizon": 1,
         "month": date(2016, 1, 1),
         "forecast": 10.0,
+        "forecast_lower": 8.0,
+        "forecast_upper": 12.5,
         "forecast_xgb": 9.0,
         "forecast_holt_winters": 11.0,
         "model_name": "main.s.demand_alpha",
         "model_version": "3",
         "score_seconds": 0.25,
     }
+    # A model without an interval (an older champion's output): bounds are NaN, not missing.
+    older = score.forecast_rows(
+        prediction.drop(columns=["forecast_lower", "forecast_upper"]), model
+    )
+    assert older[["forecast_lower", "forecast_upper"]].isna().all().all()
     assert model.model_id == "main.s.demand_alpha/3"
     assert score.forecast_rows(prediction.iloc[0:0], model).empty
 
