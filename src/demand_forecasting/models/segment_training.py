@@ -24,9 +24,9 @@ import pandas as pd
 
 from demand_forecasting.models import intervals
 from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins, comparable
-from demand_forecasting.models.forecaster import fit_forecaster
+from demand_forecasting.models.forecaster import SegmentForecaster, fit_forecaster
 from demand_forecasting.models.metrics import accuracy
-from demand_forecasting.models.panel import panel_from_history
+from demand_forecasting.models.panel import Panel, panel_from_history
 from demand_forecasting.models.plots import forecast_vs_actual_png
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.segment_evaluation import CANDIDATE
@@ -76,6 +76,23 @@ def backtest_summary(
     }
 
 
+def fit_and_backtest(
+    panel: Panel, recipe: Recipe, origins: int
+) -> tuple[SegmentForecaster, pd.DataFrame, list[pd.Timestamp]]:
+    """The segment's model fitted on all of ``panel``, with the interval its backtest gives.
+
+    Returns:
+        The forecaster (``interval`` set, see :mod:`.intervals`), the backtest frame of the
+        candidate and seasonal naive, and the backtest's origins.
+    """
+    forecaster = fit_forecaster(panel, recipe)
+    chosen = backtest_origins(panel.end, recipe.horizon, origins)
+    frame = backtest(panel, {CANDIDATE: recipe}, chosen, recipe.horizon)
+    # The backtest's errors are the spread of the model's forecasts.
+    forecaster.interval = intervals.from_backtest(frame, CANDIDATE, recipe.horizon)
+    return forecaster, frame, chosen
+
+
 def train_segment(
     segment: str, history: pd.DataFrame, recipe: Recipe, origins: int = 6
 ) -> dict[str, object]:
@@ -92,12 +109,8 @@ def train_segment(
     started = time.perf_counter()
     history = history[["series_id", "month", "y"]]
     panel = panel_from_history(history)
-    forecaster = fit_forecaster(panel, recipe)
-    chosen = backtest_origins(panel.end, recipe.horizon, origins)
-    frame = backtest(panel, {CANDIDATE: recipe}, chosen, recipe.horizon)
+    forecaster, frame, chosen = fit_and_backtest(panel, recipe, origins)
     summary = backtest_summary(frame, chosen, recipe.horizon)
-    # The backtest's errors are the spread of the model's forecasts (see .intervals).
-    forecaster.interval = intervals.from_backtest(frame, CANDIDATE, recipe.horizon)
     forecast = forecaster.predict(panel)
     metrics: dict[str, float] = {
         "series": float(len(panel.series)),

@@ -6,6 +6,11 @@ Pure: Spark DataFrames in, DataFrames out (and pandas for the alert rule).
 - ``bias = sum (forecast - actual) / sum |actual|`` (positive: over-forecast).
 
 Both are weighted by volume, so large series count more, as they do for the business.
+
+- ``interval_coverage``: the share of actuals inside their forecast interval
+  (``forecast_lower .. forecast_upper``, nominal 80 %, see
+  :mod:`demand_forecasting.models.intervals`), over the rows that have one. Far below the
+  nominal level, the intervals are too narrow for safety stock; far above, too wide.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ ACCURACY_COLUMNS = (
     "error_sum",
     "wape",
     "bias",
+    "interval_rows",
+    "interval_hits",
+    "interval_coverage",
 )
 
 
@@ -37,7 +45,8 @@ def forecast_errors(forecasts: DataFrame, actuals: DataFrame) -> DataFrame:
     """Forecast rows joined with the actual of their month (rows without one dropped).
 
     Args:
-        forecasts: ``segment, series_id, month, horizon, run_month, forecast, model_version``.
+        forecasts: ``segment, series_id, month, horizon, run_month, forecast,
+            forecast_lower, forecast_upper, model_version``.
         actuals: ``series_id, month, y`` (null ``y``, a gap, is no actual).
     """
     known = actuals.where(F.col("y").isNotNull()).select(
@@ -49,7 +58,15 @@ def forecast_errors(forecasts: DataFrame, actuals: DataFrame) -> DataFrame:
 
 
 def accuracy_by_segment(errors: DataFrame) -> DataFrame:
-    """WAPE and bias per (segment, month, horizon), columns :data:`ACCURACY_COLUMNS`."""
+    """WAPE, bias and interval coverage per (segment, month, horizon), columns
+    :data:`ACCURACY_COLUMNS`."""
+    lower, upper = (
+        F.col(c) if c in errors.columns else F.lit(None).cast("double")
+        for c in ("forecast_lower", "forecast_upper")
+    )
+    actual = F.col("actual")
+    has_interval = lower.isNotNull() & upper.isNotNull() & ~F.isnan(lower) & ~F.isnan(upper)
+    inside = (actual >= lower) & (actual <= upper)
     grouped = errors.groupBy("segment", "month", "horizon").agg(
         F.min("run_month").alias("run_month"),
         F.array_join(F.array_sort(F.collect_set("model_version")), ",").alias("model_versions"),
@@ -58,12 +75,18 @@ def accuracy_by_segment(errors: DataFrame) -> DataFrame:
         F.sum("forecast").alias("forecast_sum"),
         F.sum(F.abs("error")).alias("abs_error_sum"),
         F.sum("error").alias("error_sum"),
+        F.count(F.when(has_interval, 1)).alias("interval_rows"),
+        F.count(F.when(has_interval & inside, 1)).alias("interval_hits"),
     )
     denominator = F.when(F.col("actual_sum") > 0, F.col("actual_sum"))
+    derived = ("wape", "bias", "interval_coverage")
     return grouped.select(
-        *[c for c in ACCURACY_COLUMNS if c not in ("wape", "bias")],
+        *[c for c in ACCURACY_COLUMNS if c not in derived],
         (F.col("abs_error_sum") / denominator).alias("wape"),
         (F.col("error_sum") / denominator).alias("bias"),
+        (F.col("interval_hits") / F.when(F.col("interval_rows") > 0, F.col("interval_rows"))).alias(
+            "interval_coverage"
+        ),
     )
 
 
@@ -90,7 +113,8 @@ class AccuracyAlert:
 def recent_accuracy(
     accuracy: pd.DataFrame, horizon: int = 1, window_months: int = 3
 ) -> pd.DataFrame:
-    """Pooled WAPE and bias per segment over the newest ``window_months`` evaluated months.
+    """Pooled WAPE and bias per segment over the newest ``window_months`` evaluated months,
+    and the interval coverage of every forecast (any horizon) of those months.
 
     Args:
         accuracy: rows with :data:`ACCURACY_COLUMNS`.
@@ -98,9 +122,18 @@ def recent_accuracy(
         window_months: newest evaluated target months pooled (volume-weighted).
 
     Returns:
-        ``segment, wape, bias, first_month, last_month, months`` (empty if nothing evaluated).
+        ``segment, wape, bias, interval_coverage, first_month, last_month, months`` (empty
+        if nothing evaluated; coverage NaN where no forecast had an interval).
     """
-    columns = ["segment", "wape", "bias", "first_month", "last_month", "months"]
+    columns = [
+        "segment",
+        "wape",
+        "bias",
+        "interval_coverage",
+        "first_month",
+        "last_month",
+        "months",
+    ]
     rows = accuracy[accuracy["horizon"] == horizon]
     if rows.empty:
         return pd.DataFrame(columns=columns)
@@ -117,6 +150,10 @@ def recent_accuracy(
     actual = pooled["actual_sum"].where(pooled["actual_sum"] > 0)
     pooled["wape"] = pooled["abs_error_sum"] / actual
     pooled["bias"] = pooled["error_sum"] / actual
+    # Coverage over every horizon that targeted those months (one horizon is too few rows).
+    targeted = accuracy[accuracy["month"].isin(months)].groupby("segment", sort=True)
+    hits, counted = targeted["interval_hits"].sum(), targeted["interval_rows"].sum()
+    pooled["interval_coverage"] = hits / counted.where(counted > 0)
     return pooled.reset_index()[columns]
 
 

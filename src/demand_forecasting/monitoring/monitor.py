@@ -232,8 +232,20 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
             f"{ctx.table(names.FEATURES)} does not exist: run score first"
         )
     # Read once, queried several times below (accuracy, report totals, versions).
+    # A table written before forecast intervals existed has no bounds: null, no coverage.
+    bounds = [
+        F.col(c) if c in forecasts.columns else F.lit(None).cast("double").alias(c)
+        for c in ("forecast_lower", "forecast_upper")
+    ]
     forecasts = forecasts.select(
-        "segment", "series_id", "month", "horizon", "run_month", "forecast", "model_version"
+        "segment",
+        "series_id",
+        "month",
+        "horizon",
+        "run_month",
+        "forecast",
+        *bounds,
+        "model_version",
     ).cache()
     latest = forecasts.agg(F.max("run_month"), F.count(F.lit(1))).first()
     run_month = cfg.run_month or (latest[0] if latest else None)
@@ -290,6 +302,8 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
             rows_frame(ctx.spark, accuracy_rows, measured.accuracy.schema).coalesce(1),
             ctx.table(names.ACCURACY),
             mode="overwrite",
+            # The table is rewritten whole; one from before interval coverage gains it.
+            overwriteSchema="true",
         )
         try:
             inputs = gather_report_inputs(ctx, cfg, measured)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from demand_forecasting.models import intervals
 from demand_forecasting.monitoring.accuracy import AccuracyAlert
 from demand_forecasting.monitoring.costs import per_model
 from demand_forecasting.monitoring.drift import KEEP
@@ -362,9 +363,11 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         else inputs.accuracy
     )
     lines += [
-        "One-month-ahead WAPE and bias per segment (newest evaluated months):",
+        "One-month-ahead WAPE and bias per segment (newest evaluated months), and the share "
+        f"of actuals inside the {intervals.LEVEL:.0%} forecast interval (interval_coverage, "
+        "forecasts of those months at any horizon; empty without intervals):",
         "",
-        _table(accuracy, {"wape": ".1%", "bias": "+.1%"}),
+        _table(accuracy, {"wape": ".1%", "bias": "+.1%", "interval_coverage": ".0%"}),
     ]
     lines += ["## Forecasts vs actuals", ""]
     if FORECAST_FILE in images:

@@ -58,9 +58,67 @@ def test_wape_and_bias_are_volume_weighted_per_segment_month_and_horizon(
 
 
 def _accuracy(rows: list[tuple[str, date, int, float, float, float]]) -> pd.DataFrame:
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         rows, columns=["segment", "month", "horizon", "actual_sum", "abs_error_sum", "error_sum"]
     )
+    return frame.assign(interval_rows=0, interval_hits=0)
+
+
+def test_interval_coverage_is_the_share_of_actuals_inside_their_interval(
+    spark: SparkSession,
+) -> None:
+    schema = FORECAST_SCHEMA.replace(
+        "forecast double,", "forecast double, forecast_lower double, forecast_upper double,"
+    )
+    nan = float("nan")
+    forecasts = spark.createDataFrame(
+        [
+            ("a", "a1", FEB, 1, JAN, 110.0, 95.0, 120.0, "3"),  # 100 inside
+            ("a", "a2", FEB, 1, JAN, 5.0, 4.0, 6.0, "3"),  # 10 above
+            ("a", "a3", FEB, 1, JAN, 20.0, 18.0, 20.0, "3"),  # 20 on the bound: inside
+            ("b", "b1", FEB, 1, JAN, 50.0, None, None, "1"),  # no interval (older model)
+            ("b", "b2", FEB, 1, JAN, 50.0, nan, nan, "1"),  # nor here
+        ],
+        schema,
+    )
+    actuals = spark.createDataFrame(
+        [
+            ("a1", FEB, 100.0),
+            ("a2", FEB, 10.0),
+            ("a3", FEB, 20.0),
+            ("b1", FEB, 40.0),
+            ("b2", FEB, 45.0),
+        ],
+        "series_id string, month date, y double",
+    )
+
+    rows = accuracy_by_segment(forecast_errors(forecasts, actuals)).toPandas()
+
+    a = rows[rows["segment"] == "a"].iloc[0]
+    assert (a["interval_rows"], a["interval_hits"]) == (3, 2)
+    assert a["interval_coverage"] == pytest.approx(2 / 3)
+    b = rows[rows["segment"] == "b"].iloc[0]
+    assert (b["interval_rows"], b["interval_hits"]) == (0, 0)
+    assert pd.isna(b["interval_coverage"])
+    # Forecasts without bound columns at all (a table from before intervals): no coverage.
+    old = accuracy_by_segment(forecast_errors(forecasts.drop("forecast_lower"), actuals))
+    assert old.toPandas()["interval_rows"].eq(0).all()
+
+
+def test_recent_coverage_pools_every_horizon_of_the_newest_months() -> None:
+    accuracy = _accuracy(
+        [
+            ("a", JAN, 1, 100.0, 50.0, 50.0),
+            ("a", FEB, 1, 100.0, 10.0, -10.0),
+            ("a", FEB, 3, 100.0, 10.0, -10.0),
+        ]
+    )
+    accuracy.loc[:, "interval_rows"] = [10, 4, 6]
+    accuracy.loc[:, "interval_hits"] = [0, 4, 3]
+
+    recent = recent_accuracy(accuracy, horizon=1, window_months=1).iloc[0]
+
+    assert recent["interval_coverage"] == pytest.approx(7 / 10)
 
 
 def test_recent_accuracy_pools_the_newest_months_of_one_horizon() -> None:
