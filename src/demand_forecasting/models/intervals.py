@@ -6,7 +6,8 @@ rolling-origin backtest that ``train`` runs anyway (a model fitted at the oldest
 forecasting from every origin, as a champion serves). For each horizon h the interval is
 the empirical quantiles of the log errors ``log1p(actual) - log1p(forecast)`` at horizons
 h-1..h+1 over every series and origin of the segment (split-conformal, pooled over
-neighbouring horizons so that each quantile rests on enough errors), made to widen with the
+neighbouring horizons so that each quantile rests on enough errors; wider where a small
+segment has fewer than :data:`MIN_ERRORS` there), made to widen with the
 horizon. Around a forecast f: ``[expm1(log1p(f) + lower_h), expm1(log1p(f) + upper_h)]``.
 
 The seasonal-naive recipe (the fallback) fits nothing and is not backtested on its own: its
@@ -26,7 +27,7 @@ import pandas as pd
 
 #: The interval's nominal coverage.
 LEVEL = 0.8
-#: Fewer pooled errors than this for a horizon: the segment gets no interval.
+#: Errors each horizon's quantiles rest on at least (fewer in the whole backtest: no interval).
 MIN_ERRORS = 20
 #: Years of history behind a seasonal-naive interval.
 NAIVE_YEARS = 5
@@ -84,18 +85,22 @@ def from_backtest(
         level: nominal coverage.
 
     Returns:
-        None when some horizon has fewer than :data:`MIN_ERRORS` errors to pool.
+        None when the whole backtest has fewer than :data:`MIN_ERRORS` errors.
     """
     usable = frame[["horizon", "actual", method]].dropna()
     usable = usable[(usable["actual"] >= 0) & (usable[method] >= 0)]
     errors = np.log1p(usable["actual"].to_numpy(float)) - np.log1p(usable[method].to_numpy(float))
     steps = usable["horizon"].to_numpy(int)
+    if len(errors) < MIN_ERRORS:
+        return None
     lower, upper = [], []
     for h in range(1, horizon + 1):
-        pooled = errors[np.abs(steps - h) <= 1]
-        if len(pooled) < MIN_ERRORS:
-            return None
-        low, high = _quantiles(pooled, level)
+        # The nearest horizons, h-1..h+1 or wider until there are MIN_ERRORS errors (a
+        # segment of one series has K per horizon).
+        reach = 1
+        while np.sum(np.abs(steps - h) <= reach) < MIN_ERRORS:
+            reach += 1
+        low, high = _quantiles(errors[np.abs(steps - h) <= reach], level)
         lower.append(low)
         upper.append(high)
     # Uncertainty does not shrink with the horizon: widen where the pooled sample says less.

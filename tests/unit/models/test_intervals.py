@@ -46,10 +46,16 @@ def test_quantiles_of_the_log_errors_pooled_over_neighbouring_horizons() -> None
     assert found.lower[2] < 0 < found.upper[2]
 
 
-def test_too_few_errors_give_no_interval() -> None:
-    frame = _frame({h: np.zeros(5) for h in (1, 2, 3)})
+def test_a_small_segment_pools_more_horizons_and_too_few_errors_give_none() -> None:
+    # One series, 6 origins: 6 errors per horizon. h = 1 needs h = 1..4 to reach 20.
+    spread = {h: np.linspace(-0.01 * h, 0.01 * h, 6) for h in range(1, 7)}
+    found = from_backtest(_frame(spread), "candidate", horizon=6, level=0.8)
 
-    assert from_backtest(frame, "candidate", horizon=3) is None
+    assert found is not None
+    near = np.concatenate([spread[h] for h in (1, 2, 3, 4)])
+    assert found.lower[0] == pytest.approx(np.quantile(near, 0.1))
+    few = _frame({h: np.zeros(3) for h in (1, 2, 3, 4, 5, 6)})
+    assert from_backtest(few, "candidate", horizon=6) is None
 
 
 def test_an_interval_from_past_errors_covers_its_level_of_new_ones() -> None:
