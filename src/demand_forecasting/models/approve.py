@@ -30,7 +30,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from demand_forecasting.models.audit import APPROVE, AuditEvent, current_actor, write_audit
+from demand_forecasting.models.audit import (
+    APPROVE,
+    AuditEvent,
+    current_actor,
+    reconcile,
+    write_audit,
+)
 from demand_forecasting.models.command_context import (
     RegistryChoiceError,
     add_context_options,
@@ -40,6 +46,7 @@ from demand_forecasting.models.deploy import promote
 from demand_forecasting.models.registry import (
     AWAITING_APPROVAL,
     CHALLENGER,
+    CHAMPION,
     DEPLOYMENT_STATUS,
     SegmentRegistry,
     add_model_prefix_option,
@@ -92,6 +99,12 @@ def approve(
     """
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, model_prefix)
     scope = list(segments) if segments else list(read_history(ctx, None).segments)
+    who = actor or current_actor(ctx)
+    # First the trail: a champion whose row a killed run never wrote (a rerun of a killed
+    # approve finds nothing awaiting and stops below) gets a reconciled row, before the
+    # promotions here add theirs.
+    champions = {segment: registry.alias(segment, CHAMPION) for segment in scope}
+    reconcile(ctx, registry, champions, recorder=who, job_run_id=job_run_id)
     pending = awaiting(registry, scope)
     if segments:
         missing = sorted(set(segments) - set(pending))
@@ -106,7 +119,6 @@ def approve(
             f"{model_prefix!r}, {len(scope)} segments): the deploy task marks passing "
             "challengers only when require_approval is true; nothing was changed"
         )
-    who = actor or current_actor(ctx)
     events: list[AuditEvent] = []
     try:
         for segment, version in sorted(pending.items()):
@@ -115,6 +127,7 @@ def approve(
                 registry,
                 segment,
                 version,
+                current=champions[segment],
                 action=APPROVE,
                 actor=who,
                 reason=reason,

@@ -2,19 +2,43 @@
 
 Who (actor), what (segment, model, from version, to version, artifact hash), when, why
 (reason), and from which training run. Append-only; nothing in this project updates it.
+
+Moving the ``champion`` alias and appending its row are two writes to two systems: a process
+killed between them (SIGKILL, node loss, driver OOM) leaves a champion the trail does not
+know. :func:`reconcile` closes such a gap. It runs before every governed change (deploy,
+approve, rollback: the reconstructed row must precede the new one, whose ``from_version``
+would otherwise hide the gap) and in ``score`` for every segment (which loads every champion
+anyway): for each model whose registry champion is not the ``to_version`` of its newest
+champion-changing row, it appends a :data:`RECONCILED` row. Who, why and which job run
+come from the version's :data:`~demand_forecasting.models.registry.PROMOTION_INTENT` tag,
+which :func:`~demand_forecasting.models.deploy.promote` sets just before it moves the alias,
+when that tag matches the gap; otherwise the row says they are unknown. A second
+reconciliation finds the gap closed and writes nothing.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from pyspark.sql import functions as F
 
 from demand_forecasting import names
+from demand_forecasting.models.registry import (
+    PREVIOUS_CHAMPION,
+    PROMOTION_INTENT,
+    SegmentRegistry,
+)
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import rows_frame
+
+log = logging.getLogger(__name__)
 
 PROMOTE, ROLLBACK, AWAITING_APPROVAL, APPROVE = (
     "promote",
@@ -22,6 +46,14 @@ PROMOTE, ROLLBACK, AWAITING_APPROVAL, APPROVE = (
     "awaiting_approval",
     "approve",
 )
+#: A row written after the fact for a champion change whose own row was lost.
+RECONCILED = "reconciled"
+#: The actions whose ``to_version`` became the champion (``awaiting_approval`` did not).
+CHAMPION_ACTIONS = (PROMOTE, ROLLBACK, APPROVE, RECONCILED)
+#: ``actor`` of a reconstructed row when the change's own actor cannot be told.
+UNKNOWN_ACTOR = "unknown"
+#: Unity Catalog keeps tag values up to 256 characters.
+_TAG_VALUE_MAX = 250
 
 AUDIT_SCHEMA = (
     "audit_id string, at timestamp, segment string, model_name string, action string, "
@@ -64,3 +96,211 @@ def write_audit(ctx: RunContext, events: list[AuditEvent]) -> None:
     rows = [{"audit_id": str(uuid.uuid4()), "at": at, **asdict(e)} for e in events]
     frame = rows_frame(ctx.spark, pd.DataFrame(rows), AUDIT_SCHEMA)
     ctx.tables.write(frame, ctx.table(names.AUDIT), mode="append")
+
+
+# ----------------------------------------------------------------------- reconciliation
+
+
+def intent_tag(
+    at: datetime,
+    action: str,
+    actor: str,
+    reason: str,
+    job_run_id: str | None,
+    from_version: str | None,
+) -> str:
+    """The :data:`PROMOTION_INTENT` tag value a promotion sets on its target before moving
+    ``champion``: JSON with the time, action, actor, job run, the version it replaces and the
+    reason, cut to fit a Unity Catalog tag value."""
+    intent: dict[str, str | None] = {
+        "at": at.astimezone(timezone.utc).isoformat(),
+        "action": action,
+        "actor": actor[:80],
+        "job_run_id": job_run_id,
+        "from_version": from_version,
+        "reason": reason,
+    }
+    text = json.dumps(intent, ensure_ascii=False)
+    while len(text) > _TAG_VALUE_MAX and intent["reason"]:
+        # Escaped characters (quotes, backslashes) take two: cut again if needed.
+        intent["reason"] = str(intent["reason"])[: -max((len(text) - _TAG_VALUE_MAX) // 2, 1)]
+        text = json.dumps(intent, ensure_ascii=False)
+    return text
+
+
+@dataclass(frozen=True)
+class AuditedChampion:
+    """The newest champion-changing row of one registered model."""
+
+    #: Its ``at``, in microseconds since the epoch.
+    at_micros: int
+    #: The ``to_version`` of every row at that instant (one, unless two rows tie).
+    to_versions: frozenset[str]
+
+
+def audited_champions(ctx: RunContext, model_names: list[str]) -> dict[str, AuditedChampion]:
+    """``{model_name: AuditedChampion}`` of those of ``model_names`` with a champion-changing
+    audit row: one read of the (small) audit table, one Spark job; empty without a table."""
+    table = ctx.table(names.AUDIT)
+    if not model_names or not ctx.tables.exists(table):
+        return {}
+    rows = (
+        ctx.tables.read(table)
+        .where(F.col("action").isin(list(CHAMPION_ACTIONS)))
+        .where(F.col("model_name").isin(model_names))
+        .select("model_name", F.unix_micros("at").alias("at_micros"), "to_version")
+        .toPandas()
+    )
+    found = {}
+    for name, group in rows.groupby("model_name"):
+        newest = group[group["at_micros"] == group["at_micros"].max()]
+        found[str(name)] = AuditedChampion(
+            at_micros=int(newest["at_micros"].iloc[0]),
+            to_versions=frozenset(str(v) for v in newest["to_version"]),
+        )
+    return found
+
+
+def reconcile(
+    ctx: RunContext,
+    registry: SegmentRegistry,
+    champions: Mapping[str, ModelVersion | None],
+    *,
+    recorder: str | None = None,
+    job_run_id: str | None = None,
+) -> list[AuditEvent]:
+    """Append a :data:`RECONCILED` row for each segment whose champion the trail lacks.
+
+    Args:
+        ctx: the run context (its audit table).
+        registry: the segments' registry.
+        champions: ``{segment: champion version}`` as the caller loaded them (None: no
+            champion, nothing to reconcile). No registry call is made for a segment whose
+            champion is audited; a gap costs one (its ``previous_champion``).
+        recorder: who writes the rows (default: Spark's ``current_user()``, asked only when
+            there is a gap).
+        job_run_id: the job run that writes them (named in the reason; the ``job_run_id``
+            column is the run that changed the champion, when known).
+
+    Returns:
+        The rows written (empty when the trail already accounts for every champion).
+    """
+    present = {s: v for s, v in champions.items() if v is not None}
+    audited = audited_champions(ctx, sorted({registry.name(s) for s in present}))
+    events = []
+    for segment, champion in sorted(present.items()):
+        last = audited.get(registry.name(segment))
+        if last is not None and str(champion.version) in last.to_versions:
+            continue
+        if recorder is None:
+            recorder = current_actor(ctx)
+        event = _reconstructed(ctx, registry, segment, champion, last, recorder, job_run_id)
+        log.warning(
+            "audit reconciliation: champion v%s of %s had no audit row (the trail's last "
+            "champion: v%s); appending a %r row (actor %s)",
+            event.to_version,
+            event.model_name,
+            event.from_version or "none",
+            RECONCILED,
+            event.actor,
+        )
+        events.append(event)
+    write_audit(ctx, events)
+    return events
+
+
+def _reconstructed(
+    ctx: RunContext,
+    registry: SegmentRegistry,
+    segment: str,
+    champion: ModelVersion,
+    last: AuditedChampion | None,
+    recorder: str,
+    job_run_id: str | None,
+) -> AuditEvent:
+    """The reconstructed row of a champion change the trail lacks (see :func:`reconcile`)."""
+    version = str(champion.version)
+    tags = dict(champion.tags or {})
+    audited = min(last.to_versions) if last is not None else None
+    intent = matching_intent(tags.get(PROMOTION_INTENT), audited, last)
+    known = [f"registry champion v{version}"]
+    if champion.run_id:
+        known.append(f"its run {champion.run_id}")
+    if tags.get("artifact_hash"):
+        known.append("its artifact hash")
+    if intent is not None:
+        known.append(
+            f"{intent['action']} by {intent['actor']} at {intent['at']}"
+            f"{' in job run ' + str(intent['job_run_id']) if intent['job_run_id'] else ''}"
+            " (the version's promotion_intent tag, set just before the alias moved)"
+        )
+        unknown = "when exactly the alias moved"
+    else:
+        unknown = "who changed the champion, when and why"
+    notes = []
+    previous = registry.alias(segment, PREVIOUS_CHAMPION)
+    if previous is not None and str(previous.version) != (audited or ""):
+        notes.append(
+            f"registry previous_champion is v{previous.version}, not the trail's last "
+            f"champion: a change before this one is unaudited too"
+        )
+    if intent is not None and intent["reason"]:
+        notes.append(f"original reason: {intent['reason']}")
+    recorded = f"recorded by {recorder}" + (f" in job run {job_run_id}" if job_run_id else "")
+    reason = "; ".join(
+        [
+            f"audit reconciliation: champion v{version} had no audit row (the trail's last "
+            f"champion: v{audited or 'none'}; e.g. a process killed between moving the "
+            "alias and writing its row)",
+            f"known: {', '.join(known)}",
+            f"unknown: {unknown}",
+            *notes,
+            recorded,
+        ]
+    )
+    return AuditEvent(
+        segment=segment,
+        model_name=registry.name(segment),
+        action=RECONCILED,
+        from_version=audited,
+        to_version=version,
+        run_id=champion.run_id or None,
+        actor=(intent["actor"] if intent is not None else None) or UNKNOWN_ACTOR,
+        reason=reason,
+        model_artifact_hash=tags.get("artifact_hash"),
+        target=ctx.target,
+        job_run_id=intent["job_run_id"] if intent is not None else None,
+    )
+
+
+def matching_intent(
+    text: str | None, audited: str | None, last: AuditedChampion | None
+) -> dict[str, str | None] | None:
+    """The promotion intent that explains a gap, or None.
+
+    Only an intent that replaced the trail's last champion (``audited``) and was made after
+    that champion's row tells who made the change: an older intent (from an earlier
+    promotion to the same version), or a hand move of the alias in the registry, does not.
+    """
+    if not text:
+        return None
+    try:
+        raw = json.loads(text)
+        at = datetime.fromisoformat(str(raw["at"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(raw, dict) or at.tzinfo is None:
+        return None
+    intent = {k: (str(v) if v is not None else None) for k, v in raw.items()}
+    if intent.get("from_version") != audited:
+        return None
+    if last is not None and _micros(at) <= last.at_micros:
+        return None
+    for key in ("action", "actor", "job_run_id", "reason"):
+        intent.setdefault(key, None)
+    return intent
+
+
+def _micros(at: datetime) -> int:
+    delta = at - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

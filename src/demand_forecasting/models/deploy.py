@@ -8,6 +8,11 @@ model's artifact hash. A challenger that already is the champion changes nothing
 With ``--require-approval true`` (the bundle's ``require_approval``, on in prod) deploy only
 marks challengers ``awaiting_approval`` (tag + audit row); ``demand-forecasting approve``
 promotes them. :func:`promote` is shared with the ``rollback`` and ``approve`` commands.
+
+Before changing anything, deploy reconciles the audit trail of the segments it is about to
+change (:func:`demand_forecasting.models.audit.reconcile`, with the champions it loads
+anyway): a champion whose row a killed run never wrote gets a ``reconciled`` row first, so
+the new promotion's row follows it in the trail.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from demand_forecasting.models.audit import (
     PROMOTE,
     AuditEvent,
     current_actor,
+    intent_tag,
+    reconcile,
     write_audit,
 )
 from demand_forecasting.models.fallback import is_fallback
@@ -32,6 +39,7 @@ from demand_forecasting.models.registry import (
     CHAMPION,
     DEPLOYMENT_STATUS,
     PREVIOUS_CHAMPION,
+    PROMOTION_INTENT,
     VALIDATION_REASONS,
     SegmentRegistry,
     add_model_prefix_option,
@@ -71,6 +79,8 @@ class DeploySummary:
     promoted: dict[str, str] = field(default_factory=dict)
     awaiting: dict[str, str] = field(default_factory=dict)
     unchanged: dict[str, str] = field(default_factory=dict)
+    #: Segments whose champion had no audit row: a ``reconciled`` row was written first.
+    reconciled: list[str] = field(default_factory=list)
     rows_in: int = 0
     rows_out: int = 0
 
@@ -81,6 +91,7 @@ def promote(
     segment: str,
     version: str,
     *,
+    current: ModelVersion | None,
     action: str,
     actor: str,
     reason: str,
@@ -88,17 +99,23 @@ def promote(
 ) -> AuditEvent | None:
     """Make ``version`` the segment's champion; return the audit event (None: no change).
 
-    The old champion becomes ``previous_champion``; ``challenger`` is removed if it named
-    this version.
+    ``current`` is the segment's champion as the caller just loaded it (and reconciled the
+    trail with). Before moving the alias, the target is tagged with the promotion's intent
+    (:data:`~demand_forecasting.models.registry.PROMOTION_INTENT`), so that a process killed
+    before its audit row is written leaves who and why in the registry. The old champion
+    becomes ``previous_champion``; ``challenger`` is removed if it named this version.
 
     Raises:
         LookupError: the version does not exist.
     """
     target = registry.version(segment, version)
-    previous = registry.alias(segment, CHAMPION)
-    if previous is not None and previous.version == target.version:
+    previous = current
+    if previous is not None and str(previous.version) == str(target.version):
         log.info("segment %s: version %s is already champion", segment, version)
         return None
+    from_version = str(previous.version) if previous is not None else None
+    intent = intent_tag(ctx.clock(), action, actor, reason, job_run_id, from_version)
+    registry.tag(segment, str(target.version), {PROMOTION_INTENT: intent})
     if previous is not None:
         registry.set_alias(segment, PREVIOUS_CHAMPION, str(previous.version))
         registry.tag(segment, str(previous.version), {DEPLOYMENT_STATUS: "previous_champion"})
@@ -120,7 +137,7 @@ def promote(
         segment=segment,
         model_name=registry.name(segment),
         action=action,
-        from_version=str(previous.version) if previous is not None else None,
+        from_version=from_version,
         to_version=str(target.version),
         run_id=target.run_id,
         actor=actor,
@@ -143,12 +160,24 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
     summary = DeploySummary(rows_in=len(segments))
     actor = current_actor(ctx)
+    # The registry reads first (the champion is needed below anyway): the trail of the
+    # segments about to change is reconciled before any of them changes.
+    loaded: dict[str, tuple[ModelVersion, ModelVersion | None]] = {}
+    for segment in segments:
+        challenger = registry.alias(segment, CHALLENGER)
+        if challenger is not None:
+            loaded[segment] = (challenger, registry.alias(segment, CHAMPION))
+    reconciled = reconcile(
+        ctx,
+        registry,
+        {s: champion for s, (_, champion) in loaded.items()},
+        recorder=actor,
+        job_run_id=cfg.job_run_id,
+    )
+    summary.reconciled = [e.segment for e in reconciled]
     events: list[AuditEvent] = []
     try:
-        for segment in segments:
-            challenger = registry.alias(segment, CHALLENGER)
-            if challenger is None:
-                continue
+        for segment, (challenger, champion) in loaded.items():
             version = str(challenger.version)
             reason = promotion_reason(cfg.reason, challenger)
             if cfg.require_approval:
@@ -156,7 +185,6 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
                     summary.unchanged[segment] = f"version {version} already awaits approval"
                     continue
                 registry.tag(segment, version, {DEPLOYMENT_STATUS: AWAITING_APPROVAL})
-                champion = registry.alias(segment, CHAMPION)
                 events.append(
                     AuditEvent(
                         segment=segment,
@@ -179,6 +207,7 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
                 registry,
                 segment,
                 version,
+                current=champion,
                 action=PROMOTE,
                 actor=actor,
                 reason=reason,
@@ -199,10 +228,12 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
     ctx.task_values.set(CHAMPIONS_KEY, summary.promoted)
     log.info(
-        "deploy: %d promoted, %d awaiting approval, %d unchanged",
+        "deploy: %d promoted, %d awaiting approval, %d unchanged, %d champion(s) without "
+        "audit row reconciled",
         len(summary.promoted),
         len(summary.awaiting),
         len(summary.unchanged),
+        len(summary.reconciled),
     )
     return summary
 

@@ -51,6 +51,11 @@ VALIDATION_STATUS = "validation_status"
 VALIDATION_REASONS = "validation_reasons"
 DEPLOYMENT_STATUS = "deployment_status"
 AWAITING_APPROVAL = "awaiting_approval"
+#: Set by every promotion on its target just before ``champion`` moves to it: JSON of the
+#: time, action, actor, job run, replaced version and reason, so that the audit row of a
+#: promotion killed before writing it can be rebuilt with who and why
+#: (:func:`demand_forecasting.models.audit.reconcile`).
+PROMOTION_INTENT = "promotion_intent"
 #: ``deployment_status`` of a version a rollback took the champion away from: validation
 #: never makes it a challenger again (a person may restore it with ``rollback --to``).
 ROLLED_BACK = "rolled_back"

@@ -29,7 +29,7 @@ from datetime import date
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
-from demand_forecasting.models.audit import ROLLBACK, current_actor, write_audit
+from demand_forecasting.models.audit import ROLLBACK, current_actor, reconcile, write_audit
 from demand_forecasting.models.command_context import (
     RegistryChoiceError,
     add_context_options,
@@ -76,6 +76,10 @@ def rollback(
     """
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, model_prefix)
     current = registry.alias(segment, CHAMPION)
+    who = actor or current_actor(ctx)
+    # First the trail (also when the rollback is refused below: the rerun of a rollback
+    # killed before its row finds the target already champion).
+    reconcile(ctx, registry, {segment: current}, recorder=who, job_run_id=job_run_id)
     if current is None:
         raise RollbackError(
             f"segment {segment!r} ({registry.name(segment)}) has no champion "
@@ -96,8 +100,9 @@ def rollback(
         registry,
         segment,
         str(to_version),
+        current=current,
         action=ROLLBACK,
-        actor=actor or current_actor(ctx),
+        actor=who,
         reason=reason,
         job_run_id=job_run_id,
     )

@@ -25,15 +25,17 @@ import logging
 import platform
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from mlflow.entities.model_registry import ModelVersion
 from packaging.requirements import InvalidRequirement, Requirement
 
 from demand_forecasting import names
 from demand_forecasting.models.fallback import is_fallback
-from demand_forecasting.models.registry import CHAMPION, SegmentRegistry
+from demand_forecasting.models.registry import SegmentRegistry
 from demand_forecasting.platform.context import RunContext
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,14 @@ class ChampionModel:
         return f"{self.model_name}/{self.version}"
 
 
-def champions(ctx: RunContext, segments: list[str], prefix: str) -> dict[str, ChampionModel]:
-    """The champion of each of ``segments`` that has one, in the model cache."""
-    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, prefix)
+def champions(
+    ctx: RunContext, registry: SegmentRegistry, versions: Mapping[str, ModelVersion]
+) -> dict[str, ChampionModel]:
+    """The champion ``versions`` (``{segment: version}``, as
+    ``registry.segments_with(segments, CHAMPION)`` loads them), in the model cache."""
     found = {}
     problems_by_environment: dict[str, list[str]] = {}
-    for segment, version in sorted(registry.segments_with(segments, CHAMPION).items()):
+    for segment, version in sorted(versions.items()):
         name = registry.name(segment)
         folder = Path(
             ctx.volume_path(names.CHECKPOINT_VOLUME, MODEL_CACHE, name, str(version.version))

@@ -15,6 +15,11 @@ in its segment's newest month (it stopped, or this month's row was quarantined) 
 forecast from the model: those with a value in the year before are named in the log and
 counted in the task value ``series_not_forecast`` (a series that stopped longer ago is not
 news every month).
+
+No forecast is written by a champion the audit trail does not account for: with the champions
+it loads, score reconciles the trail first (:func:`demand_forecasting.models.audit.reconcile`:
+one read of the audit table; a ``reconciled`` row for a champion whose row a killed deploy,
+approve or rollback never wrote).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from pyspark.sql import functions as F
 from demand_forecasting import names
 from demand_forecasting.data.config import load_dataset_config, parse_month
 from demand_forecasting.data.silver import series_attributes
-from demand_forecasting.models.registry import add_model_prefix_option
+from demand_forecasting.models.audit import reconcile
+from demand_forecasting.models.registry import CHAMPION, SegmentRegistry, add_model_prefix_option
 from demand_forecasting.models.segment_data import grouped_tasks
 from demand_forecasting.monitoring.telemetry import record_segment_seconds
 from demand_forecasting.platform.context import RunContext
@@ -62,6 +68,7 @@ class ScoreConfig:
     model_prefix: str = "demand"
     series_attributes: tuple[str, ...] = ("segment",)
     run_month: date | None = None
+    job_run_id: str | None = None
 
 
 @dataclass
@@ -190,7 +197,10 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
         raise RuntimeError(f"score: {table} has no rows: nothing to forecast")
     run_month = cfg.run_month or max(newest.values())
     segments = sorted(newest)
-    models = champions(ctx, segments, cfg.model_prefix)
+    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
+    found = registry.segments_with(segments, CHAMPION)
+    reconcile(ctx, registry, found, job_run_id=cfg.job_run_id)
+    models = champions(ctx, registry, found)
     summary = ScoreSummary(
         run_month,
         segments_scored=sorted(models),
@@ -297,6 +307,7 @@ def make_config(args: argparse.Namespace) -> ScoreConfig:
         model_prefix=args.model_prefix,
         series_attributes=tuple(series_attributes(load_dataset_config(args.dataset))),
         run_month=parse_month(args.run_month) if args.run_month else None,
+        job_run_id=args.job_run_id,
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 from scoring_support import register_champion
 
 from demand_forecasting import names
+from demand_forecasting.models.audit import RECONCILED, UNKNOWN_ACTOR
 from demand_forecasting.monitoring.telemetry import TaskRecorder
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.task_values import LocalTaskValues
@@ -92,6 +93,14 @@ def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
     assert _forecast_rows(ctx) == first
     history_of_table = ctx.tables.delta_table(ctx.table(names.FORECASTS)).history().count()
     assert history_of_table == 2  # the rerun is a new version with the same contents
+    # The champion was set in the registry without an audit row: the first score added the
+    # reconciled row (who and why unknown), the rerun nothing.
+    audit = ctx.tables.read(ctx.table(names.AUDIT)).toPandas()
+    assert audit[
+        ["model_name", "action", "from_version", "to_version", "actor"]
+    ].values.tolist() == [
+        ["main.demand_forecasting.demand_alpha", RECONCILED, None, version, UNKNOWN_ACTOR]
+    ]
 
 
 def test_a_series_without_a_value_in_the_newest_month_is_named_not_dropped_silently(

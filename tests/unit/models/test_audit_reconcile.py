@@ -1,0 +1,253 @@
+"""A champion change whose audit row was lost (the process killed between moving the alias
+and appending the row) is reconciled into the trail, once.
+
+Real Delta tables and the real sqlite MLflow registry; the versions are registered without
+training (deploy, approve and rollback move aliases and never load a model). A kill is the
+real task run up to its audit write, which dies there as a SIGKILL would: the aliases moved,
+no row was appended.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from demand_forecasting import names
+from demand_forecasting.models import approve, deploy
+from demand_forecasting.models import rollback as rollback_task
+from demand_forecasting.models.audit import (
+    RECONCILED,
+    UNKNOWN_ACTOR,
+    current_actor,
+    intent_tag,
+    reconcile,
+)
+from demand_forecasting.models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PROMOTION_INTENT,
+    SegmentRegistry,
+)
+from demand_forecasting.models.validate import CHALLENGERS_KEY
+from demand_forecasting.platform.context import RunContext, build_context
+from demand_forecasting.platform.task_values import LocalTaskValues
+
+PREFIX = "demand"
+
+
+class Killed(BaseException):
+    """The process dies here (a SIGKILL runs no ``finally`` that would still write)."""
+
+
+@pytest.fixture(scope="module")
+def ctx(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> RunContext:
+    context = build_context(
+        "dev", "main", "demand_forecasting", state_dir=tmp_path_factory.mktemp("reconcile")
+    )
+    context.task_values = LocalTaskValues()
+    return context
+
+
+def registry(ctx: RunContext) -> SegmentRegistry:
+    return SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, PREFIX)
+
+
+def register(ctx: RunContext, segment: str, tmp_path: Path, *, challenger: bool = True) -> str:
+    """A new version of the segment's model (with a run id and an artifact hash, as the train
+    task tags them), made the challenger as validation would."""
+    reg = registry(ctx)
+    name = reg.ensure_model(segment)
+    source = tmp_path / "model"
+    source.mkdir(exist_ok=True)
+    version: Any = reg.client.create_model_version(
+        name,
+        source=str(source),
+        tags={"artifact_hash": f"hash-{segment}-{len(reg.versions(segment)) + 1}"},
+    )
+    if challenger:
+        reg.set_alias(segment, CHALLENGER, str(version.version))
+    return str(version.version)
+
+
+def run_deploy(
+    ctx: RunContext, segments: list[str], job_run_id: str, approval: bool = False
+) -> Any:
+    """The deploy task as the monthly job runs it, after validate published its challengers."""
+    values = ctx.task_values
+    assert isinstance(values, LocalTaskValues)
+    with values.running("validate_models"):
+        values.set(CHALLENGERS_KEY, dict.fromkeys(segments, "?"))
+    with values.running("deploy"):
+        return deploy.run(ctx, deploy.DeployConfig(None, PREFIX, approval, job_run_id=job_run_id))
+
+
+def kill_at_audit_write(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
+    """The task's own audit write never happens (reconciliation writes through the audit
+    module and is not affected)."""
+
+    def killed(*_: Any, **__: Any) -> None:
+        raise Killed()
+
+    monkeypatch.setattr(module, "write_audit", killed)
+
+
+def trail(ctx: RunContext, segment: str) -> pd.DataFrame:
+    """The segment's audit rows, oldest first."""
+    rows = ctx.tables.read(ctx.table(names.AUDIT)).toPandas()
+    return rows[rows["segment"] == segment].sort_values("at", ignore_index=True)
+
+
+def champion_of(ctx: RunContext, segment: str) -> str:
+    found = registry(ctx).alias(segment, CHAMPION)
+    assert found is not None
+    return str(found.version)
+
+
+def test_a_deploy_killed_before_its_audit_row_is_reconciled_by_the_next_deploy_first(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segment = "killed_deploy"
+    register(ctx, segment, tmp_path)
+    run_deploy(ctx, [segment], "100")
+    v2 = register(ctx, segment, tmp_path)
+    with monkeypatch.context() as patch:
+        kill_at_audit_write(patch, deploy)
+        with pytest.raises(Killed):
+            run_deploy(ctx, [segment], "101")
+    # What the kill left: v2 is champion, the trail still ends at v1.
+    assert champion_of(ctx, segment) == v2
+    assert trail(ctx, segment)["to_version"].tolist() == ["1"]
+
+    v3 = register(ctx, segment, tmp_path)
+    summary = run_deploy(ctx, [segment], "102")
+
+    assert summary.promoted == {segment: v3} and summary.reconciled == [segment]
+    rows = trail(ctx, segment)
+    assert rows[["action", "from_version", "to_version", "job_run_id"]].values.tolist() == [
+        ["promote", None, "1", "100"],
+        [RECONCILED, "1", v2, "101"],  # before the new promotion, whose from is v2
+        ["promote", v2, v3, "102"],
+    ]
+    rebuilt = rows.iloc[1]
+    version = registry(ctx).version(segment, v2)
+    # Who and why come from the intent tag the killed deploy set before moving the alias.
+    assert rebuilt["actor"] == current_actor(ctx)
+    assert rebuilt["run_id"] == version.run_id
+    assert rebuilt["model_artifact_hash"] == f"hash-{segment}-2"
+    assert rebuilt["reason"].startswith("audit reconciliation: champion v2 had no audit row")
+    assert "promote by" in rebuilt["reason"] and "promotion_intent tag" in rebuilt["reason"]
+    assert "original reason: passed validation" in rebuilt["reason"]
+    assert "unknown: when exactly the alias moved" in rebuilt["reason"]
+    assert "recorded by" in rebuilt["reason"] and "in job run 102" in rebuilt["reason"]
+
+
+def test_a_second_reconciliation_and_a_rerun_write_nothing(ctx: RunContext) -> None:
+    segment = "killed_deploy"
+    before = len(trail(ctx, segment))
+    reg = registry(ctx)
+
+    assert reconcile(ctx, reg, reg.segments_with([segment], CHAMPION)) == []
+    summary = run_deploy(ctx, [segment], "103")  # no challenger left: nothing to do
+
+    assert summary.reconciled == [] and summary.promoted == {}
+    assert len(trail(ctx, segment)) == before
+
+
+def test_a_champion_moved_without_intent_is_reconciled_as_unknown_once(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    segment = "hand_moved"
+    register(ctx, segment, tmp_path)
+    run_deploy(ctx, [segment], "200")
+    reg = registry(ctx)
+    # Someone moves the alias in the registry UI: no intent, no audit row.
+    v2 = register(ctx, segment, tmp_path, challenger=False)
+    reg.set_alias(segment, CHAMPION, v2)
+    loaded = reg.segments_with([segment], CHAMPION)
+
+    written = reconcile(ctx, reg, loaded, recorder="checker", job_run_id="201")
+
+    assert [(e.action, e.from_version, e.to_version) for e in written] == [(RECONCILED, "1", v2)]
+    event = written[0]
+    assert (event.actor, event.job_run_id) == (UNKNOWN_ACTOR, None)
+    assert event.model_artifact_hash == f"hash-{segment}-2"
+    assert "unknown: who changed the champion, when and why" in event.reason
+    assert "recorded by checker in job run 201" in event.reason
+    assert reconcile(ctx, reg, reg.segments_with([segment], CHAMPION)) == []
+
+    # And back to v1 by hand: its intent tag is from its own first promotion (audited), stale.
+    reg.set_alias(segment, CHAMPION, "1")
+    assert json.loads(reg.version(segment, "1").tags[PROMOTION_INTENT])["from_version"] is None
+    back = reconcile(ctx, reg, reg.segments_with([segment], CHAMPION), recorder="checker")
+    assert [(e.from_version, e.to_version, e.actor) for e in back] == [(v2, "1", UNKNOWN_ACTOR)]
+    assert len(trail(ctx, segment)) == 3
+
+
+def test_a_rerun_of_a_killed_rollback_is_refused_but_reconciles_first(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segment = "killed_rollback"
+    register(ctx, segment, tmp_path)
+    run_deploy(ctx, [segment], "300")
+    v2 = register(ctx, segment, tmp_path)
+    run_deploy(ctx, [segment], "301")
+    job = rollback_task.RollbackConfig(
+        segment, "1", "INC-9 bad forecasts", "oncall@x", PREFIX, "302"
+    )
+    with monkeypatch.context() as patch:
+        kill_at_audit_write(patch, rollback_task)
+        with pytest.raises(Killed):
+            rollback_task.run(ctx, job)
+    assert champion_of(ctx, segment) == "1"
+
+    rerun = rollback_task.RollbackConfig(segment, "1", "INC-9 retry", "oncall@x", PREFIX, "303")
+    with pytest.raises(rollback_task.RollbackError, match="already is the champion"):
+        rollback_task.run(ctx, rerun)
+
+    last = trail(ctx, segment).iloc[-1]
+    assert (last["action"], last["from_version"], last["to_version"]) == (RECONCILED, v2, "1")
+    assert (last["actor"], last["job_run_id"]) == ("oncall@x", "302")
+    assert "rollback by oncall@x" in last["reason"]
+    assert "original reason: INC-9 bad forecasts" in last["reason"]
+    assert "recorded by oncall@x in job run 303" in last["reason"]
+
+
+def test_a_rerun_of_a_killed_approval_finds_nothing_awaiting_but_reconciles_first(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segment = "killed_approval"
+    register(ctx, segment, tmp_path)
+    run_deploy(ctx, [segment], "400")
+    v2 = register(ctx, segment, tmp_path)
+    assert run_deploy(ctx, [segment], "401", approval=True).awaiting == {segment: v2}
+    job = approve.ApprovalConfig((segment,), "CAB-7", "lead@x", PREFIX, "402")
+    with monkeypatch.context() as patch:
+        kill_at_audit_write(patch, approve)
+        with pytest.raises(Killed):
+            approve.run(ctx, job)
+    assert champion_of(ctx, segment) == v2
+
+    with pytest.raises(LookupError, match="no challenger awaiting approval"):
+        approve.run(ctx, approve.ApprovalConfig((segment,), "CAB-7", "lead@x", PREFIX, "403"))
+
+    rows = trail(ctx, segment)
+    assert rows["action"].tolist() == ["promote", "awaiting_approval", RECONCILED]
+    last = rows.iloc[-1]
+    assert (last["from_version"], last["to_version"], last["actor"]) == ("1", v2, "lead@x")
+    assert last["job_run_id"] == "402" and "approve by lead@x" in last["reason"]
+
+
+def test_the_intent_fits_a_unity_catalog_tag_value() -> None:
+    from datetime import datetime, timezone
+
+    text = intent_tag(
+        datetime(2026, 1, 31, tzinfo=timezone.utc), "approve", "a" * 200, 'é"' * 400, "1", "3"
+    )
+    intent = json.loads(text)
+    assert len(text) <= 256
+    assert intent["actor"] == "a" * 80 and intent["reason"].startswith("é")
+    assert (intent["action"], intent["from_version"]) == ("approve", "3")
