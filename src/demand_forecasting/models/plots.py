@@ -24,7 +24,8 @@ def forecast_vs_actual_png(
     Args:
         history: ``series_id, month, y``.
         holdout: ``series_id, month, forecast, seasonal_naive`` of the holdout origin.
-        forecast: ``series_id, month, forecast`` from the newest month.
+        forecast: ``series_id, month, forecast`` from the newest month (and its interval,
+            ``forecast_lower`` / ``forecast_upper``, drawn as a band when present).
         title: figure title.
         months_shown: months of history drawn before the forecasts.
     """
@@ -73,6 +74,16 @@ def forecast_vs_actual_png(
                 ls="--",
                 label="forecast",
             )
+            if "forecast_lower" in ahead and ahead["forecast_lower"].notna().any():
+                ax.fill_between(
+                    pd.to_datetime(ahead["month"]),
+                    ahead["forecast_lower"].to_numpy(float),
+                    ahead["forecast_upper"].to_numpy(float),
+                    color="tab:orange",
+                    alpha=0.2,
+                    lw=0,
+                    label="80 % interval",
+                )
         ax.set_title(sid, fontsize=8, loc="left")
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="upper left", ncol=4)
