@@ -9,6 +9,7 @@ duplicate or missing rows.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -146,6 +147,46 @@ def test_the_first_month_trains_every_segment_and_forecasts_every_segment(
     before_monitor = run_rows[run_rows["task"] != "monitor"]["duration_s"].sum()
     price = costs["cost_per_hour"].iloc[0]
     assert costs["cost"].sum() == pytest.approx(before_monitor / 3600 * price)
+
+
+def _documented_columns() -> dict[str, set[str]]:
+    """``{table: columns}`` from docs/tables.md (a row's first cell may name several)."""
+    documented: dict[str, set[str]] = {}
+    table = None
+    for line in (ROOT / "docs" / "tables.md").read_text(encoding="utf-8").splitlines():
+        heading = re.fullmatch(r"## `(\w+)`", line.strip())
+        if heading:
+            table = heading.group(1)
+            documented[table] = set()
+        elif table and line.startswith("| `"):
+            documented[table] |= set(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return documented
+
+
+def test_every_documented_table_has_exactly_the_documented_columns(
+    monthly: Monthly, first_run: JobRunResult
+) -> None:
+    ctx = monthly.ctx()
+    documented = _documented_columns()
+    assert {names.FORECASTS, names.ACCURACY, names.AUDIT, names.MODEL_COSTS} <= set(documented)
+    for table, columns in documented.items():
+        assert ctx.tables.exists(ctx.table(table)), f"docs/tables.md documents {table}"
+        actual = set(ctx.tables.read(ctx.table(table)).columns)
+        assert actual == columns, (
+            f"{table}: written but not documented {sorted(actual - columns)}, documented but "
+            f"not written {sorted(columns - actual)}"
+        )
+
+
+def test_every_forecast_of_a_newly_trained_model_has_its_interval(
+    monthly: Monthly, first_run: JobRunResult
+) -> None:
+    ctx = monthly.ctx()
+    forecast = ctx.tables.read(ctx.table(names.FORECASTS)).toPandas()
+
+    assert forecast[["forecast_lower", "forecast_upper"]].notna().all().all()
+    assert (forecast["forecast_lower"] <= forecast["forecast"]).all()
+    assert (forecast["forecast"] <= forecast["forecast_upper"]).all()
 
 
 def test_a_planted_shift_retrains_exactly_that_segment(
