@@ -204,7 +204,7 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
         run_month,
         segments_scored=sorted(set(models) - set(stale)),
         segments_without_champion=sorted(set(segments) - set(models)),
-        segments_on_fallback=sorted(s for s, m in models.items() if m.fallback),
+        segments_on_fallback=sorted(s for s, m in models.items() if m.fallback and s not in stale),
     )
     summary.rows_in = sum(int(r[2]) for r in per_segment if r[0] in models)
     if summary.segments_without_champion:
