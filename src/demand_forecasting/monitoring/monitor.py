@@ -39,6 +39,7 @@ from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.data.config import parse_month
+from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.monitoring import costs, telemetry
 from demand_forecasting.monitoring.accuracy import (
     AccuracyAlert,
@@ -432,13 +433,19 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
     # check_drift writes a row for every segment with data, champion or not.
     current = totals.current
     all_segments = set(drift["segment"]) | set(current["segment"])
+    not_forecast = sorted(all_segments - set(current["segment"]))
+    without_data = segments_without_value(measured.actuals, not_forecast, run_month)
+    on_fallback = ctx.task_values.get("score", "segments_on_fallback", None)
+    if on_fallback is None:  # not in the job run (the report command): ask the registry
+        on_fallback = fallback_segments(ctx, run_month)
     return ReportInputs(
         run_month=run_month,
         target=ctx.target,
         job_run_id=cfg.job_run_id,
         generated_at=ctx.clock(),
         series_forecast=totals.series_count,
-        segments_without_champion=sorted(all_segments - set(current["segment"])),
+        segments_without_champion=[s for s in not_forecast if s not in without_data],
+        segments_without_data=without_data,
         drift=drift,
         accuracy=recent_accuracy(measured.accuracy_rows, 1, cfg.window_months),
         alerts=measured.alerts,
@@ -447,12 +454,53 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         actuals=actual_totals,
         telemetry=telemetry,
         new_champions=new_champions(totals.versions, run_month),
-        segments_on_fallback=list(ctx.task_values.get("score", "segments_on_fallback", [])),
+        segments_on_fallback=list(on_fallback),
         costs=allocation,
         job_cost=costs.job_cost(telemetry, cfg.cost_per_hour),
         cost_per_hour=cfg.cost_per_hour,
         failed_tasks=failed_tasks(telemetry, cfg.upstream_states),
     )
+
+
+def segments_without_value(actuals: DataFrame, segments: list[str], run_month: date) -> list[str]:
+    """Of ``segments``, those with no value in ``run_month`` (score does not forecast them
+    from an older month: their rows were quarantined, or the segment stopped), sorted."""
+    if not segments:
+        return []
+    with_value = (
+        actuals.where(
+            F.col("segment").isin(segments)
+            & (F.col("month") == F.lit(run_month))
+            & F.col("y").isNotNull()
+        )
+        .select("segment")
+        .distinct()
+        .collect()
+    )
+    found = {row[0] for row in with_value}
+    return [s for s in segments if s not in found]
+
+
+def fallback_segments(ctx: RunContext, run_month: date) -> list[str]:
+    """Segments whose ``run_month`` forecasts come from a seasonal-naive fallback version,
+    from the registry's tags (for a report written outside the job run), sorted."""
+    forecasts = _read(ctx, names.FORECASTS)
+    if forecasts is None or "model_name" not in forecasts.columns:
+        return []
+    versions = (
+        forecasts.where(F.col("run_month") == F.lit(run_month))
+        .select("segment", "model_name", "model_version")
+        .distinct()
+        .collect()
+    )
+    found = set()
+    for segment, name, version in versions:
+        try:
+            if is_fallback(ctx.mlflow.get_model_version(name, str(version))):
+                found.add(str(segment))
+        except Exception as exc:  # a deleted version: the report goes on without it
+            log.warning("report: cannot read %s v%s from the registry: %s", name, version, exc)
+    return sorted(found)
 
 
 def job_run_telemetry(ctx: RunContext, job_run_id: str | None) -> pd.DataFrame:

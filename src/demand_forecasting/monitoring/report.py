@@ -47,6 +47,8 @@ class ReportInputs:
             peak_memory_mb, status``).
         new_champions: ``{segment: "old -> new"}`` versions that changed since last run.
         segments_on_fallback: segments forecast by the seasonal-naive fallback champion.
+        segments_without_data: segments not forecast because they have no value in the run
+            month (rows quarantined, or the segment stopped).
         costs: the job run's estimated cost per segment and task
             (:func:`demand_forecasting.monitoring.costs.allocate`).
         job_cost: the estimated cost of the job run's tasks (None: not known).
@@ -69,6 +71,7 @@ class ReportInputs:
     telemetry: pd.DataFrame
     new_champions: dict[str, str] = field(default_factory=dict)
     segments_on_fallback: list[str] = field(default_factory=list)
+    segments_without_data: list[str] = field(default_factory=list)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)
     job_cost: float | None = None
     cost_per_hour: float = 1.0
@@ -323,6 +326,15 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         "segment champions.",
         f"- Segments without a champion (not forecast): "
         f"{', '.join(inputs.segments_without_champion) or 'none'}.",
+        *(
+            [
+                f"- Segments with no value in {month} (not forecast; their rows are in "
+                "quarantine, or the segment stopped): "
+                f"{', '.join(inputs.segments_without_data)}."
+            ]
+            if inputs.segments_without_data
+            else []
+        ),
         "- Segments forecast by the seasonal-naive fallback (their model did not beat it): "
         f"{', '.join(inputs.segments_on_fallback) or 'none'}.",
         "- Retraining decisions: "

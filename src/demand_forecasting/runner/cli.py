@@ -12,10 +12,12 @@ from demand_forecasting.runner.report import ConsoleProgress, failure_message, s
 from demand_forecasting.runner.results import JobResultState
 
 #: Exit codes: the job failed / the bundle or job cannot run as written (nothing ran) /
-#: the run was skipped: the job's max_concurrent_runs runs were already in progress.
+#: the run was skipped: the job's max_concurrent_runs runs were already in progress /
+#: Ctrl-C stopped it (as a shell reports SIGINT).
 EXIT_JOB_FAILED = 1
 EXIT_BUNDLE_ERROR = 2
 EXIT_SKIPPED = 3
+EXIT_INTERRUPTED = 130
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -60,7 +62,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the job; 0 when it succeeds, 1 when it fails, 2 when it cannot run, 3 if skipped."""
+    """Run the job; 0 when it succeeds, 1 when it fails, 2 when it cannot run at all, 3 when
+    it was skipped (max_concurrent_runs), 130 when Ctrl-C stopped it."""
     root = args.bundle_root or find_bundle_root()
     if root is None:
         show("error: no databricks.yml in this folder or above; pass --bundle-root", error=True)
@@ -78,6 +81,13 @@ def main(args: argparse.Namespace) -> int:
     except BundleError as exc:
         show(f"error: {exc}", error=True)
         return EXIT_BUNDLE_ERROR
+    except KeyboardInterrupt:
+        show(
+            f"interrupted: job '{args.job}' stopped (no run record written); the task that "
+            "was running did not finish. Rerun the same command to run the job again.",
+            error=True,
+        )
+        return EXIT_INTERRUPTED
     show(f"run record: {run.record_path}")
     if run.state is JobResultState.SKIPPED:
         show(f"skipped: {run.note}", error=True)

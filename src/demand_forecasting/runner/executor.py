@@ -108,6 +108,20 @@ def call_entry_point(function: EntryPoint, argv: list[str]) -> None:
     raise TaskFailure(f"exited with code {code}" if isinstance(code, int) else str(code))
 
 
+def interrupted(exc: BaseException) -> bool:
+    """True when a KeyboardInterrupt (Ctrl-C) is in ``exc``'s cause or context chain: a library
+    may turn the interrupt it received into its own error (pyspark's ``toPandas`` raises a
+    Py4JJavaError), which must stop the run, not count as a failed attempt to retry."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def describe_error(exc: BaseException) -> str:
     """``"<Type>: <first line of the message>"``."""
     lines = str(exc).strip().splitlines()
@@ -387,6 +401,8 @@ class JobRunner:
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
+                if interrupted(exc):
+                    raise KeyboardInterrupt from exc
                 outcome.error = describe_error(exc)
                 outcome.traceback = "".join(traceback.format_exception(exc))
                 expected = isinstance(

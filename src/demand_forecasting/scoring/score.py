@@ -10,9 +10,10 @@ local session a Python worker imports the scoring modules while the driver prepa
 The run month is the feature table's newest month; its forecasts replace that month's
 partition of the forecast table (``replaceWhere``), so a rerun writes the same rows and the
 table's Delta history keeps every earlier run. A segment without a champion is named in the
-log and the task values (``segments_without_champion``) and skipped. A series without a value
-in its segment's newest month (it stopped, or this month's row was quarantined) gets no
-forecast from the model: those with a value in the year before are named in the log and
+log and the task values (``segments_without_champion``) and skipped. Every forecast starts at
+the run month: a series without a value in it (it stopped, or this month's row was
+quarantined) gets no forecast from the model, nor does a segment with no row in it at all
+(named in the log); those series with a value in the year before are named in the log and
 counted in the task value ``series_not_forecast`` (a series that stopped longer ago is not
 news every month).
 
@@ -81,7 +82,7 @@ class ScoreSummary:
     segments_without_champion: list[str] = field(default_factory=list)
     #: Scored by the seasonal-naive fallback champion.
     segments_on_fallback: list[str] = field(default_factory=list)
-    #: Series of scored segments without a value in their segment's newest month (stopped,
+    #: Series of the champions' segments without a value in the run month (stopped,
     #: or this month's row quarantined): the model forecasts only observed series.
     series_not_forecast: list[str] = field(default_factory=list)
     rows_in: int = 0
@@ -201,11 +202,24 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     found = registry.segments_with(segments, CHAMPION)
     reconcile(ctx, registry, found, job_run_id=cfg.job_run_id)
     models = champions(ctx, registry, found)
+    # A segment with no row in the run month (all of that month's rows quarantined, or the
+    # segment stopped) would be forecast from its own older newest month: a stale origin
+    # under this run month. Its series are named below with the other series without value.
+    stale = {s: newest[s] for s in models if newest[s] < run_month}
+    if stale:
+        log.warning(
+            "score: %d segment(s) have no value in %s and are not forecast (their newest "
+            "month is older: that month's rows are in %s, or the segment stopped): %s",
+            len(stale),
+            run_month.strftime("%Y-%m"),
+            ctx.table(names.QUARANTINE),
+            _listing([f"{s} (newest {m:%Y-%m})" for s, m in sorted(stale.items())]),
+        )
     summary = ScoreSummary(
         run_month,
-        segments_scored=sorted(models),
+        segments_scored=sorted(set(models) - set(stale)),
         segments_without_champion=sorted(set(segments) - set(models)),
-        segments_on_fallback=sorted(s for s, m in models.items() if m.fallback),
+        segments_on_fallback=sorted(s for s, m in models.items() if m.fallback and s not in stale),
     )
     summary.rows_in = sum(int(r[2]) for r in per_segment if r[0] in models)
     if summary.segments_without_champion:
@@ -228,15 +242,21 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
         if attributes
         else keys.count().drop("count")
     )
+    scored = {s: m for s, m in models.items() if s not in stale}
     rows = forecasts(
-        history.select("segment", "series_id", "month", "y"), models, latest_attributes, run_month
+        history.where(F.col("segment").isin(list(scored))).select(
+            "segment", "series_id", "month", "y"
+        ),
+        scored,
+        latest_attributes,
+        run_month,
     )
     if warm_up is not None:
         warm_up.wait()
     # Materialise once: the counts and the write must not run the models twice. Segments
     # spread over as many tasks as the session has cores (adaptive execution would put these
     # few rows in one task, one worker loading every champion in turn); one file per month.
-    tasks = min(len(models), ctx.spark.sparkContext.defaultParallelism)
+    tasks = min(len(scored), ctx.spark.sparkContext.defaultParallelism)
     with grouped_tasks(ctx.spark, tasks):
         rows = rows.localCheckpoint(eager=True).coalesce(1)
     counts = (
@@ -255,8 +275,9 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     if summary.series_not_forecast:
         log.warning(
             "score: %d series of the scored segments have no forecast for %s (no value in "
-            "their segment's newest month: the series stopped, or that row is in %s): %s",
+            "%s: the series stopped, or that row is in %s): %s",
             len(summary.series_not_forecast),
+            run_month.strftime("%Y-%m"),
             run_month.strftime("%Y-%m"),
             ctx.table(names.QUARANTINE),
             _listing(summary.series_not_forecast),
@@ -275,7 +296,7 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
         run_month.strftime("%Y-%m"),
         summary.series_forecast,
         summary.rows_out,
-        len(models),
+        len(summary.segments_scored),
         len(summary.segments_without_champion),
     )
     ctx.task_values.set("series_forecast", summary.series_forecast)

@@ -8,6 +8,7 @@ from datetime import date
 import pandas as pd
 import pytest
 from monitoring_support import gold_frame, months, to_spark
+from pyspark.sql import functions as F
 
 from demand_forecasting import cli, names
 from demand_forecasting.monitoring import monitor, telemetry
@@ -247,3 +248,78 @@ def test_failed_tasks_takes_each_tasks_last_attempt() -> None:
     }
     with pytest.raises(ValueError, match="--upstream-state 'train': write TASK=STATE"):
         monitor.upstream_states(["train"])
+
+
+def _inputs(ctx: RunContext) -> monitor.ReportInputs:
+    cfg = monitor.MonitorConfig()
+    measured = monitor.measure(ctx, cfg)
+    try:
+        return monitor.gather_report_inputs(ctx, cfg, measured)
+    finally:
+        measured.release()
+
+
+def test_a_segment_with_no_value_in_the_run_month_is_not_reported_as_without_champion(
+    forecast_tables: RunContext,
+) -> None:
+    # Every newest-month row of beta was quarantined: score forecast alpha only. beta has a
+    # champion; the report must say why it has no forecast, not that it lacks a champion.
+    ctx, newest = forecast_tables, RUN_MONTHS[-1]
+    gold = gold_frame({"alpha": 2, "beta": 2}, date(2019, 1, 1), 37)
+    gold = gold[~((gold["segment"] == "beta") & (gold["month"] == newest))]
+    ctx.tables.write(to_spark(ctx.spark, gold), ctx.table(names.FEATURES), mode="overwrite")
+    forecasts = ctx.tables.read(ctx.table(names.FORECASTS)).toPandas()
+    keep = ~((forecasts["segment"] == "beta") & (forecasts["run_month"] == newest))
+    ctx.tables.write(
+        ctx.spark.createDataFrame(forecasts[keep], FORECAST_SCHEMA),
+        ctx.table(names.FORECASTS),
+        mode="overwrite",
+    )
+    drift = [(newest, s, "y", 0.0, 1.0, False, "keep") for s in ("alpha", "beta")]
+    ctx.tables.write(
+        ctx.spark.createDataFrame(
+            drift,
+            "run_month date, segment string, feature string, psi double, psi_critical double, "
+            "breach boolean, decision string",
+        ),
+        ctx.table(names.DRIFT),
+    )
+
+    inputs = _inputs(ctx)
+
+    assert inputs.segments_without_champion == []
+    assert inputs.segments_without_data == ["beta"]
+    from demand_forecasting.monitoring.report import render_markdown
+
+    text = render_markdown(inputs, {})
+    assert "Segments with no value in 2021-12 (not forecast" in text and "beta" in text
+
+
+def test_the_report_command_finds_the_fallback_segments_in_the_registry(
+    forecast_tables: RunContext,
+) -> None:
+    # `demand-forecasting report` runs outside the job: score's task values are not there.
+    ctx = forecast_tables
+    forecasts = ctx.tables.read(ctx.table(names.FORECASTS))
+    ctx.tables.write(
+        forecasts.withColumn(
+            "model_name", F.concat(F.lit("main.demand_forecasting.demand_"), "segment")
+        ),
+        ctx.table(names.FORECASTS),
+        mode="overwrite",
+        overwriteSchema="true",
+    )
+    for segment in ("alpha", "beta"):
+        name = f"main.demand_forecasting.demand_{segment}"
+        ctx.mlflow.create_registered_model(name)
+        for version in ("1", "2"):
+            tags = {"fallback": "seasonal_naive"} if segment == "alpha" else {}
+            created = ctx.mlflow.create_model_version(name, source="/tmp/none", tags=tags)
+            assert str(created.version) == version
+
+    inputs = _inputs(ctx)
+
+    assert inputs.segments_on_fallback == ["alpha"]
+    # In the job, score's task value is the answer (no registry reads).
+    ctx.task_values.values["score"] = {"segments_on_fallback": ["beta"]}
+    assert _inputs(ctx).segments_on_fallback == ["beta"]

@@ -71,3 +71,13 @@ def flaky() -> None:
     ATTEMPTS[name] = ATTEMPTS.get(name, 0) + 1
     if ATTEMPTS[name] == 1:
         raise ConnectionError("transient failure")
+
+
+def interrupted() -> None:
+    """Ctrl-C during a library call that turns the KeyboardInterrupt into its own error, as
+    pyspark's ``toPandas`` does (a Py4JJavaError whose context is the KeyboardInterrupt)."""
+    record()
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise RuntimeError("An error occurred while calling o232.getResult") from None

@@ -75,3 +75,26 @@ def test_successful_run_exits_zero(
 
     assert cli_main(["run", "monthly", "-t", "prod", "--bundle-root", str(root)]) == 0
     assert "job 'monthly' SUCCESS" in capsys.readouterr().out
+
+
+def test_ctrl_c_ends_the_run_with_a_short_message_and_exit_code_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DEMAND_FORECASTING_HOME", str(tmp_path / "state"))
+    jobs = f"""\
+    resources:
+      jobs:
+        monthly:
+          tasks:
+            - task_key: train
+              max_retries: 1
+              python_wheel_task: {{{PKG}, entry_point: interrupted}}
+    """
+    root = write_bundle(tmp_path / "bundle", jobs)
+
+    code = cli_main(["run", "monthly", "--bundle-root", str(root)])
+
+    _, err = capsys.readouterr()
+    assert code == 130
+    assert "interrupted: job 'monthly' stopped" in err
+    assert "Rerun the same command" in err

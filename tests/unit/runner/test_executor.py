@@ -219,6 +219,28 @@ def test_exit_code_is_a_failure_and_retries_recover(tmp_path: Path) -> None:
     assert result.state is JobResultState.FAILED
 
 
+def test_ctrl_c_stops_the_run_even_when_a_library_wrapped_the_interrupt(tmp_path: Path) -> None:
+    # Ctrl-C during train's toPandas came back as a Py4JJavaError; the runner retried train
+    # and went on with the job instead of stopping.
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          tasks:
+            - task_key: train
+              max_retries: 1
+              python_wheel_task: {{{PKG}, entry_point: interrupted}}
+            - task_key: after
+              depends_on: [{{task_key: train}}]
+              run_if: ALL_DONE
+              python_wheel_task: {{{PKG}, entry_point: record}}
+    """
+    with pytest.raises(KeyboardInterrupt):
+        run(write_bundle(tmp_path, jobs), "j")
+
+    assert [name for name, _ in runner_fixture_tasks.CALLS] == ["interrupted"]
+
+
 def test_for_each_runs_once_per_item_of_a_task_value_list(tmp_path: Path) -> None:
     jobs = f"""\
     resources:

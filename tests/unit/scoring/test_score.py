@@ -127,6 +127,38 @@ def test_a_series_without_a_value_in_the_newest_month_is_named_not_dropped_silen
     assert "alpha-2" in caplog.text and "alpha-3" not in caplog.text
 
 
+def test_a_segment_without_a_value_in_the_run_month_is_not_forecast_from_an_older_origin(
+    ctx: RunContext, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every 2015-12 row of beta was quarantined: beta's newest month is 2015-11. Its champion
+    # must not forecast from 2015-11 into the 2015-12 run (a stale origin under this run
+    # month, counted as forecast and scored twice by the accuracy monitor); its series are
+    # named like any series without a value in the run month.
+    history = pd.concat([_history("alpha", 2), _history("beta", 2)], ignore_index=True)
+    history = history[~((history["segment"] == "beta") & (history["month"] == date(2015, 12, 1)))]
+    _gold_with_alpha_champion(ctx, history, tmp_path)
+    beta = history[history["segment"] == "beta"]
+    register_champion(
+        ctx,
+        "main.demand_forecasting.demand_beta",
+        beta[["series_id", "month", "y"]].assign(month=pd.to_datetime(beta["month"])),
+        tmp_path,
+    )
+    store = LocalTaskValues()
+    ctx.task_values = store
+
+    with store.running("score"), caplog.at_level("WARNING"):
+        summary = score.run(ctx, score.ScoreConfig())
+
+    assert summary.run_month == date(2015, 12, 1)
+    rows = ctx.tables.read(ctx.table(names.FORECASTS)).toPandas()
+    assert set(rows["origin"]) == {date(2015, 12, 1)}
+    assert set(rows["segment"]) == {"alpha"}
+    assert summary.series_forecast == 2
+    assert summary.series_not_forecast == ["beta-0", "beta-1"]
+    assert "beta" in caplog.text and "2015-11" in caplog.text
+
+
 def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
     from demand_forecasting.scoring.champion_models import ChampionModel
 
