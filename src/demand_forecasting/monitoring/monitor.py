@@ -172,20 +172,24 @@ class MonitorSummary:
 
 
 def new_champions(forecasts: pd.DataFrame, run_month: date) -> dict[str, str]:
-    """Segments whose forecasting version changed since the previous run month (pure); in
-    the first run month every forecasting segment is new.
+    """Segments whose forecasting version changed since the segment's own previous run
+    month with forecasts (pure); a segment never forecast before is new (so is every segment
+    in the first run month). A segment skipped for a month is compared with the month before.
 
     Args:
         forecasts: ``segment, run_month, model_version`` (one row per combination is enough).
     """
     if forecasts.empty:
         return {}
-    earlier = forecasts[forecasts["run_month"] < run_month]
-    before = pd.Series(dtype=object)
-    if not earlier.empty:
-        previous = earlier[earlier["run_month"] == earlier["run_month"].max()]
-        before = previous.groupby("segment")["model_version"].max()
-    now = forecasts[forecasts["run_month"] == run_month].groupby("segment")["model_version"].max()
+
+    def newest_version(rows: pd.DataFrame) -> pd.Series:
+        # One champion forecasts a segment in a month; versions compare as numbers ("10" > "9").
+        order = rows.assign(_number=pd.to_numeric(rows["model_version"], errors="coerce"))
+        order = order.sort_values(["run_month", "_number"])
+        return order.drop_duplicates("segment", keep="last").set_index("segment")["model_version"]
+
+    before = newest_version(forecasts[forecasts["run_month"] < run_month])
+    now = newest_version(forecasts[forecasts["run_month"] == run_month])
     changed = {}
     for segment, version in now.items():
         old = before.get(segment)

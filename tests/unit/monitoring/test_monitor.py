@@ -70,6 +70,26 @@ def test_report_totals_on_the_driver_and_on_spark_agree(forecast_tables: RunCont
     assert len(driver.actuals) == 2 * 37
 
 
+def test_new_champions_compare_each_segment_with_its_own_previous_forecast() -> None:
+    jan, feb, mar = date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)
+    versions = pd.DataFrame(
+        [
+            ("alpha", jan, "9"),
+            ("alpha", mar, "9"),  # skipped in February (no value): not new in March
+            ("beta", jan, "9"),
+            ("beta", feb, "10"),
+            ("beta", mar, "10"),
+            ("gamma", feb, "2"),
+            ("gamma", mar, "3"),
+            ("delta", mar, "1"),
+        ],
+        columns=["segment", "run_month", "model_version"],
+    )
+
+    assert monitor.new_champions(versions, mar) == {"gamma": "v2 -> v3", "delta": "new v1"}
+    assert monitor.new_champions(versions, feb) == {"beta": "v9 -> v10", "gamma": "new v2"}
+
+
 def test_run_writes_the_accuracy_table_beside_the_report(forecast_tables: RunContext) -> None:
     summary = monitor.run(forecast_tables, monitor.MonitorConfig())
 
