@@ -197,8 +197,12 @@ def gate_message(verdict: BatchVerdict, batch_ids: str, report: str) -> str:
         f"bronze batch(es) {batch_ids} broke the data-quality rules, more than the allowed "
         f"{verdict.max_bad_row_share:.1%} (max_bad_row_share). {details}. No table was "
         f"changed and the batch will be judged again on the next run. To go on, either raise "
-        f"--max-bad-row-share for one run to quarantine these rows (then land corrected rows "
-        f"in a new file: the latest load wins in silver), or fix the source. Results: {report}"
+        f"the bundle variable max_bad_row_share for one run to quarantine these rows (locally "
+        f"`demand-forecasting run monthly --var max_bad_row_share=0.2`; on Databricks "
+        f"deploy with `--var max_bad_row_share=0.2`, run, and deploy again without it), then "
+        f"land corrected rows in a new file (the latest load wins in silver), or fix the "
+        f"source. "
+        f"Results: {report}"
     )
 
 
