@@ -20,7 +20,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,18 +75,19 @@ def run_available_now(
             errors.append(exc)
             raise
 
-    query = (
-        source.writeStream.queryName(name)
-        .foreachBatch(guarded)
-        .option("checkpointLocation", checkpoint)
-        .trigger(availableNow=True)
-        .start()
-    )
     failure: StreamingQueryException | None = None
-    try:
-        query.awaitTermination()
-    except StreamingQueryException as exc:
-        failure = exc
+    with _quiet_stream_failures(source):
+        query = (
+            source.writeStream.queryName(name)
+            .foreachBatch(guarded)
+            .option("checkpointLocation", checkpoint)
+            .trigger(availableNow=True)
+            .start()
+        )
+        try:
+            query.awaitTermination()
+        except StreamingQueryException as exc:
+            failure = exc
     if failure is not None:
         if errors:
             raise errors[-1]
@@ -94,6 +96,38 @@ def run_available_now(
     return StreamRun(
         tuple(int(p.batchId) for p in progress), sum(int(p.numInputRows) for p in progress)
     )
+
+
+#: Loggers that report a failed batch function a second and third time, with stack traces:
+#: py4j's callback server (Python) and the stream's execution (JVM).
+_PY4J_CALLBACK_LOGGER = "py4j.clientserver"
+_STREAM_EXECUTION_LOGGER = "org.apache.spark.sql.execution.streaming"
+
+
+@contextmanager
+def _quiet_stream_failures(source: DataFrame) -> Iterator[None]:
+    """Silence the loggers that print a failed batch's error as stack traces while the query
+    runs: :func:`run_available_now` raises that error itself, once, as the function raised it
+    (a gate's message otherwise came after ~100 lines of Python and Java traces)."""
+    callback = logging.getLogger(_PY4J_CALLBACK_LOGGER)
+    level = callback.level
+    callback.setLevel(logging.CRITICAL)
+    configurator = jvm_level = None
+    try:
+        # Classic Spark only (Spark Connect has no JVM in this process).
+        jvm: Any = source.sparkSession._jvm
+        log4j = jvm.org.apache.logging.log4j
+        configurator = log4j.core.config.Configurator
+        jvm_level = log4j.LogManager.getLogger(_STREAM_EXECUTION_LOGGER).getLevel()
+        configurator.setLevel(_STREAM_EXECUTION_LOGGER, log4j.Level.OFF)
+    except Exception:  # no JVM logging to quiet: the traces stay
+        configurator = None
+    try:
+        yield
+    finally:
+        callback.setLevel(level)
+        if configurator is not None:
+            configurator.setLevel(_STREAM_EXECUTION_LOGGER, jvm_level)
 
 
 def checkpoint_query_id(checkpoint: str) -> str:

@@ -291,8 +291,8 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
     summary = ValidateSummary()
     if candidates is None and cfg.only_train_candidates:
         log.warning(
-            "the train task published no candidates (it failed before it could); nothing to "
-            "validate: the champions stay as they are"
+            "the train task published no candidates (it did not run, or failed before it "
+            "could); nothing to validate: the champions stay as they are"
         )
         ctx.task_values.set(CHALLENGERS_KEY, {})
         return summary

@@ -1,8 +1,11 @@
-"""Is anything new? The checkpoint read as Spark writes it, with no Spark (local fast path)."""
+"""Is anything new? The checkpoint read as Spark writes it (local fast path); a failed batch."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from demand_forecasting.data.streams import delta_source_caught_up, file_source_caught_up
@@ -114,3 +117,48 @@ def test_delta_source_is_caught_up_only_past_the_latest_version(tmp_path: Path) 
     assert not delta_source_caught_up(str(checkpoint), table)
     _offsets(checkpoint, 3, _delta_offset(3, index=4), committed=True)
     assert not delta_source_caught_up(str(checkpoint), table)
+
+
+_FAILING_STREAM = """
+import sys
+from pathlib import Path
+from demand_forecasting.data.streams import run_available_now
+from demand_forecasting.platform.spark import get_spark
+
+tmp = Path(sys.argv[1])
+spark = get_spark(on_databricks=False, scratch_dir=tmp / "spark")
+source = spark.readStream.schema("h string").option("header", True).csv(str(tmp / "landing"))
+
+def refuse(batch, batch_id):
+    raise LookupError("too many bad rows in batch " + str(batch_id))
+
+try:
+    run_available_now(source, refuse, str(tmp / "checkpoint"), "refusing_stream")
+except LookupError as exc:
+    print("raised:", exc)
+seen = []
+run_available_now(source, lambda b, i: seen.append(b.count()), str(tmp / "ok"), "ok")
+print("then:", seen)
+"""
+
+
+def test_a_failed_batch_function_raises_its_own_error_once_without_stack_traces(
+    tmp_path: Path,
+) -> None:
+    # A process of its own: what it prints is what a person sees (the JVM writes to the
+    # process's stderr, which the test session's shared Spark cannot show a test).
+    _landed(tmp_path / "landing", "a.csv")
+    done = subprocess.run(
+        [sys.executable, "-c", _FAILING_STREAM, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+    )
+
+    assert "raised: too many bad rows in batch 0" in done.stdout, done.stderr[-2000:]
+    # py4j's callback server and the JVM's stream execution did not print it again with
+    # their stack traces; a stream run afterwards still works.
+    assert "MicroBatchExecution" not in done.stderr
+    assert "Python Proxy" not in done.stderr
+    assert "then: [1]" in done.stdout
