@@ -7,8 +7,9 @@ forecasting from every origin, as a champion serves). For each horizon h the int
 the empirical quantiles of the log errors ``log1p(actual) - log1p(forecast)`` at horizons
 h-1..h+1 over every series and origin of the segment (split-conformal, pooled over
 neighbouring horizons so that each quantile rests on enough errors; wider where a small
-segment has fewer than :data:`MIN_ERRORS` there), made to widen with the
-horizon. Around a forecast f: ``[expm1(log1p(f) + lower_h), expm1(log1p(f) + upper_h)]``.
+segment has fewer than :data:`MIN_ERRORS` there), made to widen with the horizon and to
+hold the forecast itself. Around a forecast f:
+``[expm1(log1p(f) + lower_h), expm1(log1p(f) + upper_h)]``.
 
 The seasonal-naive recipe (the fallback) fits nothing and is not backtested on its own: its
 interval comes from each series' own history, the quantiles of its year-on-year log changes
@@ -104,10 +105,12 @@ def from_backtest(
         lower.append(low)
         upper.append(high)
     # Uncertainty does not shrink with the horizon: widen where the pooled sample says less.
+    # And the interval holds its own forecast: where the backtest's errors all lean one way
+    # (a few origins of one bias), it reaches the forecast instead of lying beside it.
     return ForecastInterval(
         level,
-        tuple(np.minimum.accumulate(lower).tolist()),
-        tuple(np.maximum.accumulate(upper).tolist()),
+        tuple(np.minimum(np.minimum.accumulate(lower), 0.0).tolist()),
+        tuple(np.maximum(np.maximum.accumulate(upper), 0.0).tolist()),
     )
 
 
@@ -129,6 +132,7 @@ def seasonal_naive_offsets(
     lower = np.full(changes.shape[1], np.nan)
     upper = np.full(changes.shape[1], np.nan)
     if enough.any():
-        lower[enough] = np.nanquantile(changes[:, enough], tail, axis=0)
-        upper[enough] = np.nanquantile(changes[:, enough], 1.0 - tail, axis=0)
+        # Held around the forecast, as from_backtest's (a growing series' changes are all > 0).
+        lower[enough] = np.minimum(np.nanquantile(changes[:, enough], tail, axis=0), 0.0)
+        upper[enough] = np.maximum(np.nanquantile(changes[:, enough], 1.0 - tail, axis=0), 0.0)
     return lower, upper

@@ -46,6 +46,17 @@ def test_quantiles_of_the_log_errors_pooled_over_neighbouring_horizons() -> None
     assert found.lower[2] < 0 < found.upper[2]
 
 
+def test_an_interval_holds_its_forecast_even_when_every_error_leans_one_way() -> None:
+    # Six origins of under-forecasting: every error positive.
+    frame = _frame({h: np.linspace(0.05, 0.15, 30) for h in (1, 2)})
+
+    found = from_backtest(frame, "candidate", horizon=2, level=0.8)
+
+    assert found is not None
+    assert found.lower == (0.0, 0.0)
+    assert found.upper[0] == pytest.approx(np.quantile(np.linspace(0.05, 0.15, 30), 0.9))
+
+
 def test_a_small_segment_pools_more_horizons_and_too_few_errors_give_none() -> None:
     # One series, 6 origins: 6 errors per horizon. h = 1 needs h = 1..4 to reach 20.
     spread = {h: np.linspace(-0.01 * h, 0.01 * h, 6) for h in range(1, 7)}
