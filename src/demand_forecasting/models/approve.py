@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from demand_forecasting.models.audit import (
     APPROVE,
     AuditEvent,
+    clear_intents,
     current_actor,
     reconcile,
     write_audit,
@@ -138,6 +139,7 @@ def approve(
     finally:
         # The promotions done before a failure are audited (a rerun would not find them).
         write_audit(ctx, events)
+        clear_intents(registry, events)
     return {e.segment: e.to_version for e in events}
 
 

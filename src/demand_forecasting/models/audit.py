@@ -98,6 +98,26 @@ def write_audit(ctx: RunContext, events: list[AuditEvent]) -> None:
     ctx.tables.write(frame, ctx.table(names.AUDIT), mode="append")
 
 
+def clear_intents(registry: SegmentRegistry, events: list[AuditEvent]) -> None:
+    """Remove the :data:`PROMOTION_INTENT` tag of each promotion now audited (best effort).
+
+    The tag is only needed while a promotion has no audit row; removed, a version carries no
+    more tags than it did before intents existed (Unity Catalog limits tags per version).
+    """
+    for event in events:
+        if event.to_version is None or event.action not in (PROMOTE, APPROVE, ROLLBACK):
+            continue  # awaiting_approval moved no alias and set no intent
+        try:
+            registry.untag(event.segment, event.to_version, PROMOTION_INTENT)
+        except Exception as exc:  # a lingering intent is harmless: the row exists
+            log.warning(
+                "%s v%s: promotion_intent tag not removed: %s",
+                event.model_name,
+                event.to_version,
+                exc,
+            )
+
+
 # ----------------------------------------------------------------------- reconciliation
 
 

@@ -28,6 +28,7 @@ from demand_forecasting.models.audit import (
     AWAITING_APPROVAL,
     PROMOTE,
     AuditEvent,
+    clear_intents,
     current_actor,
     intent_tag,
     reconcile,
@@ -224,6 +225,7 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
         # segment fails: a rerun finds no challenger (or the tag already set) there, so it
         # would never audit that change.
         write_audit(ctx, events)
+        clear_intents(registry, events)
     summary.rows_out = len(events)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
     ctx.task_values.set(CHAMPIONS_KEY, summary.promoted)

@@ -196,6 +196,10 @@ class SegmentRegistry:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.name(segment), str(version), key, value)
 
+    def untag(self, segment: str, version: str, key: str) -> None:
+        """Remove tag ``key`` from a version."""
+        self.client.delete_model_version_tag(self.name(segment), str(version), key)
+
     def describe(self, segment: str, version: str, description: str) -> None:
         """Replace a version's description."""
         self.client.update_model_version(self.name(segment), str(version), description=description)

@@ -29,7 +29,13 @@ from datetime import date
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
-from demand_forecasting.models.audit import ROLLBACK, current_actor, reconcile, write_audit
+from demand_forecasting.models.audit import (
+    ROLLBACK,
+    clear_intents,
+    current_actor,
+    reconcile,
+    write_audit,
+)
 from demand_forecasting.models.command_context import (
     RegistryChoiceError,
     add_context_options,
@@ -110,6 +116,7 @@ def rollback(
     # After promote's previous_champion tag: validation skips a version tagged so.
     registry.tag(segment, str(current.version), {DEPLOYMENT_STATUS: ROLLED_BACK})
     write_audit(ctx, [event])
+    clear_intents(registry, [event])
     log.info("segment %s rolled back: champion %s -> %s", segment, current.version, to_version)
     stale = forecasts_by(ctx, segment, str(current.version))
     if stale is not None:
