@@ -72,12 +72,13 @@ def champions(
     ``registry.segments_with(segments, CHAMPION)`` loads them), in the model cache."""
     found = {}
     problems_by_environment: dict[str, list[str]] = {}
+    fetched = 0
     for segment, version in sorted(versions.items()):
         name = registry.name(segment)
         folder = Path(
             ctx.volume_path(names.CHECKPOINT_VOLUME, MODEL_CACHE, name, str(version.version))
         )
-        cache(f"models:/{name}/{version.version}", folder)
+        fetched += cache(f"models:/{name}/{version.version}", folder)
         environment = environment_of(folder)
         if environment not in problems_by_environment:
             problems_by_environment[environment] = environment_problems(folder)
@@ -91,6 +92,13 @@ def champions(
             )
         found[segment] = ChampionModel(
             segment, name, str(version.version), str(folder), fallback=is_fallback(version)
+        )
+    if fetched:
+        log.info(
+            "%d champion model(s) downloaded into the model cache %s (%d already there)",
+            fetched,
+            ctx.volume_path(names.CHECKPOINT_VOLUME, MODEL_CACHE),
+            len(found) - fetched,
         )
     return found
 
@@ -108,7 +116,7 @@ def cache(model_uri: str, folder: Path) -> bool:
             "not an MLflow model; check the registered version's source"
         )
     (folder / COMPLETE_MARKER).write_text(model_uri)
-    log.info("cached %s in %s", model_uri, folder)
+    log.debug("cached %s in %s", model_uri, folder)
     return True
 
 
