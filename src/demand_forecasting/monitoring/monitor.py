@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from mlflow.entities import Metric
@@ -403,6 +403,35 @@ def ensure_lakehouse_monitor(
     return ensure_forecast_monitor(quality_monitors(), spec)
 
 
+#: Landing files with quarantined rows shown in the report, newest first.
+QUARANTINE_FILES_SHOWN = 5
+
+
+def quarantine_summary(ctx: RunContext) -> dict[str, Any]:
+    """``quarantine`` (the newest files with quarantined rows: ``source_file, rows, rules,
+    validated_at``) and ``quarantined_rows`` (all rows, None without a table) for the report.
+    """
+    table = _read(ctx, names.QUARANTINE)
+    if table is None:
+        return {"quarantine": pd.DataFrame(), "quarantined_rows": None}
+    by_file = (
+        table.groupBy("source_file")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.array_join(F.array_sort(F.collect_set("failed_rule")), ", ").alias("rules"),
+            F.max("validated_at").alias("validated_at"),
+        )
+        .toPandas()
+    )
+    newest = by_file.sort_values(["validated_at", "source_file"], ascending=[False, True])
+    newest["source_file"] = newest["source_file"].map(lambda p: str(p).rsplit("/", 1)[-1])
+    newest["validated_at"] = pd.to_datetime(newest["validated_at"]).dt.strftime("%Y-%m-%d %H:%M")
+    return {
+        "quarantine": newest.head(QUARANTINE_FILES_SHOWN).reset_index(drop=True),
+        "quarantined_rows": int(by_file["rows"].sum()),
+    }
+
+
 def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured) -> ReportInputs:
     """Read the small frames the report shows.
 
@@ -463,6 +492,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         job_cost=costs.job_cost(telemetry, cfg.cost_per_hour),
         cost_per_hour=cfg.cost_per_hour,
         failed_tasks=failed_tasks(telemetry, cfg.upstream_states),
+        **quarantine_summary(ctx),
     )
 
 

@@ -54,6 +54,9 @@ class ReportInputs:
         job_cost: the estimated cost of the job run's tasks (None: not known).
         cost_per_hour: the price of an hour of the job's compute behind both.
         failed_tasks: ``{task: error}`` of the job run's tasks whose last attempt failed.
+        quarantine: the newest landing files with quarantined rows (``source_file, rows,
+            rules, validated_at``; :func:`quarantine_summary`), and ``quarantined_rows`` all
+            rows the quarantine table holds (None: no table, nothing was ever quarantined).
     """
 
     run_month: date
@@ -77,6 +80,8 @@ class ReportInputs:
     cost_per_hour: float = 1.0
     failed_tasks: dict[str, str] = field(default_factory=dict)
     plot_segments: int = 4
+    quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quarantined_rows: int | None = None
 
 
 def _flag(value: object) -> bool:
@@ -308,6 +313,24 @@ def decisions_table(drift: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def data_quality_section(inputs: ReportInputs) -> list[str]:
+    """The quarantine's newest files with their rules (rows that broke the quality gate are
+    kept there, never dropped), or that nothing was ever quarantined."""
+    lines = ["## Data quality", ""]
+    if not inputs.quarantined_rows:
+        return [*lines, "No row has been quarantined: every landed row passed the rules.", ""]
+    return [
+        *lines,
+        f"The quarantine table holds {inputs.quarantined_rows:,} row(s) that broke a rule, each "
+        "with the rules it broke; the newest files with such rows:",
+        "",
+        _table(inputs.quarantine, {}),
+        "To correct them, land the fixed rows in a new file of the month "
+        "(`<file_prefix>_<YYYY-MM>_<suffix>.csv`): the latest load wins in silver.",
+        "",
+    ]
+
+
 def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
     """The report text; ``images`` maps a figure's file name to its caption."""
     month = inputs.run_month.strftime("%Y-%m")
@@ -349,6 +372,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
             for task, error in inputs.failed_tasks.items()
         ],
         "",
+        *data_quality_section(inputs),
         "## Retraining decisions",
         "",
         _table(decisions, {"max PSI": ".2f"}),

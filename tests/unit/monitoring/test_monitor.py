@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 import pytest
@@ -88,6 +88,41 @@ def test_new_champions_compare_each_segment_with_its_own_previous_forecast() -> 
 
     assert monitor.new_champions(versions, mar) == {"gamma": "v2 -> v3", "delta": "new v1"}
     assert monitor.new_champions(versions, feb) == {"beta": "v9 -> v10", "gamma": "new v2"}
+
+
+def test_the_report_lists_the_newest_quarantined_files_with_their_rules(
+    forecast_tables: RunContext,
+) -> None:
+    ctx = forecast_tables
+    assert monitor.quarantine_summary(ctx)["quarantined_rows"] is None  # never quarantined
+    bad = [
+        ("file:/landing/x_2021-12.csv", "turnover_is_number", datetime(2022, 1, 3, 6, 0)),
+        ("file:/landing/x_2021-12.csv", "turnover_not_negative", datetime(2022, 1, 3, 6, 0)),
+        ("file:/landing/x_2022-01.csv", "turnover_is_number", datetime(2022, 2, 3, 6, 0)),
+    ]
+    schema = "source_file string, failed_rule string, validated_at timestamp"
+    ctx.tables.write(ctx.spark.createDataFrame(bad, schema), ctx.table(names.QUARANTINE))
+
+    summary = monitor.quarantine_summary(ctx)
+    text = monitor.run(ctx, monitor.MonitorConfig()).report.read_text()  # type: ignore[union-attr]
+
+    assert summary["quarantined_rows"] == 3
+    assert summary["quarantine"].to_dict("records") == [
+        {
+            "source_file": "x_2022-01.csv",
+            "rows": 1,
+            "rules": "turnover_is_number",
+            "validated_at": "2022-02-03 06:00",
+        },
+        {
+            "source_file": "x_2021-12.csv",
+            "rows": 2,
+            "rules": "turnover_is_number, turnover_not_negative",
+            "validated_at": "2022-01-03 06:00",
+        },
+    ]
+    assert "The quarantine table holds 3 row(s)" in text
+    assert "| x_2022-01.csv | 1 | turnover_is_number |" in text
 
 
 def test_run_writes_the_accuracy_table_beside_the_report(forecast_tables: RunContext) -> None:

@@ -100,6 +100,28 @@ def test_report_has_every_section_and_plot(tmp_path: Path) -> None:
         assert (path.parent / image).stat().st_size > 1000
 
 
+def test_the_data_quality_section_lists_the_newest_quarantined_files(tmp_path: Path) -> None:
+    clean = write_report(tmp_path / "clean", _inputs()).read_text()
+    inputs = _inputs()
+    inputs.quarantined_rows = 61
+    inputs.quarantine = pd.DataFrame(
+        {
+            "source_file": ["aus_retail_2016-01.csv", "aus_retail_2015-07.csv"],
+            "rows": [59, 2],
+            "rules": ["turnover_is_number", "month_not_after_file_month, turnover_not_negative"],
+            "validated_at": ["2016-02-03 06:01", "2015-08-03 06:02"],
+        }
+    )
+
+    text = write_report(tmp_path / "bad", inputs).read_text()
+
+    assert "## Data quality" in clean and "No row has been quarantined" in clean
+    section = text[text.index("## Data quality") : text.index("## Retraining decisions")]
+    assert "61 row(s) that broke a rule" in section
+    assert "| aus_retail_2016-01.csv | 59 | turnover_is_number | 2016-02-03 06:01 |" in section
+    assert "latest load wins" in section
+
+
 def test_report_without_forecasts_or_telemetry_still_renders(tmp_path: Path) -> None:
     inputs = _inputs()
     inputs.forecasts = inputs.forecasts.iloc[0:0]
