@@ -11,10 +11,12 @@ rollback that prod never saw. So off Databricks only the development target runs
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from demand_forecasting.models.registry import add_model_prefix_option
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.platform.detect import on_databricks
+from demand_forecasting.platform.paths import find_bundle_root
 
 #: The target whose registry is the local one when run off Databricks.
 LOCAL_TARGET = "dev"
@@ -71,8 +73,16 @@ def check_registry_choice(command: str, target: str, *, local: bool, databricks:
 
 def add_context_options(parser: argparse.ArgumentParser) -> None:
     """The options a governance command needs to find the models and the audit table."""
-    parser.add_argument("--catalog", required=True, help="Unity Catalog catalog")
-    parser.add_argument("--schema", required=True, help="schema within the catalog")
+    parser.add_argument(
+        "--catalog",
+        default=None,
+        help="Unity Catalog catalog (default: the target's, from the bundle's databricks.yml)",
+    )
+    parser.add_argument(
+        "--schema",
+        default=None,
+        help="schema within the catalog (default: the target's, from the bundle)",
+    )
     parser.add_argument(
         "--target",
         default=LOCAL_TARGET,
@@ -96,4 +106,37 @@ def command_context(command: str, args: argparse.Namespace) -> RunContext:
         RegistryChoiceError: see :func:`check_registry_choice`; nothing is opened then.
     """
     check_registry_choice(command, args.target, local=args.local, databricks=on_databricks())
-    return build_context(args.target, args.catalog, args.schema)
+    catalog, schema = args.catalog, args.schema
+    if catalog is None or schema is None:
+        bundle_catalog, bundle_schema = target_schema(command, args.target)
+        catalog, schema = catalog or bundle_catalog, schema or bundle_schema
+    return build_context(args.target, catalog, schema)
+
+
+def target_schema(command: str, target: str, root: Path | None = None) -> tuple[str, str]:
+    """``(catalog, schema)`` of the bundle's schema resource for ``target``, as the jobs of
+    that target get them (``${resources.schemas.<key>.catalog_name / name}``).
+
+    Raises:
+        RegistryChoiceError: no bundle above the working directory (or ``root``), or it does
+            not declare exactly one schema: ``--catalog`` and ``--schema`` must be given.
+    """
+    from demand_forecasting.runner.bundle import load_bundle
+    from demand_forecasting.runner.errors import BundleError
+
+    folder = root or find_bundle_root()
+    if folder is None:
+        problem = "no databricks.yml in this folder or above"
+    else:
+        try:
+            schemas = load_bundle(folder, target).resources.get("schemas") or {}
+        except BundleError as exc:
+            problem = f"the bundle does not load for target {target} ({exc})"
+        else:
+            if len(schemas) == 1:
+                (declared,) = schemas.values()
+                return str(declared["catalog_name"]), str(declared["name"])
+            problem = f"the bundle in {folder} declares {len(schemas)} schemas"
+    raise RegistryChoiceError(
+        f"{command}: which catalog and schema? {problem}; pass --catalog and --schema"
+    )

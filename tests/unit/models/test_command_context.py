@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from demand_forecasting import cli
 from demand_forecasting.models import approve, command_context, rollback
 from demand_forecasting.platform.detect import DATABRICKS_RUNTIME_ENV
 
+REPO = Path(__file__).resolve().parents[3]
 CONTEXT = ["--catalog", "prod", "--schema", "demand_forecasting"]
 COMMANDS = {
     "approve": ["approve", "--all", "--reason", "CAB-1"],
@@ -82,6 +84,26 @@ def test_off_databricks_dev_uses_the_local_registry(built: list[Any]) -> None:
     with pytest.raises(ContextBuilt):
         cli.main([*COMMANDS["rollback"], "--catalog", "main", "--schema", "s"])
     assert built == [("dev", "main", "s")]
+
+
+@pytest.mark.usefixtures("laptop")
+def test_without_catalog_and_schema_the_targets_come_from_the_bundle(
+    built: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ContextBuilt):
+        cli.main(COMMANDS["rollback"])
+    assert built == [("dev", "dev", "demand_forecasting")]  # databricks.yml's dev target
+
+    # Outside any bundle nothing is guessed: the command asks for both, opening nothing.
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.ERROR):
+        code = cli.main(COMMANDS["rollback"])
+    assert code != 0 and len(built) == 1
+    assert "pass --catalog and --schema" in caplog.text
 
 
 @pytest.mark.usefixtures("databricks")
