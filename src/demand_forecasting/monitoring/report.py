@@ -407,7 +407,15 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
     ]
     lines += ["## Forecasts vs actuals", ""]
     if FORECAST_FILE in images:
-        lines += [f"![{images[FORECAST_FILE]}]({FORECAST_FILE})", ""]
+        drawn = plot_segments(inputs)
+        lines += [
+            f"Segment totals of {len(drawn)} of {inputs.forecasts['segment'].nunique()} "
+            "segments, chosen in this order: accuracy alerts, then segments retrained or "
+            f"not kept this month, then the largest by volume: {', '.join(drawn)}.",
+            "",
+            f"![{images[FORECAST_FILE]}]({FORECAST_FILE})",
+            "",
+        ]
     else:
         lines += ["_no forecasts_", ""]
     lines += cost_section(inputs.costs, inputs.job_cost, inputs.cost_per_hour, images)

@@ -95,6 +95,9 @@ def test_report_has_every_section_and_plot(tmp_path: Path) -> None:
     assert "cafes (v1 -> v2)" in text
     assert "seasonal-naive fallback (their model did not beat it): food." in text
     assert "**ALERT** food: WAPE 30.0%" in text
+    # The forecast chart says which segments it draws and why (the alert first).
+    assert "Segment totals of 2 of 2 segments, chosen in this order" in text
+    assert "largest by volume: food, cafes." in text
     for image in (HEATMAP_FILE, FORECAST_FILE, TASK_TIME_FILE):
         assert f"]({image})" in text
         assert (path.parent / image).stat().st_size > 1000
