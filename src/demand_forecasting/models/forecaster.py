@@ -214,8 +214,8 @@ def seasonal_naive_forecast(panel: Panel, horizon: int) -> pd.DataFrame:
         rows = years == k
         lower[rows], upper[rows] = low[position[rows]], high[position[rows]]
     forecast_log = np.log1p(forecast["forecast"].to_numpy(float))
-    forecast["forecast_lower"] = np.clip(np.expm1(forecast_log + lower), 0.0, None)
-    forecast["forecast_upper"] = np.clip(np.expm1(forecast_log + upper), 0.0, None)
+    forecast["forecast_lower"] = _to_scale(forecast_log + lower)
+    forecast["forecast_upper"] = _to_scale(forecast_log + upper)
     for member in ("forecast_xgb", "forecast_holt_winters", "forecast_theta"):
         forecast[member] = np.nan
     return forecast[list(FORECAST_COLUMNS)]

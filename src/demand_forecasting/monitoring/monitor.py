@@ -237,11 +237,9 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
             f"{ctx.table(names.FEATURES)} does not exist: run score first"
         )
     # Read once, queried several times below (accuracy, report totals, versions).
-    # A table written before forecast intervals existed has no bounds: null, no coverage.
-    bounds = [
-        F.col(c) if c in forecasts.columns else F.lit(None).cast("double").alias(c)
-        for c in ("forecast_lower", "forecast_upper")
-    ]
+    # A table written before forecast intervals existed has no bounds (accuracy_by_segment
+    # then counts no interval).
+    bounds = [c for c in ("forecast_lower", "forecast_upper") if c in forecasts.columns]
     forecasts = forecasts.select(
         "segment",
         "series_id",
