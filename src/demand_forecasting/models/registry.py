@@ -60,6 +60,14 @@ PROMOTION_INTENT = "promotion_intent"
 #: never makes it a challenger again (a person may restore it with ``rollback --to``).
 ROLLED_BACK = "rolled_back"
 
+#: Unity Catalog's limits on the tags of a securable, model versions included (documented
+#: as 20 tags of up to 255 characters at first, 50 tags with values of up to 1,000 since):
+#: the project keeps to the older, tighter ones. A version carries at most 18 of its own
+#: tags, and 19 while a promotion is in flight (:data:`PROMOTION_INTENT`).
+MAX_VERSION_TAGS = 20
+#: Longest tag value the project writes (free text is cut to it).
+TAG_VALUE_MAX = 250
+
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 
 

@@ -30,6 +30,7 @@ from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 
 from demand_forecasting.models.forecaster import BOOSTER_FILE, STATE_FILE
 from demand_forecasting.models.pyfunc import check_logged_model, log_forecaster
+from demand_forecasting.models.registry import TAG_VALUE_MAX
 from demand_forecasting.monitoring.job_run import job_parent_run
 from demand_forecasting.platform.mlflow_setup import ensure_experiment
 
@@ -54,12 +55,14 @@ class LoggedSegment:
     seconds: float
 
 
-def compact_features(names: list[str]) -> str:
+def compact_features(names: list[str], limit: int = TAG_VALUE_MAX) -> str:
     """Feature names with numbered runs folded: ``rel_lag_00..rel_lag_23,horizon,...``.
 
-    Short enough for a Unity Catalog tag value (256 characters).
+    Cut to ``limit`` characters (a Unity Catalog tag value) when there are many: the text
+    then ends in ``,...(+N more)``; the full list is in the model's state.
     """
-    out: list[str] = []
+    out: list[str] = []  # each item a name or a folded run of names
+    sizes: list[int] = []  # how many names each item stands for
     run: list[str] = []
     for name in [*names, ""]:
         match = re.fullmatch(r"(.*_)(\d+)", name)
@@ -74,8 +77,14 @@ def compact_features(names: list[str]) -> str:
                 continue
         if run:
             out.append(run[0] if len(run) == 1 else f"{run[0]}..{run[-1]}")
+            sizes.append(len(run))
         run = [name] if name else []
-    return ",".join(out)
+    text = ",".join(out)
+    kept = len(out)
+    while len(text) > limit and kept > 0:
+        kept -= 1
+        text = ",".join([*out[:kept], f"...(+{sum(sizes[kept:])} more)"])
+    return text
 
 
 def artifact_hash(booster: bytes | None, state: str) -> str:

@@ -58,6 +58,7 @@ from demand_forecasting.models.registry import (
     CHAMPION,
     DEPLOYMENT_STATUS,
     ROLLED_BACK,
+    TAG_VALUE_MAX,
     VALIDATION_REASONS,
     VALIDATION_STATUS,
     SegmentRegistry,
@@ -387,7 +388,7 @@ def stand_in_fallbacks(
             version,
             {
                 VALIDATION_STATUS: "fallback",
-                VALIDATION_REASONS: text[:250],
+                VALIDATION_REASONS: text[:TAG_VALUE_MAX],
                 VALIDATION_FIGURES: _figures(naive, naive, history.version),
             },
         )
@@ -510,7 +511,7 @@ def _evaluate(
         version,
         {
             VALIDATION_STATUS: "passed" if decision.passed else "refused",
-            VALIDATION_REASONS: decision.text[:250],
+            VALIDATION_REASONS: decision.text[:TAG_VALUE_MAX],
             VALIDATION_FIGURES: _figures(candidate, naive, data_version),
         },
     )

@@ -64,6 +64,17 @@ def find_champions(
     return found
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A segment's newest trained version, which validation refused."""
+
+    version: str
+    trained_until: date
+
+    def __str__(self) -> str:
+        return f"v{self.version} refused, trained until {self.trained_until:%Y-%m}"
+
+
 def recently_refused(
     client: MlflowClient,
     catalog: str,
@@ -72,13 +83,14 @@ def recently_refused(
     segments: Iterable[str],
     run_month: date,
     months: int,
-) -> dict[str, str]:
+) -> dict[str, Refusal]:
     """Of ``segments`` (those without a champion of their own), the ones whose newest trained
     version (fallbacks aside) validation refused and was trained on data less than ``months``
     months older than ``run_month``.
 
     Returns:
-        ``{segment: "v<N> refused, trained until YYYY-MM"}``; empty when ``months`` is 0.
+        ``{segment: Refusal}`` (its text: ``vN refused, trained until YYYY-MM``); empty when
+        ``months`` is 0.
     """
     if months <= 0:
         return {}
@@ -96,5 +108,5 @@ def recently_refused(
         until = date.fromisoformat(trained_until[:10])
         age = (run_month.year - until.year) * 12 + run_month.month - until.month
         if age < months:
-            found[segment] = f"v{newest.version} refused, trained until {until:%Y-%m}"
+            found[segment] = Refusal(str(newest.version), until)
     return found

@@ -10,7 +10,9 @@ rows: a rerun writes the same rows). Task values for the condition and ``train``
 ``segments_to_train`` (JSON list), ``retrain_count`` (int) and ``run_month`` (``YYYY-MM``).
 
 A rerun of a month after its retraining keeps the month's rows and retrains nothing again:
-a segment whose champion was trained on data up to the run month is ``already_retrained``.
+a segment whose champion was trained on data up to the run month is ``already_retrained``,
+and one whose candidate of this month was refused waits (``wait_refused``). Both keep the
+rows, and so the decision, that the month's first run recorded.
 """
 
 from __future__ import annotations
@@ -228,7 +230,31 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     # A champion whose training data lacks its own segment cannot give a reference either.
     unreadable += [s for s in champions if s not in references and s not in unreadable]
     already = sorted(s for s, r in references.items() if r.end >= run_month)
-    existing = existing_rows(ctx, run_month, already)
+    without_champion = sorted(set(segments) - set(champions))
+    fallback = sorted(s for s, c in champions.items() if c.fallback)
+    waiting = recently_refused(
+        ctx.mlflow,
+        ctx.catalog,
+        ctx.schema,
+        cfg.model_prefix,
+        without_champion + fallback,
+        run_month,
+        cfg.refused_retry_months,
+    )
+    # Retried in this very month and refused (a rerun of the month): like ``already``, its
+    # rows keep the decision the month's first run recorded.
+    retried = sorted(s for s, refusal in waiting.items() if refusal.trained_until >= run_month)
+    for segment, refusal in sorted(waiting.items()):
+        log.info(
+            "segment %s has %s and waits (%s; %s)",
+            segment,
+            "the seasonal-naive fallback" if segment in fallback else "no champion",
+            refusal,
+            "retried in this month already"
+            if segment in retried
+            else f"retried {cfg.refused_retry_months} months after",
+        )
+    existing = existing_rows(ctx, run_month, already + retried)
     to_measure = [s for s in references if s not in existing]
 
     psi = pd.DataFrame(columns=drift.PSI_COLUMNS)
@@ -249,25 +275,6 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
             rows, features, cfg.rule, on_driver=window_rows <= cfg.psi_driver_max_rows
         )
     breaching = sorted(set(psi.loc[psi["breach"].astype(bool), "segment"]))
-    without_champion = sorted(set(segments) - set(champions))
-    fallback = sorted(s for s, c in champions.items() if c.fallback)
-    waiting = recently_refused(
-        ctx.mlflow,
-        ctx.catalog,
-        ctx.schema,
-        cfg.model_prefix,
-        without_champion + fallback,
-        run_month,
-        cfg.refused_retry_months,
-    )
-    for segment, why in sorted(waiting.items()):
-        log.info(
-            "segment %s has %s and waits (%s; retried %d months after)",
-            segment,
-            "the seasonal-naive fallback" if segment in fallback else "no champion",
-            why,
-            cfg.refused_retry_months,
-        )
     decision = drift.decide(
         segments,
         breaching,

@@ -26,7 +26,10 @@ from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.registry import (
     CHALLENGER,
     CHAMPION,
+    MAX_VERSION_TAGS,
     PREVIOUS_CHAMPION,
+    PROMOTION_INTENT,
+    TAG_VALUE_MAX,
     VERSION_TAGS,
     SegmentRegistry,
 )
@@ -432,7 +435,7 @@ def test_a_refused_segment_without_champion_gets_a_governed_seasonal_naive_champ
     waiting = recently_refused(
         ctx.mlflow, ctx.catalog, ctx.schema, prefix, [segment], date(2017, 1, 1), 3
     )
-    assert waiting == {segment: "v1 refused, trained until 2016-12"}
+    assert {s: str(r) for s, r in waiting.items()} == {segment: "v1 refused, trained until 2016-12"}
 
     # Rerun: nothing new; then a candidate that beats seasonal naive replaces the fallback.
     again = run_month(ctx, worse, segments=(segment,), prefix=prefix)
@@ -443,6 +446,25 @@ def test_a_refused_segment_without_champion_gets_a_governed_seasonal_naive_champ
     assert better["validate"].backtests_run == 0, "a fallback champion's backtest is naive's"
     assert better["deploy"].promoted == {segment: "3"}
     assert version_of(reg, segment, PREVIOUS_CHAMPION) == "2"
+
+
+def test_every_version_keeps_within_unity_catalogs_tag_limits(ctx: RunContext) -> None:
+    """By now the registry holds champions, refused candidates, a fallback, a rolled-back
+    and an approved version: each keeps room for a promotion's intent tag, and every key and
+    value is one Unity Catalog accepts."""
+    versions = [
+        ctx.mlflow.get_model_version(m.name, v.version)
+        for m in ctx.mlflow.search_registered_models()
+        for v in ctx.mlflow.search_model_versions(f"name = '{m.name}'")
+    ]
+    assert len(versions) >= 6
+    for version in versions:
+        tags = dict(version.tags or {})
+        in_flight = len(tags) + (PROMOTION_INTENT not in tags)
+        assert in_flight <= MAX_VERSION_TAGS, f"{version.name} v{version.version}: {sorted(tags)}"
+        for key, value in tags.items():
+            assert not set(key) & set(".,-=/:") and len(key) <= 255, key
+            assert len(value) <= TAG_VALUE_MAX, f"{key}: {len(value)} characters"
 
 
 GOOD, BAD = (

@@ -32,7 +32,8 @@ from demand_forecasting.models.fallback import (
     is_fallback,
     trained_versions,
 )
-from demand_forecasting.models.registry import VALIDATION_STATUS, SegmentRegistry
+from demand_forecasting.models.registry import TAG_VALUE_MAX, VALIDATION_STATUS, SegmentRegistry
+from demand_forecasting.models.tracking import compact_features
 from demand_forecasting.monitoring.champions import recently_refused
 from demand_forecasting.platform.mlflow_setup import configure_mlflow, local_store
 
@@ -146,4 +147,20 @@ def test_fallbacks_are_told_apart_and_the_newest_refusal_waits(
     waiting = recently_refused(
         client, "prod", "demand_forecasting", "demand", [SEGMENT], date(2015, 12, 1), 3
     )
-    assert waiting == {SEGMENT: f"v{refused} refused, trained until 2015-11"}
+    assert {s: str(r) for s, r in waiting.items()} == {
+        SEGMENT: f"v{refused} refused, trained until 2015-11"
+    }
+
+
+def test_the_feature_list_tag_folds_numbered_runs_and_fits_a_tag_value() -> None:
+    lags = [f"rel_lag_{i:02d}" for i in range(24)]
+    assert compact_features([*lags, "horizon", "month"]) == "rel_lag_00..rel_lag_23,horizon,month"
+
+    promotions = [f"promotion_depth_{name}_store_cluster" for name in "abcdefghijklmnop"]
+    text = compact_features([*promotions, *lags])
+
+    assert len(text) <= TAG_VALUE_MAX
+    kept = text.split(",")[:-1]
+    assert kept == promotions[: len(kept)]
+    # The cut names how many features the tag leaves out (24 lags fold into one item).
+    assert text.endswith(f",...(+{len(promotions) - len(kept) + len(lags)} more)")

@@ -150,6 +150,25 @@ def test_a_segment_whose_candidate_was_just_refused_waits_then_retries(
     assert values["segments_to_train"] == ["beta", "gamma"]
 
 
+def test_a_rerun_after_this_months_refusal_keeps_the_recorded_decision(
+    planted: RunContext,
+) -> None:
+    summary, values = _run(planted)  # gamma has no champion: retrained this month
+    assert summary.decision.decisions["gamma"] == drift.RETRAIN_NO_CHAMPION
+    first = _drift_rows(planted)
+    # ... and its candidate, trained on data up to the run month, was refused.
+    name = "main.demand_forecasting.demand_gamma"
+    planted.mlflow.create_registered_model(name)
+    tags = {"validation_status": "refused", "trained_until": "2022-01-01"}
+    planted.mlflow.create_model_version(name, source="/nowhere", tags=tags)
+
+    summary, values = _run(planted)  # a rerun of 2022-01
+
+    assert summary.decision.decisions["gamma"] == drift.WAIT_REFUSED
+    assert values["segments_to_train"] == ["beta"]
+    assert _drift_rows(planted) == first, "the month's record still says why gamma retrained"
+
+
 def test_a_missing_feature_table_is_a_clear_error(ctx: RunContext) -> None:
     with pytest.raises(RuntimeError, match="run ingest, validate_data and build_features"):
         check_drift.run(ctx, check_drift.DriftConfig())
