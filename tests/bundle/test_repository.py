@@ -65,6 +65,15 @@ def test_every_entry_point_is_in_the_built_wheel(repo_root: Path, built_wheel: P
     assert report.ok, _errors(report.findings)
 
 
+def test_the_wheel_carries_the_package_data_the_code_reads(built_wheel: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(built_wheel) as wheel:
+        files = set(wheel.namelist())
+    assert "demand_forecasting/platform/log4j2.properties" in files
+    assert "demand_forecasting/conf/datasets/aus_retail.yml" in files
+
+
 def test_wheel_reader_notices_a_script_whose_module_is_missing(
     built_wheel: Path, tmp_path: Path
 ) -> None:

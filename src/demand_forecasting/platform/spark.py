@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 MAVEN_REPO_ENV = "DEMAND_FORECASTING_MAVEN_REPO"
 #: Local Spark settings that replace the defaults below (a JSON object of strings).
 SPARK_CONF_ENV = "DEMAND_FORECASTING_SPARK_CONF"
+#: Local Spark's logging: warnings and errors, without the start-up notices (a
+#: ``-Dlog4j2.configurationFile`` in DEMAND_FORECASTING_SPARK_CONF's driver options wins).
+LOG4J2_FILE = Path(__file__).with_name("log4j2.properties")
 #: Folder for the remembered jar lists and the class archive (default ``$XDG_CACHE_HOME`` or
 #: ``~/.cache``).
 JAR_CACHE_ENV = "DEMAND_FORECASTING_CACHE"
@@ -219,6 +222,19 @@ def start_local_in_background(scratch_dir: Path, python_daemon: bool = False) ->
     return thread
 
 
+#: The ``SPARK_LOCAL_DIRS`` this process set, if any.
+_local_dirs: str | None = None
+
+
+def _set_local_dirs(folder: Path) -> None:
+    """Spark's scratch space, through the environment rather than ``spark.local.dir`` (that
+    setting makes Spark warn at every start that a cluster manager would override it). A
+    ``SPARK_LOCAL_DIRS`` the user set is left as it is."""
+    global _local_dirs
+    if os.environ.get("SPARK_LOCAL_DIRS") in (None, _local_dirs):
+        _local_dirs = os.environ["SPARK_LOCAL_DIRS"] = str(folder)
+
+
 def _start_local(scratch_dir: Path | None) -> SparkSession:
     # Spark's Python workers must run this interpreter (and its packages), not the system one.
     os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -227,8 +243,13 @@ def _start_local(scratch_dir: Path | None) -> SparkSession:
     conf = {**LOCAL_SPARK_CONF, **conf_overrides()}
     if scratch_dir is not None:
         scratch_dir.mkdir(parents=True, exist_ok=True)
-        conf["spark.local.dir"] = str(scratch_dir / "tmp")
+        _set_local_dirs(scratch_dir / "tmp")
         conf["spark.sql.warehouse.dir"] = str(scratch_dir / "warehouse")
+    options = conf["spark.driver.extraJavaOptions"]
+    if "log4j2.configurationFile" not in options:
+        conf["spark.driver.extraJavaOptions"] = (
+            f"{options} -Dlog4j2.configurationFile={LOG4J2_FILE.as_uri()}"
+        )
     repo = os.environ.get(MAVEN_REPO_ENV)
     if repo:
         conf["spark.jars.repositories"] = repo

@@ -52,6 +52,18 @@ def test_the_running_session_remembered_its_jars(spark: object) -> None:
     assert any("delta-spark" in j for j in remembered)
 
 
+def test_the_local_session_logs_through_the_packaged_log4j2_file(spark: object) -> None:
+    from pyspark.sql import SparkSession
+
+    assert isinstance(spark, SparkSession)
+    conf = spark.sparkContext.getConf()
+    options = conf.get("spark.driver.extraJavaOptions") or ""
+    assert f"-Dlog4j2.configurationFile={local_spark.LOG4J2_FILE.as_uri()}" in options
+    assert local_spark.LOG4J2_FILE.is_file()
+    # Scratch space comes from the environment: spark.local.dir would warn at every start.
+    assert conf.get("spark.local.dir") is None
+
+
 def test_python_workers_of_the_local_session_get_one_openmp_thread(spark: object) -> None:
     from pyspark.sql import SparkSession
 
