@@ -330,6 +330,8 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
             )
             work[c.segment] = work.get(c.segment, 0.0) + time.perf_counter() - started
         record_segment_seconds(work)
+        for segment, why in sorted(summary.refused.items()):
+            log.warning("segment %s refused: %s", segment, why)
         orphans = [c for c in contests if c.segment in summary.refused and not c.champion_version]
         if orphans:
             rows += stand_in_fallbacks(ctx, cfg, registry, history, orphans, results, summary)
@@ -344,8 +346,6 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
         len(summary.fallbacks),
         len(summary.skipped),
     )
-    for segment, why in sorted(summary.refused.items()):
-        log.warning("segment %s refused: %s", segment, why)
     return summary
 
 

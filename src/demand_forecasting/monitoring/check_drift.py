@@ -329,13 +329,30 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     )
 
 
+#: How the run's log line names each retraining reason.
+_REASONS = {
+    drift.RETRAIN_DRIFT: "drift",
+    drift.RETRAIN_NO_CHAMPION: "no champion",
+    drift.RETRAIN_NO_REFERENCE: "no readable reference",
+    drift.RETRAIN_FALLBACK: "fallback champion",
+}
+#: Segments named per reason in the log line (the drift table holds them all).
+_NAMED = 8
+
+
 def _describe(decision: drift.DriftDecision, breaches: dict[str, list[str]]) -> str:
-    parts = []
+    grouped: dict[str, list[str]] = defaultdict(list)
     for segment in decision.segments_to_train:
         why = decision.decisions[segment]
-        if why == drift.RETRAIN_DRIFT:
-            why = f"drift in {', '.join(breaches.get(segment, []))}"
-        parts.append(f"{segment} ({why})")
+        grouped[why].append(
+            f"{segment} ({', '.join(breaches.get(segment, []))})"
+            if why == drift.RETRAIN_DRIFT
+            else segment
+        )
+    parts = []
+    for why, named in grouped.items():
+        more = f", and {len(named) - _NAMED} more" if len(named) > _NAMED else ""
+        parts.append(f"{_REASONS.get(why, why)} {len(named)}: {', '.join(named[:_NAMED])}{more}")
     return "; ".join(parts) or "none"
 
 

@@ -61,9 +61,14 @@ def planted(ctx: RunContext, tmp_path: Path) -> RunContext:
 
 
 def test_only_the_shifted_segment_and_the_one_without_champion_retrain_and_reruns_agree(
-    planted: RunContext, tmp_path: Path
+    planted: RunContext, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    summary, values = _run(planted)
+    with caplog.at_level("INFO", logger="demand_forecasting.monitoring.check_drift"):
+        summary, values = _run(planted)
+    assert (
+        "check_drift 2022-01: 3 segments, 2 with champion; retrain 2: "
+        "drift 1: beta (lag_1, roll_mean_3, y); no champion 1: gamma"
+    ) in caplog.text
 
     assert summary.run_month == date(2022, 1, 1)
     assert values == {
@@ -167,6 +172,17 @@ def test_a_rerun_after_this_months_refusal_keeps_the_recorded_decision(
     assert summary.decision.decisions["gamma"] == drift.WAIT_REFUSED
     assert values["segments_to_train"] == ["beta"]
     assert _drift_rows(planted) == first, "the month's record still says why gamma retrained"
+
+
+def test_the_log_line_names_a_few_segments_per_reason_and_counts_the_rest() -> None:
+    new = [f"s{i:02d}" for i in range(11)]
+    decision = drift.decide([*new, "z"], breaching=["z"], without_champion=new)
+
+    text = check_drift._describe(decision, {"z": ["y"]})
+
+    assert text == (
+        "no champion 11: s00, s01, s02, s03, s04, s05, s06, s07, and 3 more; drift 1: z (y)"
+    )
 
 
 def test_a_missing_feature_table_is_a_clear_error(ctx: RunContext) -> None:
