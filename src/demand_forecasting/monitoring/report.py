@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from demand_forecasting import names
 from demand_forecasting.models import intervals
 from demand_forecasting.monitoring.accuracy import AccuracyAlert
 from demand_forecasting.monitoring.costs import per_model
-from demand_forecasting.monitoring.drift import KEEP
+from demand_forecasting.monitoring.drift import KEEP, RETRAIN_DRIFT
 
 REPORT_FILE = "report.md"
 HEATMAP_FILE = "psi_heatmap.png"
@@ -272,9 +273,29 @@ def plot_segments(inputs: ReportInputs) -> list[str]:
     return [s for s in chosen if s in forecast_segments][: inputs.plot_segments]
 
 
-def _table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+#: Longest per-segment list and table the report prints in full: with hundreds of
+#: segments it names these and says where the rest are.
+LIST_LIMIT = 12
+TABLE_LIMIT = 20
+
+
+def _listed(items: Sequence[str], where: str) -> str:
+    """``items`` joined, cut after :data:`LIST_LIMIT` with how many more and ``where``."""
+    if len(items) <= LIST_LIMIT:
+        return ", ".join(items) or "none"
+    return f"{', '.join(items[:LIST_LIMIT])} and {len(items) - LIST_LIMIT} more ({where})"
+
+
+def _table(
+    frame: pd.DataFrame, formats: dict[str, str] | None = None, rest: str | None = None
+) -> str:
+    """A Markdown table; with ``rest`` (where the other rows are), only the first
+    :data:`TABLE_LIMIT` rows and a line that counts the others."""
     if frame.empty:
         return "_none_\n"
+    more = len(frame) - TABLE_LIMIT if rest is not None else 0
+    if more > 0:
+        return _table(frame.head(TABLE_LIMIT), formats) + f"\n_... {more} more rows: {rest}._\n"
     formats = formats or {}
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
@@ -310,7 +331,14 @@ def decisions_table(drift: pd.DataFrame) -> pd.DataFrame:
                 "max PSI": group["psi"].max(),
             }
         )
-    return pd.DataFrame(rows, columns=columns)
+    # Drift first, the largest PSI first: a long table is cut after its first rows.
+    table = pd.DataFrame(rows, columns=columns)
+    table["_order"] = table["decision"].ne(RETRAIN_DRIFT)
+    return (
+        table.sort_values(["_order", "max PSI", "segment"], ascending=[True, False, True])
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
 def data_quality_section(inputs: ReportInputs) -> list[str]:
@@ -347,8 +375,9 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         f"- **{inputs.series_forecast} series forecast** from {month} by "
         f"{inputs.forecasts['segment'].nunique() if not inputs.forecasts.empty else 0} "
         "segment champions.",
-        f"- Segments without a champion (not forecast): "
-        f"{', '.join(inputs.segments_without_champion) or 'none'}.",
+        "- Segments without a champion (not forecast): "
+        + _listed(inputs.segments_without_champion, f"see the {names.DRIFT} table")
+        + ".",
         *(
             [
                 f"- Segments with no value in {month} (not forecast; their rows are in "
@@ -359,12 +388,16 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
             else []
         ),
         "- Segments forecast by the seasonal-naive fallback (their model did not beat it): "
-        f"{', '.join(inputs.segments_on_fallback) or 'none'}.",
+        + _listed(inputs.segments_on_fallback, "their champion versions carry the tag fallback")
+        + ".",
         "- Retraining decisions: "
         + (", ".join(f"{k} {v}" for k, v in counts.sort_index().items()) or "none")
         + ".",
-        "- New champions since the previous run: "
-        + (", ".join(f"{s} ({v})" for s, v in sorted(inputs.new_champions.items())) or "none")
+        f"- New champions since the previous run ({len(inputs.new_champions)}): "
+        + _listed(
+            [f"{s} ({v})" for s, v in sorted(inputs.new_champions.items())],
+            f"the {names.AUDIT} table has every promotion",
+        )
         + ".",
         f"- Accuracy alerts: {len(inputs.alerts)}.",
         *[
@@ -375,7 +408,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         *data_quality_section(inputs),
         "## Retraining decisions",
         "",
-        _table(decisions, {"max PSI": ".2f"}),
+        _table(decisions, {"max PSI": ".2f"}, rest=f"the {names.DRIFT} table has them all"),
         "## Drift",
         "",
     ]
@@ -403,7 +436,11 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         f"of actuals inside the {intervals.LEVEL:.0%} forecast interval (interval_coverage, "
         "forecasts of those months at any horizon; empty without intervals):",
         "",
-        _table(accuracy, {"wape": ".1%", "bias": "+.1%", "interval_coverage": ".0%"}),
+        _table(
+            accuracy,
+            {"wape": ".1%", "bias": "+.1%", "interval_coverage": ".0%"},
+            rest=f"the worst are above; the {names.ACCURACY} table has every segment",
+        ),
     ]
     lines += ["## Forecasts vs actuals", ""]
     if FORECAST_FILE in images:

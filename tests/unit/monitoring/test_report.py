@@ -103,6 +103,37 @@ def test_report_has_every_section_and_plot(tmp_path: Path) -> None:
         assert (path.parent / image).stat().st_size > 1000
 
 
+def test_with_many_segments_lists_and_tables_are_cut_and_say_where_the_rest_is(
+    tmp_path: Path,
+) -> None:
+    segments = [f"s{i:02d}" for i in range(30)]
+    inputs = _inputs()
+    inputs.drift = pd.DataFrame(
+        [(s, None, None, None, None, "retrain_no_champion") for s in segments]
+        + [("cafes", "y", 3.5, 1.2, True, "retrain_drift")],
+        columns=["segment", "feature", "psi", "psi_critical", "breach", "decision"],
+    )
+    inputs.accuracy = pd.DataFrame(
+        {"segment": segments, "wape": [i / 100 for i in range(30)], "bias": [0.0] * 30}
+    )
+    inputs.new_champions = {s: "new v1" for s in segments}
+    inputs.segments_on_fallback = segments[:13]
+
+    text = write_report(tmp_path / "2016-01", inputs).read_text()
+
+    assert "New champions since the previous run (30): s00 (new v1), " in text
+    assert "s11 (new v1) and 18 more (the model_audit table has every promotion)." in text
+    assert "s11 and 1 more (their champion versions carry the tag fallback)." in text
+    decisions = text.split("## Retraining decisions")[1].split("## Drift")[0]
+    assert decisions.count("| retrain_") == 20
+    assert decisions.index("| cafes | retrain_drift | y |") < decisions.index("| s00 |")
+    assert "_... 11 more rows: the drift_psi table has them all._" in decisions
+    accuracy = text.split("## Accuracy")[1].split("## Forecasts")[0]
+    assert "| s29 | 29.0% |" in accuracy and "| s10 | 10.0% |" in accuracy
+    assert "| s09 |" not in accuracy
+    assert "_... 10 more rows: the worst are above; the forecast_accuracy table" in accuracy
+
+
 def test_the_data_quality_section_lists_the_newest_quarantined_files(tmp_path: Path) -> None:
     clean = write_report(tmp_path / "clean", _inputs()).read_text()
     inputs = _inputs()
