@@ -12,8 +12,13 @@ anyway): for each model whose registry champion is not the ``to_version`` of its
 champion-changing row, it appends a :data:`RECONCILED` row. Who, why and which job run
 come from the version's :data:`~demand_forecasting.models.registry.PROMOTION_INTENT` tag,
 which :func:`~demand_forecasting.models.deploy.promote` sets just before it moves the alias,
-when that tag matches the gap; otherwise the row says they are unknown. A second
-reconciliation finds the gap closed and writes nothing.
+when that tag matches the gap; otherwise the row says they are unknown. When that intent is
+a rollback's, the version it replaced is tagged ``deployment_status=rolled_back`` first, as
+the killed rollback would have done after moving the alias.
+
+A second reconciliation finds the gap closed and writes nothing. Two reconciling the same gap
+at once write its row once: the row's ``audit_id`` is derived from the gap, and it is MERGEd
+on that id (see :func:`write_reconciled`).
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ from datetime import datetime, timezone
 
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.models.registry import (
+    DEPLOYMENT_STATUS,
     PREVIOUS_CHAMPION,
     PROMOTION_INTENT,
+    ROLLED_BACK,
     SegmentRegistry,
 )
 from demand_forecasting.platform.context import RunContext
@@ -54,6 +62,10 @@ CHAMPION_ACTIONS = (PROMOTE, ROLLBACK, APPROVE, RECONCILED)
 UNKNOWN_ACTOR = "unknown"
 #: Unity Catalog keeps tag values up to 256 characters.
 _TAG_VALUE_MAX = 250
+#: Namespace of the ``audit_id`` of a reconciled row (a UUID derived from the gap it closes).
+_RECONCILED_IDS = uuid.uuid5(uuid.NAMESPACE_URL, "demand-forecasting/model_audit/reconciled")
+#: Attempts to commit reconciled rows when concurrent commits to the audit table conflict.
+_COMMIT_ATTEMPTS = 3
 
 AUDIT_SCHEMA = (
     "audit_id string, at timestamp, segment string, model_name string, action string, "
@@ -77,6 +89,9 @@ class AuditEvent:
     model_artifact_hash: str | None
     target: str
     job_run_id: str | None = None
+    #: None: a new random id when written. A reconciled row's is derived from its gap
+    #: (:func:`reconciliation_id`), so that a second writer of the same row inserts nothing.
+    audit_id: str | None = None
 
 
 def current_actor(ctx: RunContext) -> str:
@@ -90,12 +105,85 @@ def write_audit(ctx: RunContext, events: list[AuditEvent]) -> None:
     """Append ``events`` to the audit table (created on first use)."""
     if not events:
         return
+    ctx.tables.write(_audit_frame(ctx, events), ctx.table(names.AUDIT), mode="append")
+
+
+def write_reconciled(ctx: RunContext, events: list[AuditEvent]) -> int:
+    """Insert the reconciled rows whose ``audit_id`` the audit table lacks; the number inserted.
+
+    Each row's ``audit_id`` is derived from its gap (:func:`reconciliation_id`), so the MERGE
+    on it inserts nothing for a gap that another job closed after this one read the trail.
+    Two MERGEs committing at once conflict in Delta (each read the rows the other adds):
+    the loser, run again, finds the winner's row. Locally the first write creates the table;
+    a concurrent creation conflicts the same way.
+
+    Raises:
+        delta.exceptions.ConcurrentAppendException (or another Delta commit conflict): the
+            audit table kept changing under :data:`_COMMIT_ATTEMPTS` attempts; rerun the job.
+    """
+    if not events:
+        return 0
+    from delta.exceptions import (
+        ConcurrentAppendException,
+        ConcurrentDeleteReadException,
+        MetadataChangedException,
+        ProtocolChangedException,
+    )
+
+    conflicts = (
+        ConcurrentAppendException,
+        ConcurrentDeleteReadException,
+        MetadataChangedException,
+        ProtocolChangedException,
+    )
+    frame = _audit_frame(ctx, events)
+    for attempt in range(1, _COMMIT_ATTEMPTS):
+        try:
+            return _insert_new(ctx, frame, len(events))
+        except conflicts as exc:
+            log.info(
+                "audit reconciliation: a concurrent commit to %s (attempt %d): %s; reading "
+                "it again",
+                ctx.table(names.AUDIT),
+                attempt,
+                str(exc).splitlines()[0],
+            )
+    return _insert_new(ctx, frame, len(events))
+
+
+def _insert_new(ctx: RunContext, frame: DataFrame, count: int) -> int:
+    """MERGE ``frame``'s rows into the audit table unless their ``audit_id`` is there."""
+    table = ctx.table(names.AUDIT)
+    if not ctx.tables.exists(table):
+        ctx.tables.write(frame, table, mode="append")
+        return count
+    metrics = (
+        ctx.tables.delta_table(table)
+        .alias("t")
+        .merge(frame.alias("s"), "t.audit_id = s.audit_id")
+        .whenNotMatchedInsertAll()
+        .execute()
+        .first()
+    )
+    inserted = int(metrics["num_inserted_rows"]) if metrics is not None else count
+    if inserted < count:
+        log.warning(
+            "audit reconciliation: %d of %d reconciled row(s) were already in %s (written by "
+            "a concurrent reconciliation of the same gap); not written again",
+            count - inserted,
+            count,
+            table,
+        )
+    return inserted
+
+
+def _audit_frame(ctx: RunContext, events: list[AuditEvent]) -> DataFrame:
+    """The audit rows of ``events``, stamped now; a new random ``audit_id`` where none is set."""
     # An aware timestamp through Arrow: the instant is kept whatever the session's time zone
     # (a naive one would be read as wall time in it).
     at: datetime = ctx.clock()
-    rows = [{"audit_id": str(uuid.uuid4()), "at": at, **asdict(e)} for e in events]
-    frame = rows_frame(ctx.spark, pd.DataFrame(rows), AUDIT_SCHEMA)
-    ctx.tables.write(frame, ctx.table(names.AUDIT), mode="append")
+    rows = [{**asdict(e), "audit_id": e.audit_id or str(uuid.uuid4()), "at": at} for e in events]
+    return rows_frame(ctx.spark, pd.DataFrame(rows), AUDIT_SCHEMA)
 
 
 def clear_intents(registry: SegmentRegistry, events: list[AuditEvent]) -> None:
@@ -105,7 +193,7 @@ def clear_intents(registry: SegmentRegistry, events: list[AuditEvent]) -> None:
     more tags than it did before intents existed (Unity Catalog limits tags per version).
     """
     for event in events:
-        if event.to_version is None or event.action not in (PROMOTE, APPROVE, ROLLBACK):
+        if event.to_version is None or event.action not in CHAMPION_ACTIONS:
             continue  # awaiting_approval moved no alias and set no intent
         try:
             registry.untag(event.segment, event.to_version, PROMOTION_INTENT)
@@ -157,6 +245,11 @@ class AuditedChampion:
     #: The ``to_version`` of every row at that instant (one, unless two rows tie).
     to_versions: frozenset[str]
 
+    @property
+    def version(self) -> str:
+        """The trail's last champion (the lowest version string, if two rows tie)."""
+        return min(self.to_versions)
+
 
 def audited_champions(ctx: RunContext, model_names: list[str]) -> dict[str, AuditedChampion]:
     """``{model_name: AuditedChampion}`` of those of ``model_names`` with a champion-changing
@@ -191,6 +284,10 @@ def reconcile(
 ) -> list[AuditEvent]:
     """Append a :data:`RECONCILED` row for each segment whose champion the trail lacks.
 
+    A gap whose :func:`matching_intent` is a rollback's is a rollback killed after moving
+    ``champion``: the version it replaced is tagged ``deployment_status=rolled_back`` (before
+    the row) and, as for every gap, the champion's intent tag is removed (after it).
+
     Args:
         ctx: the run context (its audit table).
         registry: the segments' registry.
@@ -203,7 +300,12 @@ def reconcile(
             column is the run that changed the champion, when known).
 
     Returns:
-        The rows written (empty when the trail already accounts for every champion).
+        The rows of the gaps found (empty when the trail already accounts for every
+        champion); a row that a concurrent reconciliation wrote first is not written again.
+
+    Raises:
+        MlflowException: a killed rollback's ``rolled_back`` tag could not be set (no row
+            is written then, so that the next reconciliation tries again).
     """
     present = {s: v for s, v in champions.items() if v is not None}
     audited = audited_champions(ctx, sorted({registry.name(s) for s in present}))
@@ -214,7 +316,12 @@ def reconcile(
             continue
         if recorder is None:
             recorder = current_actor(ctx)
-        event = _reconstructed(ctx, registry, segment, champion, last, recorder, job_run_id)
+        intent = matching_intent(
+            (champion.tags or {}).get(PROMOTION_INTENT),
+            last.version if last is not None else None,
+            last,
+        )
+        event = _reconstructed(ctx, registry, segment, champion, last, intent, recorder, job_run_id)
         log.warning(
             "audit reconciliation: champion v%s of %s had no audit row (the trail's last "
             "champion: v%s); appending a %r row (actor %s)",
@@ -224,9 +331,41 @@ def reconcile(
             RECONCILED,
             event.actor,
         )
+        if intent is not None and intent["action"] == ROLLBACK and event.from_version:
+            # Before the row: once it is written the gap is closed, and no later
+            # reconciliation would come back to finish the rollback.
+            _complete_rollback(registry, segment, event.from_version)
         events.append(event)
-    write_audit(ctx, events)
+    write_reconciled(ctx, events)
+    # As after a completed promotion, the intent goes once the change has its row.
+    clear_intents(
+        registry, [e for e in events if PROMOTION_INTENT in (present[e.segment].tags or {})]
+    )
     return events
+
+
+def _complete_rollback(registry: SegmentRegistry, segment: str, replaced: str) -> None:
+    """Tag ``replaced`` ``deployment_status=rolled_back``: what a rollback killed after moving
+    ``champion`` away from it left undone (validation never makes such a version a challenger
+    again, and deploy does not promote it)."""
+    log.warning(
+        "audit reconciliation: the rollback of %s away from v%s was killed before its audit "
+        "row, perhaps before tagging v%s %s=%s; tagging it now",
+        registry.name(segment),
+        replaced,
+        replaced,
+        DEPLOYMENT_STATUS,
+        ROLLED_BACK,
+    )
+    registry.tag(segment, replaced, {DEPLOYMENT_STATUS: ROLLED_BACK})
+
+
+def reconciliation_id(model_name: str, last: AuditedChampion | None, to_version: str) -> str:
+    """The ``audit_id`` of the reconciled row of one gap: the registered model, the trail's
+    newest champion row (its time and version) and the registry champion. Every job that
+    finds the same gap derives the same id."""
+    trail = f"{last.at_micros}:v{last.version}" if last is not None else "none"
+    return str(uuid.uuid5(_RECONCILED_IDS, f"{model_name}:{trail}->v{to_version}"))
 
 
 def _reconstructed(
@@ -235,14 +374,15 @@ def _reconstructed(
     segment: str,
     champion: ModelVersion,
     last: AuditedChampion | None,
+    intent: dict[str, str | None] | None,
     recorder: str,
     job_run_id: str | None,
 ) -> AuditEvent:
-    """The reconstructed row of a champion change the trail lacks (see :func:`reconcile`)."""
+    """The reconstructed row of a champion change the trail lacks (see :func:`reconcile`);
+    ``intent`` is the version's :func:`matching_intent`."""
     version = str(champion.version)
     tags = dict(champion.tags or {})
-    audited = min(last.to_versions) if last is not None else None
-    intent = matching_intent(tags.get(PROMOTION_INTENT), audited, last)
+    audited = last.version if last is not None else None
     known = [f"registry champion v{version}"]
     if champion.run_id:
         known.append(f"its run {champion.run_id}")
@@ -266,6 +406,8 @@ def _reconstructed(
         )
     if intent is not None and intent["reason"]:
         notes.append(f"original reason: {intent['reason']}")
+    if intent is not None and intent["action"] == ROLLBACK and audited:
+        notes.append(f"v{audited} tagged {DEPLOYMENT_STATUS}={ROLLED_BACK} now")
     recorded = f"recorded by {recorder}" + (f" in job run {job_run_id}" if job_run_id else "")
     reason = "; ".join(
         [
@@ -290,6 +432,7 @@ def _reconstructed(
         model_artifact_hash=tags.get("artifact_hash"),
         target=ctx.target,
         job_run_id=intent["job_run_id"] if intent is not None else None,
+        audit_id=reconciliation_id(registry.name(segment), last, version),
     )
 
 

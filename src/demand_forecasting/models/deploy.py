@@ -12,7 +12,10 @@ promotes them. :func:`promote` is shared with the ``rollback`` and ``approve`` c
 Before changing anything, deploy reconciles the audit trail of the segments it is about to
 change (:func:`demand_forecasting.models.audit.reconcile`, with the champions it loads
 anyway): a champion whose row a killed run never wrote gets a ``reconciled`` row first, so
-the new promotion's row follows it in the trail.
+the new promotion's row follows it in the trail. A challenger tagged
+``deployment_status=rolled_back`` is not promoted. Validation makes none, except after a
+rollback killed before setting that tag: the rerun month's validation, which comes first,
+sees no tag; this reconciliation sets it (:func:`demand_forecasting.models.audit.reconcile`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from demand_forecasting.models.registry import (
     DEPLOYMENT_STATUS,
     PREVIOUS_CHAMPION,
     PROMOTION_INTENT,
+    ROLLED_BACK,
     VALIDATION_REASONS,
     SegmentRegistry,
     add_model_prefix_option,
@@ -50,7 +54,7 @@ from demand_forecasting.models.segment_data import (
     parse_segments,
     read_history,
 )
-from demand_forecasting.models.validate import CHALLENGERS_KEY
+from demand_forecasting.models.validate import CHALLENGERS_KEY, rolled_back_reason
 from demand_forecasting.models.validate import TASK_KEY as VALIDATE_TASK
 from demand_forecasting.monitoring.telemetry import record_rows
 from demand_forecasting.platform.context import RunContext
@@ -176,10 +180,20 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
         job_run_id=cfg.job_run_id,
     )
     summary.reconciled = [e.segment for e in reconciled]
+    for segment in summary.reconciled:
+        # The reconciliation may have completed a killed rollback, tagging this version.
+        challenger, champion = loaded[segment]
+        loaded[segment] = (registry.version(segment, str(challenger.version)), champion)
     events: list[AuditEvent] = []
     try:
         for segment, (challenger, champion) in loaded.items():
             version = str(challenger.version)
+            if (challenger.tags or {}).get(DEPLOYMENT_STATUS) == ROLLED_BACK:
+                registry.delete_alias(segment, CHALLENGER)
+                why = rolled_back_reason(segment, version)
+                summary.unchanged[segment] = f"{why} (its challenger alias is removed)"
+                log.warning("deploy: segment %s: %s", segment, summary.unchanged[segment])
+                continue
             reason = promotion_reason(cfg.reason, challenger)
             if cfg.require_approval:
                 if (challenger.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL:

@@ -3,9 +3,12 @@
 Without ``--to`` the segment's ``previous_champion`` comes back. The rolled-back version
 becomes ``previous_champion`` in turn, so a second rollback undoes the first, and is tagged
 ``deployment_status=rolled_back``, so that a rerun of the month (which reuses it as its
-candidate) does not validate and promote it again. Forecasts already written stay until the
-next scoring; when the newest run month's were made by the rolled-back version, the command
-says so and to rerun the month. Example::
+candidate) does not validate and promote it again. A rollback killed after moving the alias
+but before that tag is completed by the next reconciliation of the audit trail (deploy,
+approve, rollback, score: :func:`demand_forecasting.models.audit.reconcile`): it sets the
+tag, as the ``promotion_intent`` tag the rollback left says. Forecasts already written stay
+until the next scoring; when the newest run month's were made by the rolled-back version,
+the command says so and to rerun the month. Example::
 
     demand-forecasting rollback new_south_wales__food_retailing \\
         --catalog dev --schema demand_forecasting --reason "bad forecasts after promotion"
@@ -113,7 +116,8 @@ def rollback(
         job_run_id=job_run_id,
     )
     assert event is not None  # the target differs from the champion
-    # After promote's previous_champion tag: validation skips a version tagged so.
+    # After promote's previous_champion tag: validation skips a version tagged so. (Killed
+    # before this line, the next reconciliation sets it, from the intent promote set.)
     registry.tag(segment, str(current.version), {DEPLOYMENT_STATUS: ROLLED_BACK})
     write_audit(ctx, [event])
     clear_intents(registry, [event])

@@ -242,11 +242,7 @@ def plan_contests(
         if (candidate.tags or {}).get(DEPLOYMENT_STATUS) == ROLLED_BACK:
             # A rerun of the month reuses the version a person rolled back: never again
             # automatically (new data trains a new version; `rollback --to` restores it).
-            skipped[segment] = (
-                f"version {candidate.version} was rolled back and is not promoted again "
-                f"automatically; new data trains a new candidate, or restore it with "
-                f"`demand-forecasting rollback {segment} --to {candidate.version}`"
-            )
+            skipped[segment] = rolled_back_reason(segment, str(candidate.version))
             continue
         fallback_for = (champion.tags or {}).get(FALLBACK_FOR_TAG) if champion else None
         if (
@@ -272,6 +268,15 @@ def plan_contests(
             )
         )
     return contests, skipped
+
+
+def rolled_back_reason(segment: str, version: str) -> str:
+    """Why a rolled-back version is not validated or promoted again, and what to do instead."""
+    return (
+        f"version {version} was rolled back and is not promoted again automatically; new "
+        f"data trains a new candidate, or restore it with "
+        f"`demand-forecasting rollback {segment} --to {version}`"
+    )
 
 
 def _accuracy(results: pd.DataFrame, segment: str, method: str) -> Accuracy | None:

@@ -1,15 +1,17 @@
 """A champion change whose audit row was lost (the process killed between moving the alias
-and appending the row) is reconciled into the trail, once.
+and appending the row) is reconciled into the trail, once, also when two jobs reconcile it
+at the same time; a killed rollback's missing ``rolled_back`` tag is set on the way.
 
 Real Delta tables and the real sqlite MLflow registry; the versions are registered without
 training (deploy, approve and rollback move aliases and never load a model). A kill is the
-real task run up to its audit write, which dies there as a SIGKILL would: the aliases moved,
-no row was appended.
+real task run up to its audit write (or a rollback's up to its ``rolled_back`` tag), which
+dies there as a SIGKILL would: the aliases moved, no row was appended.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,12 @@ import pandas as pd
 import pytest
 
 from demand_forecasting import names
-from demand_forecasting.models import approve, deploy
+from demand_forecasting.models import approve, audit, deploy
 from demand_forecasting.models import rollback as rollback_task
 from demand_forecasting.models.audit import (
     RECONCILED,
     UNKNOWN_ACTOR,
+    AuditEvent,
     current_actor,
     intent_tag,
     reconcile,
@@ -29,7 +32,10 @@ from demand_forecasting.models.audit import (
 from demand_forecasting.models.registry import (
     CHALLENGER,
     CHAMPION,
+    DEPLOYMENT_STATUS,
+    PREVIOUS_CHAMPION,
     PROMOTION_INTENT,
+    ROLLED_BACK,
     SegmentRegistry,
 )
 from demand_forecasting.models.validate import CHALLENGERS_KEY
@@ -221,6 +227,159 @@ def test_a_rerun_of_a_killed_rollback_is_refused_but_reconciles_first(
     assert "rollback by oncall@x" in last["reason"]
     assert "original reason: INC-9 bad forecasts" in last["reason"]
     assert "recorded by oncall@x in job run 303" in last["reason"]
+
+
+def killed_rollback(
+    ctx: RunContext, segment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """v1 then v2 promoted; a rollback to v1 dies just after moving ``champion``, before it
+    tags v2 rolled back (and so before its audit row). Returns v2."""
+    register(ctx, segment, tmp_path)
+    run_deploy(ctx, [segment], "500")
+    v2 = register(ctx, segment, tmp_path)
+    run_deploy(ctx, [segment], "501")
+    tag = SegmentRegistry.tag
+
+    def tag_or_die(self: SegmentRegistry, seg: str, version: str, tags: dict[str, str]) -> None:
+        if tags.get(DEPLOYMENT_STATUS) == ROLLED_BACK:
+            raise Killed()
+        tag(self, seg, version, tags)
+
+    job = rollback_task.RollbackConfig(segment, None, "INC-12 bias", "oncall@x", PREFIX, "502")
+    with monkeypatch.context() as patch:
+        patch.setattr(SegmentRegistry, "tag", tag_or_die)
+        with pytest.raises(Killed):
+            rollback_task.run(ctx, job)
+    # What the kill left: v1 champion with the rollback's intent, v2 not tagged rolled back.
+    reg = registry(ctx)
+    assert champion_of(ctx, segment) == "1"
+    assert json.loads(reg.version(segment, "1").tags[PROMOTION_INTENT])["action"] == "rollback"
+    assert reg.version(segment, v2).tags[DEPLOYMENT_STATUS] == PREVIOUS_CHAMPION
+    assert trail(ctx, segment)["to_version"].tolist() == ["1", v2]
+    return v2
+
+
+def assert_rollback_completed(ctx: RunContext, segment: str, v2: str) -> None:
+    """The registry and the trail as a completed rollback of v2 to v1 leaves them (its row
+    reconstructed), and a further reconciliation changes nothing."""
+    reg = registry(ctx)
+    assert champion_of(ctx, segment) == "1"
+    assert reg.version(segment, v2).tags[DEPLOYMENT_STATUS] == ROLLED_BACK
+    assert PROMOTION_INTENT not in reg.version(segment, "1").tags
+    rows = trail(ctx, segment)
+    assert rows[
+        ["action", "from_version", "to_version", "actor", "job_run_id"]
+    ].values.tolist() == [
+        ["promote", None, "1", current_actor(ctx), "500"],
+        ["promote", "1", v2, current_actor(ctx), "501"],
+        [RECONCILED, v2, "1", "oncall@x", "502"],
+    ]
+    assert "rollback by oncall@x" in rows.iloc[-1]["reason"]
+    assert f"v{v2} tagged deployment_status=rolled_back now" in rows.iloc[-1]["reason"]
+    assert reconcile(ctx, reg, reg.segments_with([segment], CHAMPION)) == []
+    assert len(trail(ctx, segment)) == 3
+
+
+def test_a_rollback_killed_before_its_rolled_back_tag_is_completed_by_its_rerun(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segment = "rollback_killed_before_tag"
+    v2 = killed_rollback(ctx, segment, tmp_path, monkeypatch)
+
+    rerun = rollback_task.RollbackConfig(segment, "1", "INC-12 retry", "oncall@x", PREFIX, "503")
+    with pytest.raises(rollback_task.RollbackError, match="already is the champion"):
+        rollback_task.run(ctx, rerun)
+
+    assert_rollback_completed(ctx, segment, v2)
+
+
+def test_a_rerun_month_after_a_rollback_killed_before_its_tag_does_not_promote_it_again(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segment = "rollback_killed_then_month_rerun"
+    v2 = killed_rollback(ctx, segment, tmp_path, monkeypatch)
+    # The rerun month's validation reuses v2 as its candidate and, seeing no rolled_back
+    # tag, makes it the challenger again; deploy reconciles before it promotes anything.
+    registry(ctx).set_alias(segment, CHALLENGER, v2)
+
+    summary = run_deploy(ctx, [segment], "504")
+
+    assert summary.promoted == {} and summary.reconciled == [segment]
+    assert f"version {v2} was rolled back" in summary.unchanged[segment]
+    assert registry(ctx).alias(segment, CHALLENGER) is None
+    assert_rollback_completed(ctx, segment, v2)
+
+
+def hand_moved_gap(ctx: RunContext, segment: str, tmp_path: Path) -> str:
+    """v1 promoted and audited, then v2 made champion by hand: a gap. Returns v2."""
+    register(ctx, segment, tmp_path)
+    run_deploy(ctx, [segment], "600")
+    v2 = register(ctx, segment, tmp_path, challenger=False)
+    registry(ctx).set_alias(segment, CHAMPION, v2)
+    return v2
+
+
+def test_a_reconciliation_that_read_the_trail_before_another_wrote_the_row_adds_none(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segment = "reconciled_twice"
+    v2 = hand_moved_gap(ctx, segment, tmp_path)
+    reg = registry(ctx)
+    # Both jobs read the trail (one champion row, v1) before either writes.
+    read_by_both = audit.audited_champions(ctx, [reg.name(segment)])
+
+    first = reconcile(ctx, reg, reg.segments_with([segment], CHAMPION), recorder="job-a")
+    with monkeypatch.context() as patch:
+        patch.setattr(audit, "audited_champions", lambda *_: read_by_both)
+        second = reconcile(ctx, reg, reg.segments_with([segment], CHAMPION), recorder="job-b")
+
+    rows = trail(ctx, segment)
+    assert rows[["action", "to_version", "reason"]].values.tolist()[1:] == [
+        [RECONCILED, v2, first[0].reason]  # job-a's row only
+    ]
+    assert [(e.from_version, e.to_version) for e in second] == [("1", v2)]
+    assert second[0].audit_id == first[0].audit_id  # the same gap, the same id
+
+
+def test_two_reconciliations_of_the_same_gap_at_once_write_one_row(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segment = "reconciled_at_once"
+    v2 = hand_moved_gap(ctx, segment, tmp_path)
+    reg = registry(ctx)
+    read_trail = audit.audited_champions
+    both_read = threading.Barrier(2, timeout=60)
+
+    def read_then_wait(*args: Any) -> Any:
+        found = read_trail(*args)
+        both_read.wait()  # neither writes before both read the trail without the row
+        return found
+
+    monkeypatch.setattr(audit, "audited_champions", read_then_wait)
+    written: dict[str, list[AuditEvent]] = {}
+    failed: list[BaseException] = []
+
+    def job(name: str) -> None:
+        try:
+            written[name] = reconcile(
+                ctx, reg, reg.segments_with([segment], CHAMPION), recorder=name
+            )
+        except BaseException as exc:  # reported below, in the test's thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=job, args=(name,)) for name in ("job-a", "job-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failed == []
+    assert [len(events) for events in written.values()] == [1, 1]  # both found the gap
+    rows = trail(ctx, segment)
+    assert rows[["action", "from_version", "to_version"]].values.tolist() == [
+        ["promote", None, "1"],
+        [RECONCILED, "1", v2],
+    ]
 
 
 def test_a_rerun_of_a_killed_approval_finds_nothing_awaiting_but_reconciles_first(
