@@ -6,6 +6,9 @@ job parameters, and hand them to the wheel's ``df-rollback`` entry point, which 
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -47,3 +50,22 @@ def test_the_job_parameters_reach_the_rollback_task(prod_bundle: Bundle) -> None
     assert (options["--target"], options["--catalog"]) == ("prod", "prod")
     assert (options["--segment"], options["--to-version"]) == ("a", "")
     assert (options["--reason"], options["--actor"]) == ("INC-7", "jane@x.com")
+
+
+def test_the_documented_run_now_commands_send_the_job_s_parameters(
+    repo_root: Path, prod_bundle: Bundle
+) -> None:
+    """docs/deployment.md's ``databricks jobs run-now --json "..."`` lines, as bash would pass
+    them (double quotes, ``$JOB_ID`` expanded), are JSON naming exactly the job's parameters."""
+    text = (repo_root / "docs" / "deployment.md").read_text(encoding="utf-8")
+    commands = re.findall(r'databricks jobs run-now --json (".*?[^\\]")\n```', text, re.DOTALL)
+    jobs = prod_bundle.config["resources"]["jobs"]
+    expected = {frozenset(p["name"] for p in jobs[key]["parameters"]) for key in ("approve", JOB)}
+    assert len(commands) == len(expected)
+    found = set()
+    for command in commands:
+        (argument,) = shlex.split(command.replace("$JOB_ID", "123"))
+        body = json.loads(argument)
+        assert body["job_id"] == 123
+        found.add(frozenset(body["job_parameters"]))
+    assert found == expected

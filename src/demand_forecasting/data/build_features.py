@@ -50,6 +50,13 @@ LOOK_BACK = max(LAGS + WINDOWS)
 #: 3.3 MB), and 16.0 s vs 23.3 s on 10x synthetic data (benchmarks/README.md, Session 8).
 #: The crossover, by interpolation, is near 2x the bundled data.
 GENERATED_CODE_MIN_GOLD_BYTES = 8 * 1024 * 1024
+#: Days of gold's history kept readable by time travel. check_drift reads each champion's
+#: training data as of the gold version it was trained on, which is months old; on Unity
+#: Catalog, predictive optimization vacuums a managed table's unreferenced files after 7
+#: days and the log keeps 30, after which every champion's reference would be unreadable
+#: and its segment retrained each month. A champion older than this still loses its
+#: reference (check_drift retrains it, RETRAIN_NO_REFERENCE).
+FEATURE_HISTORY_DAYS = 730
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,7 @@ def update_gold(ctx: RunContext, first_new: DataFrame) -> int:
     written = write_changes(ctx, changed_rows(rows, current, since), gold)
     if current is None and written:
         ctx.tables.declare_primary_key(gold, KEY)
+        ctx.tables.retain_history(gold, FEATURE_HISTORY_DAYS)
     return written
 
 

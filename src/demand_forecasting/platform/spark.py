@@ -139,6 +139,20 @@ def get_spark(on_databricks: bool, scratch_dir: Path | None = None) -> SparkSess
         return session
 
 
+def default_parallelism(spark: SparkSession) -> int | None:
+    """The session's default parallelism (its cores), or None where Spark does not say.
+
+    Only a classic session has a ``sparkContext``: under Spark Connect (serverless compute,
+    standard access mode) reading it raises ``JVM_ATTRIBUTE_NOT_SUPPORTED``, and Databricks
+    documents ``spark.sparkContext`` as not supported on serverless. Callers then choose
+    their own number of tasks.
+    """
+    try:
+        return int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect: no SparkContext in this process
+        return None
+
+
 #: Spark's own defaults for the settings with which LOCAL_SPARK_CONF turns code generation off.
 CODEGEN_DEFAULTS = {
     "spark.sql.codegen.wholeStage": "true",

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+#: Delta's default ``delta.deletedFileRetentionDuration``: no table keeps less history.
+MIN_RETENTION_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,15 @@ class TableStore(ABC):
 
         Unity Catalog registers a Delta table with a primary key as a feature table; local
         Delta has no primary keys, so locally this is a no-op (uniqueness is tested instead).
+        """
+
+    def retain_history(self, name: str, days: int) -> None:  # noqa: B027 - optional hook
+        """Keep ``days`` of the table's history readable by time travel.
+
+        Unity Catalog's predictive optimization vacuums managed tables on its own, removing
+        data files that no version of the last ``delta.deletedFileRetentionDuration`` (7 days
+        by default) still needs, and the log keeps ``delta.logRetentionDuration`` (30 days).
+        Locally nothing vacuums, so this is a no-op.
         """
 
     def local_folder(self, name: str) -> Path | None:
@@ -192,6 +203,22 @@ class UnityCatalogTables(TableStore):
             self.spark.sql(f"ALTER TABLE {ref} ALTER COLUMN `{column}` SET NOT NULL")
         keys = ", ".join(f"`{c}`" for c in columns)
         self.spark.sql(f"ALTER TABLE {ref} ADD CONSTRAINT `{table}_pk` PRIMARY KEY ({keys})")
+
+    def retain_history(self, name: str, days: int) -> None:
+        """Set both retention properties to ``days`` (time travel needs the log and the data
+        files of a version), so that neither VACUUM nor log clean-up takes them sooner.
+
+        Raises:
+            ValueError: ``days`` is under Delta's default file retention (7 days).
+        """
+        if days < MIN_RETENTION_DAYS:
+            raise ValueError(f"retain_history({name!r}, {days}): keep at least 7 days")
+        interval = f"interval {int(days)} days"
+        self.spark.sql(
+            f"ALTER TABLE {self.sql_ref(name)} SET TBLPROPERTIES ("
+            f"'delta.deletedFileRetentionDuration' = '{interval}', "
+            f"'delta.logRetentionDuration' = '{interval}')"
+        )
 
     def ensure_schema(self, catalog: str, schema: str) -> None:
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")

@@ -45,6 +45,7 @@ from demand_forecasting.models.registry import CHAMPION, SegmentRegistry, add_mo
 from demand_forecasting.models.segment_data import grouped_tasks
 from demand_forecasting.monitoring.telemetry import record_segment_seconds
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.spark import default_parallelism
 from demand_forecasting.scoring.champion_models import ChampionModel, champions
 from demand_forecasting.scoring.worker_warmup import WorkerWarmUp
 from demand_forecasting.task import run_task
@@ -256,7 +257,9 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
     # Materialise once: the counts and the write must not run the models twice. Segments
     # spread over as many tasks as the session has cores (adaptive execution would put these
     # few rows in one task, one worker loading every champion in turn); one file per month.
-    tasks = min(len(scored), ctx.spark.sparkContext.defaultParallelism)
+    # Under Spark Connect (serverless) the cores are unknown: one task per segment.
+    cores = default_parallelism(ctx.spark)
+    tasks = min(len(scored), cores) if cores else len(scored)
     with grouped_tasks(ctx.spark, tasks):
         rows = rows.localCheckpoint(eager=True).coalesce(1)
     counts = (

@@ -58,9 +58,15 @@ def _from_scratch(ctx: RunContext, config: DatasetConfig) -> DataFrame:
 def test_monthly_increments_are_exact_and_idle_reruns_change_nothing(
     ctx: RunContext, tiny: DatasetConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    retained: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        ctx.tables, "retain_history", lambda name, days: retained.append((name, days))
+    )
     folder = Path(ctx.volume_path(names.LANDING_VOLUME, tiny.name))
     land(tiny, folder, until=parse_month("1988-06"))
     _run_all(ctx, tiny)
+    # Gold keeps its history for check_drift's time travel from its creation on.
+    assert retained == [(ctx.table(names.FEATURES), build_features.FEATURE_HISTORY_DAYS)]
     first = _counts(ctx)
     # Two series from 1982-04 (75 months) and one from 1988-04 (3 months).
     assert first == dict.fromkeys(TABLES, 2 * 75 + 3)
@@ -77,6 +83,7 @@ def test_monthly_increments_are_exact_and_idle_reruns_change_nothing(
     gold = ctx.tables.read(ctx.table(names.FEATURES))
     assertDataFrameEqual(gold, _from_scratch(ctx, tiny).select(*gold.columns))
 
+    assert len(retained) == 1  # set once, when gold is created
     versions = _versions(ctx)
     _run_all(ctx, tiny)  # nothing new anywhere
     assert _versions(ctx) == versions
