@@ -41,6 +41,7 @@ from demand_forecasting.models.registry import (
     PREVIOUS_CHAMPION,
     PROMOTION_INTENT,
     ROLLED_BACK,
+    TAG_VALUE_MAX,
     SegmentRegistry,
 )
 from demand_forecasting.platform.context import RunContext
@@ -60,8 +61,6 @@ RECONCILED = "reconciled"
 CHAMPION_ACTIONS = (PROMOTE, ROLLBACK, APPROVE, RECONCILED)
 #: ``actor`` of a reconstructed row when the change's own actor cannot be told.
 UNKNOWN_ACTOR = "unknown"
-#: Unity Catalog keeps tag values up to 256 characters.
-_TAG_VALUE_MAX = 250
 #: Namespace of the ``audit_id`` of a reconciled row (a UUID derived from the gap it closes).
 _RECONCILED_IDS = uuid.uuid5(uuid.NAMESPACE_URL, "demand-forecasting/model_audit/reconciled")
 #: Attempts to commit reconciled rows when concurrent commits to the audit table conflict.
@@ -229,9 +228,9 @@ def intent_tag(
         "reason": reason,
     }
     text = json.dumps(intent, ensure_ascii=False)
-    while len(text) > _TAG_VALUE_MAX and intent["reason"]:
+    while len(text) > TAG_VALUE_MAX and intent["reason"]:
         # Escaped characters (quotes, backslashes) take two: cut again if needed.
-        intent["reason"] = str(intent["reason"])[: -max((len(text) - _TAG_VALUE_MAX) // 2, 1)]
+        intent["reason"] = str(intent["reason"])[: -max((len(text) - TAG_VALUE_MAX) // 2, 1)]
         text = json.dumps(intent, ensure_ascii=False)
     return text
 
