@@ -15,6 +15,10 @@ and learns growth and seasonal shape rather than levels:
   and stays so that stored boosters keep their feature names).
 
 The target is ``log1p(y[t+h])`` minus the level; a forecast adds the level back.
+
+A new feature is a name appended to :data:`FEATURE_NAMES` and its column at the same position
+of the block in :func:`design_rows`. Models trained before it keep their own feature list
+(:meth:`~demand_forecasting.models.forecaster.SegmentForecaster.booster_input`).
 """
 
 from __future__ import annotations
