@@ -70,8 +70,14 @@ class DriftConfig:
     run_month: date | None = None
     refused_retry_months: int = 3
     psi_driver_max_rows: int = PSI_DRIVER_MAX_ROWS
+    #: The bundle's horizon: a champion forecasting another one is retrained (None: not judged).
+    horizon: int | None = None
 
     def __post_init__(self) -> None:
+        if self.horizon is not None and self.horizon < 1:
+            raise ValueError(
+                f"horizon={self.horizon}: must be at least 1 month (bundle var horizon)"
+            )
         if self.refused_retry_months < 0:
             raise ValueError(
                 f"refused_retry_months={self.refused_retry_months}: must be >= 0 "
@@ -268,6 +274,11 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
             why,
             cfg.refused_retry_months,
         )
+    other_horizon = sorted(
+        s
+        for s, c in champions.items()
+        if cfg.horizon is not None and c.horizon is not None and c.horizon != cfg.horizon
+    )
     decision = drift.decide(
         segments,
         breaching,
@@ -276,7 +287,17 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         unreadable,
         recently_refused=waiting,
         fallback=fallback,
+        other_horizon=other_horizon,
     )
+    for segment in other_horizon:
+        if decision.decisions[segment] == drift.RETRAIN_HORIZON:
+            log.info(
+                "segment %s: its champion forecasts %s months, the bundle's horizon is %s: "
+                "retrained",
+                segment,
+                champions[segment].horizon,
+                cfg.horizon,
+            )
     current_start = add_month(run_month, 1 - cfg.current_months)
     context = RowContext(
         run_month, cfg.rule.threshold, current_version, current_start, champions, references
@@ -372,6 +393,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "refused_retry_months)",
     )
     parser.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="months ahead the models forecast (bundle var horizon): a champion forecasting "
+        "another horizon is retrained (default: not judged)",
+    )
+    parser.add_argument(
         "--psi-driver-max-rows",
         type=int,
         default=PSI_DRIVER_MAX_ROWS,
@@ -399,6 +427,7 @@ def make_config(args: argparse.Namespace) -> DriftConfig:
         run_month=parse_month(args.run_month) if args.run_month else None,
         refused_retry_months=args.refused_retry_months,
         psi_driver_max_rows=args.psi_driver_max_rows,
+        horizon=args.horizon,
     )
 
 

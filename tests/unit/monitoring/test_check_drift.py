@@ -17,7 +17,10 @@ SEGMENTS = {"alpha": 2, "beta": 2, "gamma": 2}
 
 
 def _run(
-    ctx: RunContext, retry_months: int = 3, driver_max_rows: int = check_drift.PSI_DRIVER_MAX_ROWS
+    ctx: RunContext,
+    retry_months: int = 3,
+    driver_max_rows: int = check_drift.PSI_DRIVER_MAX_ROWS,
+    horizon: int | None = None,
 ) -> tuple[check_drift.DriftSummary, dict[str, object]]:
     store = LocalTaskValues()
     ctx.task_values = store
@@ -25,6 +28,7 @@ def _run(
         model_prefix="demand",
         refused_retry_months=retry_months,
         psi_driver_max_rows=driver_max_rows,
+        horizon=horizon,
     )
     with store.running("check_drift"):
         summary = check_drift.run(ctx, config)
@@ -148,6 +152,28 @@ def test_a_segment_whose_candidate_was_just_refused_waits_then_retries(
     summary, values = _run(planted, retry_months=1)  # one month is enough to retry
     assert summary.decision.decisions["gamma"] == drift.RETRAIN_NO_CHAMPION
     assert values["segments_to_train"] == ["beta", "gamma"]
+
+
+def test_a_champion_trained_for_another_horizon_is_retrained_when_the_horizon_changes(
+    planted: RunContext, tmp_path: Path
+) -> None:
+    # alpha's champion is a version of a training run that forecast 12 months.
+    name = "main.demand_forecasting.demand_alpha"
+    experiment = planted.mlflow.create_experiment("train", str(tmp_path / "artifacts"))
+    run = planted.mlflow.create_run(experiment)
+    planted.mlflow.log_param(run.info.run_id, "horizon", "12")
+    tags = {"training_table": planted.table(names.FEATURES), "training_table_version": "0"}
+    version = planted.mlflow.create_model_version(
+        name, source=str(tmp_path / "alpha-12"), run_id=run.info.run_id, tags=tags
+    )
+    planted.mlflow.set_registered_model_alias(name, "champion", version.version)
+
+    summary, values = _run(planted, horizon=12)
+    assert summary.decision.decisions["alpha"] == drift.KEEP
+
+    summary, values = _run(planted, horizon=6)  # the bundle's horizon went from 12 to 6
+    assert summary.decision.decisions["alpha"] == drift.RETRAIN_HORIZON
+    assert values["segments_to_train"] == ["alpha", "beta", "gamma"]
 
 
 def test_a_missing_feature_table_is_a_clear_error(ctx: RunContext) -> None:
