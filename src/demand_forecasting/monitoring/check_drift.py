@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
@@ -175,7 +175,7 @@ def read_references(
                     end,
                     months,
                     drift.REFERENCE,
-                ).select(drift.SEGMENT, drift.WINDOW, *features)
+                ).select(drift.SEGMENT, drift.WINDOW, *_features_of(snapshot, features))
             )
     if not frames:
         return None, references, unreadable
@@ -183,6 +183,14 @@ def read_references(
     for frame in frames[1:]:
         rows = rows.unionByName(frame)
     return rows, references, unreadable
+
+
+def _features_of(snapshot: DataFrame, features: list[str]) -> list[Column]:
+    """``features`` of a table version; null for those it predates (added to gold since):
+    their PSI is NaN, never a breach, until the champion is retrained on them."""
+    return [
+        F.col(f) if f in snapshot.columns else F.lit(None).cast("double").alias(f) for f in features
+    ]
 
 
 def compute_psi(

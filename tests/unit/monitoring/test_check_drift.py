@@ -176,6 +176,25 @@ def test_a_champion_trained_for_another_horizon_is_retrained_when_the_horizon_ch
     assert values["segments_to_train"] == ["alpha", "beta", "gamma"]
 
 
+def test_a_feature_newer_than_the_champions_training_data_is_measured_as_unknown(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    gold = ctx.table(names.FEATURES)
+    history = gold_frame({"alpha": 2}, date(2019, 1, 1), 37)
+    old = to_spark(ctx.spark, history[history["month"] < date(2022, 1, 1)]).drop("roll_mean_3")
+    ctx.tables.write(old, gold, mode="overwrite")
+    register_champion(ctx.mlflow, "main.demand_forecasting.demand_alpha", 0, gold, str(tmp_path))
+    # build_features added roll_mean_3 to gold after the champion was trained on version 0.
+    ctx.tables.write(to_spark(ctx.spark, history), gold, mode="overwrite", overwriteSchema="true")
+
+    summary, _ = _run(ctx)
+
+    assert summary.decision.decisions == {"alpha": drift.KEEP}
+    rows = ctx.tables.read(ctx.table(names.DRIFT)).toPandas().set_index("feature")
+    assert rows.loc["roll_mean_3", "n_reference"] == 0 and not rows.loc["roll_mean_3", "breach"]
+    assert rows.loc["y", "n_reference"] == 24
+
+
 def test_a_missing_feature_table_is_a_clear_error(ctx: RunContext) -> None:
     with pytest.raises(RuntimeError, match="run ingest, validate_data and build_features"):
         check_drift.run(ctx, check_drift.DriftConfig())
