@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 RETRAIN = ("train", "validate_models", "deploy")
 
 
+@pytest.fixture(autouse=True)
+def own_state(state_dir: Path) -> Path:
+    """Run slots (lock files) in the test's own state folder, never the repository's .local/:
+    a real run there must neither see the tests' locks nor make them skip."""
+    return state_dir
+
+
 def stubs(segments: list[str], failing: str | None = None) -> tuple[object, list[list[str]]]:
     """A resolver whose tasks do nothing but check_drift's task values; calls recorded."""
     calls: list[list[str]] = []
@@ -54,10 +61,13 @@ def status(result: JobRunResult) -> dict[str, TaskStatus]:
     return {t.task_key: t.status for t in result.tasks}
 
 
-def test_a_month_without_drift_skips_training_and_still_scores(tmp_path: Path) -> None:
+def test_a_month_without_drift_skips_training_and_still_scores(
+    tmp_path: Path, own_state: Path
+) -> None:
     result, _ = run(tmp_path, [])
     statuses = status(result)
     assert result.state is JobResultState.SUCCESS
+    assert (own_state / "runs" / "locks").is_dir()
     assert all(statuses[key] is TaskStatus.EXCLUDED for key in RETRAIN)
     assert statuses["score"] is TaskStatus.SUCCESS
     assert statuses["monitor"] is TaskStatus.SUCCESS

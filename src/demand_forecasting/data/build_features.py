@@ -12,6 +12,12 @@ finds no difference and commits nothing; a month of new data adds that month's r
 gap rows before it), so a monthly run costs that month plus a year of look-back, not the
 whole history.
 
+When :mod:`demand_forecasting.data.features` builds a column the table does not have yet (a
+new feature), the column is added to the table and every series is rewritten from its first
+month, so that the whole history gets it; a column the code no longer builds stays in the
+table and is written null from then on. Older table versions (time travel, the champions'
+drift references) keep the columns they had.
+
 On Unity Catalog the feature table gets a primary key on (series_id, month), which registers
 it as a feature table (:meth:`~demand_forecasting.platform.tables.TableStore.declare_primary_key`).
 """
@@ -199,14 +205,45 @@ def update_silver(ctx: RunContext, config: DatasetConfig, first_new: DataFrame) 
     return write_changes(ctx, changed_rows(rows, current, since), silver)
 
 
+def add_new_feature_columns(
+    ctx: RunContext, name: str, current: DataFrame, built: DataFrame
+) -> list[str]:
+    """Add to the table ``name`` the columns of ``built`` it lacks (new features); return them."""
+    added = [f for f in built.schema.fields if f.name not in current.columns]
+    if added:
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in added)
+        ctx.spark.sql(f"ALTER TABLE {ctx.tables.sql_ref(name)} ADD COLUMNS ({columns})")
+    return [f.name for f in added]
+
+
+def with_table_columns(rows: DataFrame, current: DataFrame) -> DataFrame:
+    """``rows`` plus a null for each column of the table the code no longer builds."""
+    retired = [f for f in current.schema.fields if f.name not in rows.columns]
+    return rows.select("*", *[F.lit(None).cast(f.dataType).alias(f.name) for f in retired])
+
+
 def update_gold(ctx: RunContext, first_new: DataFrame) -> int:
     """Recompute gold features from the month each touched series can have changed."""
     gold = ctx.table(names.FEATURES)
     current = _current(ctx, gold)
+    silver = ctx.tables.read(ctx.table(names.SILVER))
+    if current is not None:
+        added = add_new_feature_columns(ctx, gold, current, add_features(silver))
+        if added:
+            log.warning(
+                "build_features: %s gains the feature column(s) %s; every series is rewritten "
+                "from its first month so that its whole history has them",
+                gold,
+                ", ".join(added),
+            )
+            first_new = silver.groupBy("series_id").agg(F.min("month").alias("_first_new"))
+            current = _current(ctx, gold)
     since = materialise_since(first_new, current)
-    # Twelve months before _since are the longest look-back (lag_12, roll_*_12).
-    context = rows_since(ctx.tables.read(ctx.table(names.SILVER)), since, LOOK_BACK)
+    # LOOK_BACK months before _since are the longest look-back (lag_12, roll_*_12).
+    context = rows_since(silver, since, LOOK_BACK)
     rows = rows_since(add_features(context), since)
+    if current is not None:
+        rows = with_table_columns(rows, current)
     written = write_changes(ctx, changed_rows(rows, current, since), gold)
     if current is None and written:
         ctx.tables.declare_primary_key(gold, KEY)

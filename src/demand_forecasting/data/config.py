@@ -52,6 +52,37 @@ _MONTH_PATTERN = re.compile(r"^(yyyy|MM|dd|HH|mm|ss|[-/ .:_T])+$")
 _STRFTIME = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
 _PACKAGE_CONF = "conf/datasets"
 
+#: The keys a config may have once ``extends`` is resolved: at the top (``""``) and inside
+#: the sections that are mappings. A key not listed (a typo) is an error, never ignored.
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "": (
+        "name",
+        "description",
+        "file_prefix",
+        "rename",
+        "series_id",
+        "series_keys",
+        "month",
+        "target",
+        "exogenous",
+        "segment",
+        "source",
+    ),
+    "month": ("column", "format"),
+    "segment": ("keys", "known_values", "groups"),
+}
+_REQUIRED_KEYS = (
+    "name",
+    "rename",
+    "series_keys",
+    "month.column",
+    "month.format",
+    "target",
+    "segment.keys",
+)
+_MAPPING_KEYS = ("rename", "month", "segment", "segment.known_values", "segment.groups", "source")
+_LIST_KEYS = ("series_keys", "exogenous", "segment.keys")
+
 
 class DatasetConfigError(ValueError):
     """A dataset config is missing, unreadable or inconsistent."""
@@ -296,6 +327,7 @@ def load_dataset_config(name_or_path: str) -> DatasetConfig:
             names the file and the field).
     """
     raw = _load_raw(name_or_path, seen=())
+    check_layout(raw, name_or_path)
     try:
         return _from_mapping(raw)
     except (KeyError, TypeError, ValueError) as exc:
@@ -305,6 +337,50 @@ def load_dataset_config(name_or_path: str) -> DatasetConfig:
             f"dataset config {name_or_path!r} is malformed: {exc!r}. Compare it with "
             "conf/datasets/aus_retail.yml."
         ) from exc
+
+
+def check_layout(raw: Mapping[str, Any], origin: str) -> None:
+    """Check a config's keys and the shape of their values before reading them.
+
+    Raises:
+        DatasetConfigError: a key that is not one of :data:`CONFIG_KEYS` (a typo such as
+            ``exogeneous``), a required key missing, or a value of the wrong kind (a text
+            where a list or a mapping belongs); the message names the file and the key.
+    """
+
+    def fail(problem: str) -> None:
+        raise DatasetConfigError(
+            f"dataset config {origin!r}: {problem} (compare it with conf/datasets/"
+            "aus_retail.yml; docs/data_pipeline.md lists every key)"
+        )
+
+    for path in _MAPPING_KEYS:
+        value = _value_at(raw, path)
+        if value is not None and not isinstance(value, Mapping):
+            fail(f"`{path}` must be a mapping (`key: value` lines), not {value!r}")
+    for section, allowed in CONFIG_KEYS.items():
+        part = _value_at(raw, section) if section else raw
+        unknown = sorted(str(k) for k in (part or {}) if str(k) not in allowed)
+        if unknown:
+            where = f"`{section}` has" if section else "has"
+            fail(f"{where} unknown key(s) {unknown}; the keys are {', '.join(allowed)}")
+    for path in _LIST_KEYS:
+        value = _value_at(raw, path)
+        if value is not None and not isinstance(value, list):
+            fail(f"`{path}` must be a list such as [a, b], not {value!r}")
+    for path in _REQUIRED_KEYS:
+        if _value_at(raw, path) is None:
+            fail(f"`{path}` is missing")
+
+
+def _value_at(raw: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path such as ``month.format`` (None where any part is absent)."""
+    value: Any = raw
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
 
 
 def _load_raw(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:

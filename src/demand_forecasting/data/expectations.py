@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame
@@ -48,6 +48,8 @@ class SuiteResult:
     statistics: Mapping[str, Any]
     #: The full GE validation result, JSON-serialisable.
     result_json: Mapping[str, Any]
+    #: ``{rule name: a few distinct values that broke it}`` (GE's partial unexpected list).
+    examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def run_suite(
@@ -172,6 +174,7 @@ def _columns_of(rules: list[Rule]) -> set[str]:
 
 def _summarise(result: Any, engine: str) -> SuiteResult:
     unexpected: dict[str, int | None] = {}
+    examples: dict[str, tuple[str, ...]] = {}
     for item in result.results:
         name = item.expectation_config.meta.get("rule", item.expectation_config.type)
         if item.exception_info and item.exception_info.get("raised_exception"):
@@ -181,10 +184,13 @@ def _summarise(result: Any, engine: str) -> SuiteResult:
             )
         count = item.result.get("unexpected_count")
         unexpected[name] = int(count) if count is not None else None
+        values = item.result.get("partial_unexpected_list") or ()
+        examples[name] = tuple(dict.fromkeys(str(v) for v in values))
     return SuiteResult(
         success=bool(result.success),
         engine=engine,
         unexpected=unexpected,
+        examples=examples,
         statistics=dict(result.statistics),
         result_json=result.to_json_dict(),
     )

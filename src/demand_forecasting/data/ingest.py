@@ -33,6 +33,7 @@ from demand_forecasting.data.streams import (
     checkpoint_query_id,
     file_source_caught_up,
     files_changed_since_read,
+    folders_read_besides,
     run_available_now,
 )
 from demand_forecasting.platform.context import RunContext
@@ -125,6 +126,25 @@ def _check_one_file(path: Path, config: DatasetConfig) -> None:
     if first_row is None:
         raise LandingFileError(
             f"landing file {path} has a header but no rows (rule: file_not_blank). {fix}"
+        )
+
+
+def check_one_dataset(checkpoint: str, folder: Path, schema: str) -> None:
+    """Refuse to ingest a dataset into a schema whose ingest stream read another dataset's
+    landing folder (the stream, its checkpoint and the tables belong to one dataset).
+
+    Raises:
+        LandingFileError: naming both datasets, the rule (``one_dataset_per_schema``) and
+            how to run the new one in a schema of its own.
+    """
+    others = folders_read_besides(checkpoint, folder)
+    if others:
+        raise LandingFileError(
+            f"schema {schema} already holds dataset {', '.join(others)} (its ingest checkpoint "
+            f"{checkpoint} read landing/{others[0]}); dataset {folder.name} cannot join it "
+            "(rule: one_dataset_per_schema). Nothing was ingested. Give it a schema of its "
+            f"own: `demand-forecasting land --dataset ... --schema {folder.name}` and `run "
+            f"monthly --var dataset=... --var schema={folder.name}`."
         )
 
 
@@ -228,6 +248,7 @@ def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
     bronze = ctx.table(names.BRONZE)
     checkpoint = ctx.volume_path(names.CHECKPOINT_VOLUME, names.BRONZE)
     if not ctx.on_databricks:
+        check_one_dataset(checkpoint, folder, f"{ctx.catalog}.{ctx.schema}")
         check_unchanged_since_read(checkpoint, files)
     # Locally the checkpoint tells whether any file is new without starting a query (seconds);
     # Auto Loader on Databricks keeps its own state, so there the query always runs.

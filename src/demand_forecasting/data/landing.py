@@ -309,6 +309,22 @@ def main(args: argparse.Namespace) -> int:
     if args.from_csv is not None:
         config = dataclasses.replace(config, source=CsvFileSource(args.from_csv))
     folder = args.landing_dir or _landing_volume_folder(args, config)
+    others = [] if args.landing_dir else datasets_beside(folder)
+    if others:
+        log.error(
+            "land: schema %s.%s already holds dataset %s (%s); one schema holds one dataset "
+            "(ingest's checkpoint and the tables are the schema's), so %r was not landed. Give "
+            "it a schema of its own: `land --schema %s ...`, then `run monthly --var "
+            "dataset=... --var schema=%s`",
+            args.catalog,
+            args.schema,
+            ", ".join(others),
+            folder.parent / others[0],
+            config.name,
+            config.name,
+            config.name,
+        )
+        return 1
     try:
         report = land(
             config,
@@ -323,6 +339,18 @@ def main(args: argparse.Namespace) -> int:
         return 1
     log.info("land: %s", report.summary())
     return 0
+
+
+def datasets_beside(folder: Path) -> list[str]:
+    """The other datasets with landed files in the landing volume that holds ``folder``."""
+    volume = folder.parent
+    if not volume.is_dir():
+        return []
+    return sorted(
+        d.name
+        for d in volume.iterdir()
+        if d.is_dir() and d.name != folder.name and any(d.glob("*.csv"))
+    )
 
 
 def _landing_volume_folder(args: argparse.Namespace, config: DatasetConfig) -> Path:

@@ -36,6 +36,8 @@ from demand_forecasting.data.config import (
     DatasetConfig,
 )
 
+#: Rules ``known_<column>``: a segment column's value is one the dataset config lists.
+KNOWN_RULE_PREFIX = "known_"
 #: A plain decimal number, optionally signed and with an exponent (no NaN, no Infinity, no
 #: thousands separators). Both Spark (``rlike``) and GE (``match_regex``) apply it.
 NUMBER_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
@@ -183,7 +185,7 @@ def build_rules(config: DatasetConfig, run_month: date) -> list[Rule]:
         value = F.col(text(column))
         rules.append(
             Rule(
-                f"known_{column}",
+                f"{KNOWN_RULE_PREFIX}{column}",
                 f"{column} is one of the {len(values)} values the config lists",
                 value.isNotNull() & ~value.isin(*values),
                 "ExpectColumnValuesToBeInSet",

@@ -203,6 +203,17 @@ def _seen_files(root: Path) -> dict[str, int]:
     return seen
 
 
+def folders_read_besides(checkpoint: str, folder: Path) -> list[str]:
+    """Names of the folders other than ``folder`` (by name) whose files the file-source query
+    of ``checkpoint`` read: another dataset's landing folder. Empty when the checkpoint has
+    no file log (nothing read yet) or a format not understood."""
+    try:
+        seen = _seen_files(Path(checkpoint))
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return sorted({Path(p).parent.name for p in seen} - {folder.name})
+
+
 def file_source_caught_up(checkpoint: str, folder: Path) -> bool:
     """True when the file-source query of ``checkpoint`` has committed every file in ``folder``.
 

@@ -40,6 +40,7 @@ from demand_forecasting.data.expectations import (
 from demand_forecasting.data.ingest import bronze_columns
 from demand_forecasting.data.rules import (
     FAILED_RULES,
+    KNOWN_RULE_PREFIX,
     Rule,
     accepted_rows,
     build_rules,
@@ -182,8 +183,38 @@ def file_counts(judged: DataFrame, rules: Sequence[Rule]) -> tuple[FileCounts, .
     )
 
 
-def gate_message(verdict: BatchVerdict, batch_ids: str, report: str) -> str:
-    """The failure message: the share, the worst files with their rules and counts, the fix."""
+def unknown_value_hint(
+    verdict: BatchVerdict, examples: Mapping[str, Sequence[str]], dataset: str
+) -> str:
+    """For each broken ``known_<column>`` rule, the values it met and the config key to extend.
+
+    A value the config does not list is as often a new shop or region as a typo, and the fix
+    of the first is the dataset config, not the data.
+    """
+    hints = []
+    for rule, count in verdict.rule_counts().items():
+        if not (count and rule.startswith(KNOWN_RULE_PREFIX)):
+            continue
+        column = rule.removeprefix(KNOWN_RULE_PREFIX)
+        seen = ", ".join(repr(v) for v in examples.get(rule, ()))
+        hints.append(
+            f"{rule}: {column} values that dataset config {dataset!r} does not list"
+            + (f" (e.g. {seen})" if seen else "")
+            + f"; if they are real, add them to segment.known_values.{column} (or to the "
+            f"members of the segment group made from {column}) and run again"
+        )
+    return "".join(f" {h}." for h in hints)
+
+
+def gate_message(
+    verdict: BatchVerdict,
+    batch_ids: str,
+    report: str,
+    examples: Mapping[str, Sequence[str]] | None = None,
+    dataset: str = "",
+) -> str:
+    """The failure message: the share, the worst files with their rules and counts, the fix
+    (for values the config does not list, which config key to extend)."""
     worst = sorted(verdict.files, key=lambda f: f.bad, reverse=True)[:5]
     details = "; ".join(
         f"{f.source_file}: {f.bad} of {f.rows} rows bad ("
@@ -195,7 +226,8 @@ def gate_message(verdict: BatchVerdict, batch_ids: str, report: str) -> str:
     return (
         f"validate_data: {verdict.bad} of {verdict.rows} rows ({verdict.bad_share:.1%}) of "
         f"bronze batch(es) {batch_ids} broke the data-quality rules, more than the allowed "
-        f"{verdict.max_bad_row_share:.1%} (max_bad_row_share). {details}. No table was "
+        f"{verdict.max_bad_row_share:.1%} (max_bad_row_share). {details}."
+        f"{unknown_value_hint(verdict, examples or {}, dataset)} No table was "
         f"changed and the batch will be judged again on the next run. To go on, either raise "
         f"the bundle variable max_bad_row_share for one run to quarantine these rows (locally "
         f"`demand-forecasting run monthly --var max_bad_row_share=0.2`; on Databricks "
@@ -269,7 +301,9 @@ def _judge_and_write(
         check_agreement(suite, verdict.rule_counts())
         _log_summary(verdict, suite, bronze_batches, report)
         if not verdict.passed:
-            raise DataQualityGateError(gate_message(verdict, bronze_batches, report))
+            raise DataQualityGateError(
+                gate_message(verdict, bronze_batches, report, suite.examples, config.name)
+            )
         validated_at = F.lit(ctx.clock()).cast("timestamp")
         if verdict.bad:
             append_once(

@@ -15,6 +15,10 @@ and learns growth and seasonal shape rather than levels:
   and stays so that stored boosters keep their feature names).
 
 The target is ``log1p(y[t+h])`` minus the level; a forecast adds the level back.
+
+A new feature is a name appended to :data:`FEATURE_NAMES` and its column at the same position
+of the block in :func:`design_rows`. Models trained before it keep their own feature list
+(:meth:`~demand_forecasting.models.forecaster.SegmentForecaster.booster_input`).
 """
 
 from __future__ import annotations
@@ -106,6 +110,10 @@ def design_rows(
 
     Returns:
         Rows whose origin month is observed, in (horizon, origin, series) order.
+
+    Raises:
+        ValueError: the block builds another number of columns than :data:`FEATURE_NAMES`
+            names (a feature added to one and not the other).
     """
     z = panel.log_values
     n_months, n_series = z.shape
@@ -146,6 +154,12 @@ def design_rows(
             ],
             axis=2,
         )
+        if block.shape[-1] != len(FEATURE_NAMES):
+            raise ValueError(
+                f"design_rows builds {block.shape[-1]} feature columns but FEATURE_NAMES names "
+                f"{len(FEATURE_NAMES)}: add a feature's name to FEATURE_NAMES and its column to "
+                "the block together, at the same position"
+            )
         blocks.append(block.reshape(-1, len(FEATURE_NAMES)))
         targets.append(target.ravel())
         origin_idx.append(np.repeat(origins, n_series))

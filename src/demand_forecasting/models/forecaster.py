@@ -31,6 +31,11 @@ from demand_forecasting.models.intervals import ForecastInterval, seasonal_naive
 from demand_forecasting.models.panel import Panel, panel_from_history
 from demand_forecasting.models.recipe import Recipe
 
+
+class FeatureMismatchError(ValueError):
+    """A model needs a feature that :mod:`demand_forecasting.models.features` no longer builds."""
+
+
 #: Fewer training rows than this: no XGBoost half (Holt-Winters or seasonal naive alone).
 MIN_TRAINING_ROWS = 100
 BOOSTER_FILE = "booster.ubj"
@@ -114,7 +119,9 @@ class SegmentForecaster:
         theta_log = theta_paths[newest, rows.series, rows.horizon - 1]
         statistical_log = paths[newest, rows.series, rows.horizon - 1]
         if self.booster is not None:
-            matrix = xgb.DMatrix(rows.features, feature_names=list(self.feature_names))
+            matrix = xgb.DMatrix(
+                self.booster_input(rows.features), feature_names=list(self.feature_names)
+            )
             xgb_log = self.booster.predict(matrix) + rows.level
         else:
             xgb_log = np.full(len(rows.level), np.nan)
@@ -140,6 +147,28 @@ class SegmentForecaster:
                 "forecast_theta": _to_scale(theta_log),
             }
         ).sort_values(["series_id", "horizon"], ignore_index=True)
+
+    def booster_input(self, features: np.ndarray) -> np.ndarray:
+        """The columns of ``features`` (built for :data:`FEATURE_NAMES`) this model's booster
+        was trained on, in its order.
+
+        A model keeps the features it was trained with: a feature added to the code later is
+        left out of its input, so champions trained before it still forecast.
+
+        Raises:
+            FeatureMismatchError: the booster needs a feature the code no longer builds.
+        """
+        if self.feature_names == FEATURE_NAMES:
+            return features
+        gone = [name for name in self.feature_names if name not in FEATURE_NAMES]
+        if gone:
+            raise FeatureMismatchError(
+                f"the model was trained with features {gone} that "
+                "demand_forecasting.models.features no longer builds (FEATURE_NAMES): keep "
+                "building them, or retrain every segment with this feature code "
+                "(`demand-forecasting run full_retrain`) before scoring"
+            )
+        return features[:, [FEATURE_NAMES.index(name) for name in self.feature_names]]
 
     def to_files(self, folder: Path) -> list[Path]:
         """Write the booster (XGBoost UBJ) and the rest (JSON) into ``folder``."""

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from demand_forecasting.models.fallback import is_fallback, trained_versions
@@ -32,6 +33,8 @@ class Champion:
         training_version: that table's Delta version (None: not tagged).
         fallback: the champion is a seasonal-naive fallback (the segment's candidate was
             refused and it had no champion; a real model is retried).
+        horizon: months ahead it forecasts (its training run's ``horizon`` param; None: the
+            version has no run with one).
     """
 
     segment: str
@@ -40,6 +43,7 @@ class Champion:
     training_table: str | None
     training_version: int | None
     fallback: bool = False
+    horizon: int | None = None
 
 
 def find_champions(
@@ -59,6 +63,7 @@ def find_champions(
             training_table=tags.get(TRAINING_TABLE_TAG) or None,
             training_version=int(training_version) if training_version else None,
             fallback=is_fallback(version),
+            horizon=trained_horizon(client, version.run_id),
         )
     log.info("%d of %d segments have a %s", len(found), len(wanted), CHAMPION)
     return found
@@ -73,6 +78,17 @@ class Refusal:
 
     def __str__(self) -> str:
         return f"v{self.version} refused, trained until {self.trained_until:%Y-%m}"
+
+
+def trained_horizon(client: MlflowClient, run_id: str | None) -> int | None:
+    """The ``horizon`` param of a version's training run (None: no run, or no such param)."""
+    if not run_id:
+        return None
+    try:
+        value = client.get_run(run_id).data.params.get("horizon")
+    except MlflowException:
+        return None
+    return int(value) if value and value.isdigit() else None
 
 
 def recently_refused(

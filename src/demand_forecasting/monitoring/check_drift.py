@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
@@ -72,8 +72,14 @@ class DriftConfig:
     run_month: date | None = None
     refused_retry_months: int = 3
     psi_driver_max_rows: int = PSI_DRIVER_MAX_ROWS
+    #: The bundle's horizon: a champion forecasting another one is retrained (None: not judged).
+    horizon: int | None = None
 
     def __post_init__(self) -> None:
+        if self.horizon is not None and self.horizon < 1:
+            raise ValueError(
+                f"horizon={self.horizon}: must be at least 1 month (bundle var horizon)"
+            )
         if self.refused_retry_months < 0:
             raise ValueError(
                 f"refused_retry_months={self.refused_retry_months}: must be >= 0 "
@@ -171,7 +177,7 @@ def read_references(
                     end,
                     months,
                     drift.REFERENCE,
-                ).select(drift.SEGMENT, drift.WINDOW, *features)
+                ).select(drift.SEGMENT, drift.WINDOW, *_features_of(snapshot, features))
             )
     if not frames:
         return None, references, unreadable
@@ -179,6 +185,14 @@ def read_references(
     for frame in frames[1:]:
         rows = rows.unionByName(frame)
     return rows, references, unreadable
+
+
+def _features_of(snapshot: DataFrame, features: list[str]) -> list[Column]:
+    """``features`` of a table version; null for those it predates (added to gold since):
+    their PSI is NaN, never a breach, until the champion is retrained on them."""
+    return [
+        F.col(f) if f in snapshot.columns else F.lit(None).cast("double").alias(f) for f in features
+    ]
 
 
 def compute_psi(
@@ -275,6 +289,11 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
             rows, features, cfg.rule, on_driver=window_rows <= cfg.psi_driver_max_rows
         )
     breaching = sorted(set(psi.loc[psi["breach"].astype(bool), "segment"]))
+    other_horizon = sorted(
+        s
+        for s, c in champions.items()
+        if cfg.horizon is not None and c.horizon is not None and c.horizon != cfg.horizon
+    )
     decision = drift.decide(
         segments,
         breaching,
@@ -283,7 +302,17 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         unreadable,
         recently_refused=waiting,
         fallback=fallback,
+        other_horizon=other_horizon,
     )
+    for segment in other_horizon:
+        if decision.decisions[segment] == drift.RETRAIN_HORIZON:
+            log.info(
+                "segment %s: its champion forecasts %s months, the bundle's horizon is %s: "
+                "retrained",
+                segment,
+                champions[segment].horizon,
+                cfg.horizon,
+            )
     current_start = add_month(run_month, 1 - cfg.current_months)
     context = RowContext(
         run_month, cfg.rule.threshold, current_version, current_start, champions, references
@@ -335,6 +364,7 @@ _REASONS = {
     drift.RETRAIN_NO_CHAMPION: "no champion",
     drift.RETRAIN_NO_REFERENCE: "no readable reference",
     drift.RETRAIN_FALLBACK: "fallback champion",
+    drift.RETRAIN_HORIZON: "other horizon",
 }
 #: Segments named per reason in the log line (the drift table holds them all).
 _NAMED = 8
@@ -396,6 +426,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "refused_retry_months)",
     )
     parser.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="months ahead the models forecast (bundle var horizon): a champion forecasting "
+        "another horizon is retrained (default: not judged)",
+    )
+    parser.add_argument(
         "--psi-driver-max-rows",
         type=int,
         default=PSI_DRIVER_MAX_ROWS,
@@ -423,6 +460,7 @@ def make_config(args: argparse.Namespace) -> DriftConfig:
         run_month=parse_month(args.run_month) if args.run_month else None,
         refused_retry_months=args.refused_retry_months,
         psi_driver_max_rows=args.psi_driver_max_rows,
+        horizon=args.horizon,
     )
 
 

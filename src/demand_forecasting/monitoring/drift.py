@@ -12,7 +12,8 @@ current window against the reference (bins fixed from the reference) is a *breac
 
 A segment is retrained when any of its features breaches, or when it has no champion, or
 when its champion is the seasonal-naive fallback (a real model is retried); the last two wait
-while their newest candidate's refusal is recent.
+while their newest candidate's refusal is recent. A champion that forecasts another horizon
+than the bundle's ``horizon`` is retrained too: a changed horizon reaches every segment.
 """
 
 from __future__ import annotations
@@ -36,12 +37,20 @@ RETRAIN_NO_CHAMPION = "retrain_no_champion"
 RETRAIN_NO_REFERENCE = "retrain_no_reference"
 #: The champion is the seasonal-naive fallback: a real model is tried again.
 RETRAIN_FALLBACK = "retrain_fallback"
+#: The champion forecasts another horizon than the bundle's ``horizon`` (it was changed).
+RETRAIN_HORIZON = "retrain_horizon"
 KEEP = "keep"
 ALREADY_RETRAINED = "already_retrained"
 #: No champion (or the fallback), and its newest candidate was refused recently: not
 #: retried every month.
 WAIT_REFUSED = "wait_refused"
-RETRAIN_DECISIONS = (RETRAIN_DRIFT, RETRAIN_NO_CHAMPION, RETRAIN_NO_REFERENCE, RETRAIN_FALLBACK)
+RETRAIN_DECISIONS = (
+    RETRAIN_DRIFT,
+    RETRAIN_NO_CHAMPION,
+    RETRAIN_NO_REFERENCE,
+    RETRAIN_FALLBACK,
+    RETRAIN_HORIZON,
+)
 
 #: Columns of :func:`segment_psi`'s output (the Spark schema of the grouped apply).
 PSI_SCHEMA = (
@@ -172,6 +181,7 @@ def decide(
     without_reference: Iterable[str] = (),
     recently_refused: Iterable[str] = (),
     fallback: Iterable[str] = (),
+    other_horizon: Iterable[str] = (),
 ) -> DriftDecision:
     """The retraining decision of a run month.
 
@@ -187,9 +197,11 @@ def decide(
             candidate validation refused recently: they wait instead of retraining (a
             candidate of nearly the same data would most likely be refused again).
         fallback: segments whose champion is the seasonal-naive fallback.
+        other_horizon: segments whose champion forecasts another horizon than the bundle's.
     """
     breach, missing, done = set(breaching), set(without_champion), set(already_retrained)
     unreadable, waiting, naive = set(without_reference), set(recently_refused), set(fallback)
+    stale_horizon = set(other_horizon)
     decisions: dict[str, str] = {}
     for segment in sorted(set(segments)):
         if segment in missing:
@@ -200,6 +212,8 @@ def decide(
             decisions[segment] = ALREADY_RETRAINED
         elif segment in naive:
             decisions[segment] = WAIT_REFUSED if segment in waiting else RETRAIN_FALLBACK
+        elif segment in stale_horizon:
+            decisions[segment] = RETRAIN_HORIZON
         elif segment in breach:
             decisions[segment] = RETRAIN_DRIFT
         else:

@@ -63,6 +63,10 @@ MODEL_OUTPUT_SCHEMA = (
 SECONDS_COLUMN = "score_seconds"
 
 
+class SegmentScoringError(RuntimeError):
+    """A segment's champion could not be loaded or could not forecast (names the segment)."""
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     """Parameters of ``score``."""
@@ -138,9 +142,15 @@ def score_group(models: dict[str, ChampionModel]):  # type: ignore[no-untyped-de
 
         started = time.perf_counter()
         model = models[str(group["segment"].iloc[0])]
-        # The driver checked the champions' environments (champion_models.champions).
-        pyfunc = mlflow.pyfunc.load_model(model.folder, suppress_warnings=True)
-        prediction = pyfunc.predict(model_input(group))
+        try:
+            # The driver checked the champions' environments (champion_models.champions).
+            pyfunc = mlflow.pyfunc.load_model(model.folder, suppress_warnings=True)
+            prediction = pyfunc.predict(model_input(group))
+        except Exception as exc:  # the worker's traceback names no segment: say which
+            raise SegmentScoringError(
+                f"score: segment {model.segment}: champion {model.model_id} could not "
+                f"forecast: {type(exc).__name__}: {exc}"
+            ) from exc
         return forecast_rows(prediction, model, time.perf_counter() - started)
 
     return score

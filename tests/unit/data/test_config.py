@@ -84,12 +84,31 @@ def test_synthetic_has_exogenous_columns_and_no_id_column() -> None:
         ("target: sales", "'sales' is not a canonical name"),
         ("month: {column: month, format: dd.MM}", "not a month pattern"),
         ("segment: {keys: [state, industry]}", "known values of segment key .industry."),
+        ("exogeneous: [turnover]", r"unknown key\(s\) \['exogeneous'\]; the keys are .*exogenous"),
+        (
+            "segment: {known_value: {state: [x]}}",
+            r"`segment` has unknown key\(s\) \['known_value'\]",
+        ),
+        ("series_keys: state", "`series_keys` must be a list such as .a, b., not 'state'"),
+        ("rename: [State, Month]", "`rename` must be a mapping"),
     ],
 )
 def test_broken_configs_fail_naming_the_field(tmp_path: Path, override: str, message: str) -> None:
     path = tmp_path / "broken.yml"
     path.write_text(f"extends: aus_retail\nname: broken\n{override}\n", encoding="utf-8")
     with pytest.raises(DatasetConfigError, match=message):
+        load_dataset_config(str(path))
+
+
+def test_a_missing_required_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yml"
+    path.write_text(
+        "name: mine\nrename: {Shop: shop, Period: period, Units: units}\n"
+        "series_keys: [shop]\nmonth: {column: period}\ntarget: units\n"
+        "segment: {keys: [shop], known_values: {shop: [a]}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DatasetConfigError, match=r"mine.yml': `month.format` is missing"):
         load_dataset_config(str(path))
 
 

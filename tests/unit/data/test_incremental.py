@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from demand_forecasting import names
-from demand_forecasting.data import build_features, ingest, validate
+from demand_forecasting.data import build_features, features, ingest, validate
 from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
 from demand_forecasting.data.features import add_features
 from demand_forecasting.data.landing import land
@@ -41,6 +41,14 @@ def _run_all(ctx: RunContext, config: DatasetConfig) -> None:
     build_features.run(ctx, build_features.FeaturesConfig(config))
 
 
+def _land_and_run(ctx: RunContext, config: DatasetConfig, until: str) -> Path:
+    """Land the history up to ``until`` and run every stage; return the landing folder."""
+    folder = Path(ctx.volume_path(names.LANDING_VOLUME, config.name))
+    land(config, folder, until=parse_month(until))
+    _run_all(ctx, config)
+    return folder
+
+
 def _counts(ctx: RunContext) -> dict[str, int]:
     return {t: ctx.tables.read(ctx.table(t)).count() for t in TABLES}
 
@@ -62,9 +70,7 @@ def test_monthly_increments_are_exact_and_idle_reruns_change_nothing(
     monkeypatch.setattr(
         ctx.tables, "retain_history", lambda name, days: retained.append((name, days))
     )
-    folder = Path(ctx.volume_path(names.LANDING_VOLUME, tiny.name))
-    land(tiny, folder, until=parse_month("1988-06"))
-    _run_all(ctx, tiny)
+    folder = _land_and_run(ctx, tiny, "1988-06")
     # Gold keeps its history for check_drift's time travel from its creation on.
     assert retained == [(ctx.table(names.FEATURES), build_features.FEATURE_HISTORY_DAYS)]
     first = _counts(ctx)
@@ -102,9 +108,7 @@ def test_monthly_increments_are_exact_and_idle_reruns_change_nothing(
 def test_a_corrected_month_updates_silver_and_the_features_after_it(
     ctx: RunContext, tiny: DatasetConfig
 ) -> None:
-    folder = Path(ctx.volume_path(names.LANDING_VOLUME, tiny.name))
-    land(tiny, folder, until=parse_month("1983-12"))
-    _run_all(ctx, tiny)
+    folder = _land_and_run(ctx, tiny, "1983-12")
     before = _counts(ctx)
 
     # The ERP re-sends 1983-01 of one series with a corrected value.
@@ -127,3 +131,25 @@ def test_a_corrected_month_updates_silver_and_the_features_after_it(
     lagged = gold.where((F.col("series_id") == "A3349336V") & (F.col("month") == "1983-02-01"))
     assert [r["lag_1"] for r in lagged.collect()] == [999.0]
     assertDataFrameEqual(gold, _from_scratch(ctx, tiny).select(*gold.columns))
+
+
+def test_a_feature_added_to_the_code_fills_the_whole_history_of_an_existing_gold_table(
+    ctx: RunContext, tiny: DatasetConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _land_and_run(ctx, tiny, "1985-06")
+
+    # data/features.py gains a 24-month window (roll_mean_24, roll_std_24) and drops yoy_growth.
+    monkeypatch.setattr(features, "WINDOWS", (*features.WINDOWS, 24))
+    monkeypatch.setattr(build_features, "LOOK_BACK", 24)
+    built = features.add_features
+    monkeypatch.setattr(build_features, "add_features", lambda s: built(s).drop("yoy_growth"))
+    land(tiny, folder, next_month=True)
+    _run_all(ctx, tiny)
+
+    gold = ctx.tables.read(ctx.table(names.FEATURES))
+    assert {"roll_mean_24", "roll_std_24", "yoy_growth"} <= set(gold.columns)
+    expected = _from_scratch(ctx, tiny).drop("yoy_growth")
+    assertDataFrameEqual(gold.drop("yoy_growth"), expected.select(*gold.drop("yoy_growth").columns))
+    newest = gold.where(F.col("month") == "1985-07-01")
+    assert [r["yoy_growth"] for r in newest.collect()] == [None, None]  # retired: null from now on
+    assert gold.where(F.col("roll_mean_24").isNotNull()).count() == 2 * (40 - 23)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -157,3 +158,21 @@ def test_a_landing_file_rewritten_after_ingest_is_refused_not_ignored(
     assert run(ctx, IngestConfig(aus)).rows_in == 1
     turnover = {r["turnover"] for r in ctx.tables.read(ctx.table(names.BRONZE)).collect()}
     assert turnover == {"1.5", "9.9"}
+
+
+def test_a_second_dataset_in_the_same_schema_is_refused_naming_both(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    write_landing_file(_landing(ctx, aus), "aus_retail_2015-01.csv", _rows("2015-01-01", "A1"))
+    run(ctx, IngestConfig(aus))
+    bronze = ctx.tables.version(ctx.table(names.BRONZE))
+
+    # The same columns under another dataset name, landed into the same schema by mistake.
+    mine = dataclasses.replace(aus, name="my_sales", file_prefix="my_sales")
+    write_landing_file(_landing(ctx, mine), "my_sales_2015-01.csv", _rows("2015-01-01", "M1"))
+    with pytest.raises(
+        LandingFileError,
+        match=r"already holds dataset aus_retail .*one_dataset_per_schema.*--var schema=my_sales",
+    ):
+        run(ctx, IngestConfig(mine))
+    assert ctx.tables.version(ctx.table(names.BRONZE)) == bronze

@@ -176,6 +176,22 @@ def test_land_command_needs_no_spark_and_no_mlflow(
     assert len(landed_months(folder, load_dataset_config("aus_retail_small"))) == 2
 
 
+def test_land_command_keeps_one_dataset_per_schema(state_dir: Path, tmp_path: Path) -> None:
+    from demand_forecasting.cli import main as cli_main
+
+    assert cli_main(["land", "--dataset", "aus_retail_small", "--until", "1982-05"]) == 0
+    config = tmp_path / "byod.yml"
+    config.write_text("extends: aus_retail\nname: byod\nsource: null\n", encoding="utf-8")
+    history = _history(
+        tmp_path / "history.csv", [["Victoria", "Food retailing", "V1", "2023-01-01", "1", ""]]
+    )
+    mine = ["land", "--dataset", str(config), "--from-csv", str(history), "--until", "2023-01"]
+    assert cli_main(mine) == 1  # the default schema holds aus_retail_small
+    landing_volume = state_dir / "volumes" / "dev" / "demand_forecasting" / "landing"
+    assert not (landing_volume / "byod").exists()
+    assert cli_main([*mine, "--schema", "byod"]) == 0
+
+
 def _history(path: Path, rows: list[list[str]], header: list[str] | None = None) -> Path:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)

@@ -141,6 +141,22 @@ def test_gate_message_names_files_rules_and_counts() -> None:
     assert "f1.csv" not in message and "report.json" in message
 
 
+def test_values_the_config_does_not_list_are_named_with_the_config_key_to_extend(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    rows = [*GOOD, *(line.replace('"Victoria"', '"Tasmanya"') for line in GOOD[2:])]
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03.csv", rows)
+    with pytest.raises(DataQualityGateError) as failure:
+        run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+
+    message = str(failure.value)
+    assert "known_state 2" in message
+    assert (
+        "known_state: state values that dataset config 'aus_retail' does not list (e.g. "
+        "'Tasmanya'); if they are real, add them to segment.known_values.state" in message
+    )
+
+
 def test_max_bad_row_share_must_be_a_share(aus: DatasetConfig) -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         ValidateConfig(aus, max_bad_row_share=5)

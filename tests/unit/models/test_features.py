@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from demand_forecasting.models import holt_winters
+from demand_forecasting.models import features, holt_winters
 from demand_forecasting.models.features import FEATURE_NAMES, N_LAGS, design_rows
 from demand_forecasting.models.panel import panel_from_history
 
@@ -69,3 +70,11 @@ def test_origins_without_24_months_of_history_are_dropped() -> None:
     paths, _ = holt_winters.panel_paths(panel.log_values, 2)
     rows = design_rows(panel, np.arange(0, 30), 2, paths)
     assert rows.origin.min() == N_LAGS - 1
+
+
+def test_a_feature_named_but_not_built_is_a_named_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    panel = panel_from_history(seasonal_history())
+    paths, _ = holt_winters.panel_paths(panel.log_values, 3)
+    monkeypatch.setattr(features, "FEATURE_NAMES", (*FEATURE_NAMES, "mean_24"))
+    with pytest.raises(ValueError, match="builds 32 feature columns but FEATURE_NAMES names 33"):
+        features.design_rows(panel, np.array([30, 40]), 3, paths)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from demand_forecasting.models import features
+from demand_forecasting.models import forecaster as forecaster_module
 from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins
 from demand_forecasting.models.forecaster import (
     FORECAST_COLUMNS,
+    FeatureMismatchError,
     fit_forecaster,
     load_forecaster,
 )
@@ -141,3 +146,30 @@ def test_the_seasonal_naive_recipe_fits_nothing_and_forecasts_last_years_values(
         else:
             assert row.forecast == values[(row.series_id, source)]
     assert forecast[["forecast_xgb", "forecast_holt_winters", "forecast_theta"]].isna().all().all()
+
+
+def test_a_feature_added_after_training_leaves_the_trained_model_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame = history()
+    forecaster = fit_forecaster(frame, SMALL)
+    before = forecaster.predict(frame)
+
+    def with_new_feature(*args: object, **kwargs: object) -> features.DesignRows:
+        rows = features.design_rows(*args, **kwargs)  # type: ignore[arg-type]
+        added = np.full((len(rows.level), 1), 7.0)
+        return dataclasses.replace(rows, features=np.hstack([rows.features, added]))
+
+    # The code gains a feature (models/features.py) after the champion was trained.
+    monkeypatch.setattr(forecaster_module, "FEATURE_NAMES", (*features.FEATURE_NAMES, "new"))
+    monkeypatch.setattr(forecaster_module, "design_rows", with_new_feature)
+    pd.testing.assert_frame_equal(forecaster.predict(frame), before)
+
+
+def test_a_model_needing_a_feature_the_code_no_longer_builds_names_it() -> None:
+    frame = history()
+    forecaster = fit_forecaster(frame, SMALL)
+    renamed = (*features.FEATURE_NAMES[:-1], "retired_feature")
+    stale = dataclasses.replace(forecaster, feature_names=renamed)
+    with pytest.raises(FeatureMismatchError, match=r"\['retired_feature'\].*full_retrain"):
+        stale.predict(frame)

@@ -17,7 +17,10 @@ SEGMENTS = {"alpha": 2, "beta": 2, "gamma": 2}
 
 
 def _run(
-    ctx: RunContext, retry_months: int = 3, driver_max_rows: int = check_drift.PSI_DRIVER_MAX_ROWS
+    ctx: RunContext,
+    retry_months: int = 3,
+    driver_max_rows: int = check_drift.PSI_DRIVER_MAX_ROWS,
+    horizon: int | None = None,
 ) -> tuple[check_drift.DriftSummary, dict[str, object]]:
     store = LocalTaskValues()
     ctx.task_values = store
@@ -25,6 +28,7 @@ def _run(
         model_prefix="demand",
         refused_retry_months=retry_months,
         psi_driver_max_rows=driver_max_rows,
+        horizon=horizon,
     )
     with store.running("check_drift"):
         summary = check_drift.run(ctx, config)
@@ -183,6 +187,47 @@ def test_the_log_line_names_a_few_segments_per_reason_and_counts_the_rest() -> N
     assert text == (
         "no champion 11: s00, s01, s02, s03, s04, s05, s06, s07, and 3 more; drift 1: z (y)"
     )
+
+
+def test_a_champion_trained_for_another_horizon_is_retrained_when_the_horizon_changes(
+    planted: RunContext, tmp_path: Path
+) -> None:
+    # alpha's champion is a version of a training run that forecast 12 months.
+    name = "main.demand_forecasting.demand_alpha"
+    experiment = planted.mlflow.create_experiment("train", str(tmp_path / "artifacts"))
+    run = planted.mlflow.create_run(experiment)
+    planted.mlflow.log_param(run.info.run_id, "horizon", "12")
+    tags = {"training_table": planted.table(names.FEATURES), "training_table_version": "0"}
+    version = planted.mlflow.create_model_version(
+        name, source=str(tmp_path / "alpha-12"), run_id=run.info.run_id, tags=tags
+    )
+    planted.mlflow.set_registered_model_alias(name, "champion", version.version)
+
+    summary, values = _run(planted, horizon=12)
+    assert summary.decision.decisions["alpha"] == drift.KEEP
+
+    summary, values = _run(planted, horizon=6)  # the bundle's horizon went from 12 to 6
+    assert summary.decision.decisions["alpha"] == drift.RETRAIN_HORIZON
+    assert values["segments_to_train"] == ["alpha", "beta", "gamma"]
+
+
+def test_a_feature_newer_than_the_champions_training_data_is_measured_as_unknown(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    gold = ctx.table(names.FEATURES)
+    history = gold_frame({"alpha": 2}, date(2019, 1, 1), 37)
+    old = to_spark(ctx.spark, history[history["month"] < date(2022, 1, 1)]).drop("roll_mean_3")
+    ctx.tables.write(old, gold, mode="overwrite")
+    register_champion(ctx.mlflow, "main.demand_forecasting.demand_alpha", 0, gold, str(tmp_path))
+    # build_features added roll_mean_3 to gold after the champion was trained on version 0.
+    ctx.tables.write(to_spark(ctx.spark, history), gold, mode="overwrite", overwriteSchema="true")
+
+    summary, _ = _run(ctx)
+
+    assert summary.decision.decisions == {"alpha": drift.KEEP}
+    rows = ctx.tables.read(ctx.table(names.DRIFT)).toPandas().set_index("feature")
+    assert rows.loc["roll_mean_3", "n_reference"] == 0 and not rows.loc["roll_mean_3", "breach"]
+    assert rows.loc["y", "n_reference"] == 24
 
 
 def test_a_missing_feature_table_is_a_clear_error(ctx: RunContext) -> None:

@@ -118,6 +118,25 @@ def test_a_seasonal_naive_fallback_champion_retries_a_model_unless_refused_recen
     }
 
 
+def test_a_champion_of_another_horizon_retrains_unless_retrained_this_month_or_waiting() -> None:
+    decision = drift.decide(
+        segments=["a", "b", "c", "d"],
+        breaching=[],
+        without_champion=[],
+        already_retrained=["b"],
+        recently_refused=["c"],
+        fallback=["c"],
+        other_horizon=["a", "b", "c"],
+    )
+    assert decision.segments_to_train == ("a",)
+    assert decision.decisions == {
+        "a": drift.RETRAIN_HORIZON,
+        "b": drift.ALREADY_RETRAINED,  # a rerun of the month retrains nothing again
+        "c": drift.WAIT_REFUSED,  # the fallback's own retry rule
+        "d": drift.KEEP,
+    }
+
+
 def test_a_month_without_drift_retrains_nothing() -> None:
     decision = drift.decide(["a", "b"], breaching=[], without_champion=[])
     assert decision.segments_to_train == () and decision.retrain_count == 0

@@ -18,6 +18,7 @@ from demand_forecasting.monitoring.telemetry import TaskRecorder
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.task_values import LocalTaskValues
 from demand_forecasting.scoring import score
+from demand_forecasting.scoring.champion_models import ChampionModel
 
 MONTHS = pd.date_range("2012-01-01", "2015-12-01", freq="MS")
 
@@ -199,6 +200,18 @@ def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
     assert older[["forecast_lower", "forecast_upper"]].isna().all().all()
     assert model.model_id == "main.s.demand_alpha/3"
     assert score.forecast_rows(prediction.iloc[0:0], model).empty
+
+
+def test_a_champion_that_cannot_forecast_is_named_by_its_segment(tmp_path: Path) -> None:
+    model = ChampionModel("tasmania__food", "demand_tasmania__food", "3", str(tmp_path / "gone"))
+    group = pd.DataFrame(
+        {"segment": ["tasmania__food"], "series_id": ["a"], "month": ["2015-12-01"], "y": [1.0]}
+    )
+    with pytest.raises(
+        score.SegmentScoringError,
+        match=r"segment tasmania__food: champion demand_tasmania__food/3 could not forecast",
+    ):
+        score.score_group({model.segment: model})(group)
 
 
 def test_model_input_is_sorted_typed_history() -> None:
