@@ -47,7 +47,12 @@ from demand_forecasting.runner.model import (
     Task,
     local_job_id,
 )
-from demand_forecasting.runner.report import Progress, SilentProgress, write_run_record
+from demand_forecasting.runner.report import (
+    Progress,
+    RecordingProgress,
+    SilentProgress,
+    write_run_record,
+)
 from demand_forecasting.runner.results import (
     IterationResult,
     JobResultState,
@@ -622,6 +627,10 @@ def run_job(
     state = LocalLayout(default_state_dir(bundle.root))
     # Runs from one state folder share its tables: a job's runs there are limited as the
     # job's max_concurrent_runs limits them on Databricks.
+    records = runs_dir or state.runs
+    if write_record:
+        # The record is kept up to date as the run goes: a killed run leaves what it did.
+        progress = RecordingProgress(progress or SilentProgress(), records)
     runner = JobRunner(
         bundle, resolver=resolver, progress=progress, slots=RunSlots(state.runs / "locks")
     )
@@ -635,5 +644,5 @@ def run_job(
         )
     run = runner.run(job_key, parameters)
     if write_record:
-        write_run_record(run, runs_dir or state.runs)
+        write_run_record(run, records)
     return run

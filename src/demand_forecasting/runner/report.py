@@ -141,11 +141,66 @@ def show(text: str, *, error: bool = False) -> None:
     print(text, file=sys.stderr if error else sys.stdout, flush=True)
 
 
-def write_run_record(run: JobRunResult, runs_dir: Path) -> Path:
-    """Write the run as JSON to ``runs_dir/<start>_<job>_<run_id>.json`` and return the path."""
+def write_run_record(
+    run: JobRunResult, runs_dir: Path, *, running_task: str | None = None, running: bool = False
+) -> Path:
+    """Write the run as JSON to ``runs_dir/<start>_<job>_<run_id>.json`` and return the path.
+
+    With ``running``, the record of a run still going on: ``state`` is ``RUNNING`` and
+    ``running_task`` names the task in progress (None between tasks). The file is replaced
+    whole (written beside it, then renamed), so a reader never sees half a record.
+    """
     runs_dir.mkdir(parents=True, exist_ok=True)
     stamp = run.started_at.strftime("%Y%m%dT%H%M%SZ")
     path = runs_dir / f"{stamp}_{run.job_key}_{run.run_id}.json"
-    run.record_path = str(path)
-    path.write_text(json.dumps(run.to_record(), indent=2, default=str) + "\n", encoding="utf-8")
+    record = run.to_record()
+    if running:
+        record.update(state=RUNNING, running_task=running_task)
+    else:
+        run.record_path = str(path)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    partial.replace(path)
     return path
+
+
+#: ``state`` of a record written while its run goes on; a run killed before its end (SIGKILL,
+#: out of memory) leaves it, with the tasks it finished and the one it was in.
+RUNNING = "RUNNING"
+
+
+class RecordingProgress:
+    """Another :class:`Progress` that also keeps the run record on disk while the run goes on.
+
+    The record is written when the job starts and at each start and end of one of its tasks
+    (a child job's tasks are inside one of them); :func:`write_run_record`'s final record
+    replaces it when the run ends.
+    """
+
+    def __init__(self, inner: Progress, runs_dir: Path) -> None:
+        self.inner = inner
+        self.runs_dir = runs_dir
+
+    def job_started(self, run: JobRunResult, depth: int) -> None:
+        """Tell the inner progress; record the top-level run as started."""
+        self.inner.job_started(run, depth)
+        if depth == 0:
+            write_run_record(run, self.runs_dir, running=True)
+
+    def task_started(
+        self, run: JobRunResult, task_key: str, task_type: str, attempt: int, depth: int
+    ) -> None:
+        """Tell the inner progress; record which task the run is in."""
+        self.inner.task_started(run, task_key, task_type, attempt, depth)
+        if depth == 0:
+            write_run_record(run, self.runs_dir, running_task=task_key, running=True)
+
+    def task_finished(self, run: JobRunResult, result: TaskResult, depth: int) -> None:
+        """Tell the inner progress; record the task's result."""
+        self.inner.task_finished(run, result, depth)
+        if depth == 0:
+            write_run_record(run, self.runs_dir, running=True)
+
+    def job_finished(self, run: JobRunResult, depth: int) -> None:
+        """Tell the inner progress (the caller writes the final record)."""
+        self.inner.job_finished(run, depth)

@@ -401,3 +401,47 @@ def test_warm_start_boots_spark_only_for_jobs_of_this_package(
     # The folder the tasks' own contexts give Spark (LocalLayout(state).spark), and the Python
     # worker daemon started early too.
     assert started == [((tmp_path / "state" / "spark").resolve(), True)]
+
+
+RECORDED_JOBS = f"""
+resources:
+  jobs:
+    steps:
+      tasks:
+        - task_key: first
+          python_wheel_task: {{{PKG}, entry_point: record}}
+        - task_key: second
+          depends_on: [{{task_key: first}}]
+          python_wheel_task: {{{PKG}, entry_point: peek}}
+"""
+
+
+def test_the_run_record_is_on_disk_while_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from demand_forecasting.runner.executor import run_job
+
+    root = write_bundle(tmp_path / "bundle", RECORDED_JOBS)
+    runs = tmp_path / "runs"
+    seen: list[dict[str, object]] = []
+
+    def peek() -> None:
+        # What a run killed here (SIGKILL, out of memory) would leave behind.
+        (record,) = runs.glob("*_steps_*.json")
+        seen.append(json.loads(record.read_text()))
+
+    def resolve(package: str, entry_point: str):  # type: ignore[no-untyped-def]
+        return peek if entry_point == "peek" else runner_fixture_tasks.record
+
+    monkeypatch.setenv("DEMAND_FORECASTING_HOME", str(tmp_path / "state"))
+    result = run_job(root, "steps", resolver=resolve, runs_dir=runs)
+
+    (during,) = seen
+    assert during["state"] == "RUNNING" and during["running_task"] == "second"
+    assert [(t["task_key"], t["status"]) for t in during["tasks"]] == [("first", "SUCCESS")]
+    final = json.loads(Path(str(result.record_path)).read_text())
+    assert final["state"] == "SUCCESS" and "running_task" not in final
+    assert [t["task_key"] for t in final["tasks"]] == ["first", "second"]
+    assert [p.name for p in runs.iterdir()] == [Path(str(result.record_path)).name]
