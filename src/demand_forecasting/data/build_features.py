@@ -15,8 +15,11 @@ whole history.
 When :mod:`demand_forecasting.data.features` builds a column the table does not have yet (a
 new feature), the column is added to the table and every series is rewritten from its first
 month, so that the whole history gets it; a column the code no longer builds stays in the
-table and is written null from then on. Older table versions (time travel, the champions'
-drift references) keep the columns they had.
+table and is written null from then on. Adding the column and rewriting the history are two
+commits: the table property :data:`BACKFILL_PROPERTY` names the columns from before the first
+until after the second, so that a run killed (or failing) in between has its rerun rewrite the
+history again, where it would find the column present and fill only the new months. Older
+table versions (time travel, the champions' drift references) keep the columns they had.
 
 On Unity Catalog the feature table gets a primary key on (series_id, month), which registers
 it as a feature table (:meth:`~demand_forecasting.platform.tables.TableStore.declare_primary_key`).
@@ -56,6 +59,8 @@ LOOK_BACK = max(LAGS + WINDOWS)
 #: 3.3 MB), and 16.0 s vs 23.3 s on 10x synthetic data (benchmarks/README.md, Session 8).
 #: The crossover, by interpolation, is near 2x the bundled data.
 GENERATED_CODE_MIN_GOLD_BYTES = 8 * 1024 * 1024
+#: Table property of gold naming the feature columns added whose history is not written yet.
+BACKFILL_PROPERTY = "demand_forecasting.features_backfill_pending"
 #: Days of gold's history kept readable by time travel. check_drift reads each champion's
 #: training data as of the gold version it was trained on, which is months old; on Unity
 #: Catalog, predictive optimization vacuums a managed table's unreferenced files after 7
@@ -208,12 +213,31 @@ def update_silver(ctx: RunContext, config: DatasetConfig, first_new: DataFrame) 
 def add_new_feature_columns(
     ctx: RunContext, name: str, current: DataFrame, built: DataFrame
 ) -> list[str]:
-    """Add to the table ``name`` the columns of ``built`` it lacks (new features); return them."""
+    """Add to the table ``name`` the columns of ``built`` it lacks (new features); return the
+    columns whose history is to be written: those added now, and those an earlier run added
+    without finishing the rewrite (:data:`BACKFILL_PROPERTY`, set before the columns are added
+    and removed by :func:`backfill_done`)."""
+    ref = ctx.tables.sql_ref(name)
+    properties = ctx.tables.delta_table(name).detail().first()
+    held = (properties["properties"] or {}).get(BACKFILL_PROPERTY, "") if properties else ""
+    pending = [c for c in held.split(",") if c]
     added = [f for f in built.schema.fields if f.name not in current.columns]
     if added:
+        pending = sorted({*pending, *(f.name for f in added)})
+        ctx.spark.sql(
+            f"ALTER TABLE {ref} SET TBLPROPERTIES ('{BACKFILL_PROPERTY}' = '{','.join(pending)}')"
+        )
         columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in added)
-        ctx.spark.sql(f"ALTER TABLE {ctx.tables.sql_ref(name)} ADD COLUMNS ({columns})")
-    return [f.name for f in added]
+        ctx.spark.sql(f"ALTER TABLE {ref} ADD COLUMNS ({columns})")
+    return pending
+
+
+def backfill_done(ctx: RunContext, name: str) -> None:
+    """Clear :data:`BACKFILL_PROPERTY` once the history has the new columns."""
+    ctx.spark.sql(
+        f"ALTER TABLE {ctx.tables.sql_ref(name)} UNSET TBLPROPERTIES IF EXISTS "
+        f"('{BACKFILL_PROPERTY}')"
+    )
 
 
 def with_table_columns(rows: DataFrame, current: DataFrame) -> DataFrame:
@@ -227,6 +251,7 @@ def update_gold(ctx: RunContext, first_new: DataFrame) -> int:
     gold = ctx.table(names.FEATURES)
     current = _current(ctx, gold)
     silver = ctx.tables.read(ctx.table(names.SILVER))
+    added: list[str] = []
     if current is not None:
         added = add_new_feature_columns(ctx, gold, current, add_features(silver))
         if added:
@@ -245,6 +270,8 @@ def update_gold(ctx: RunContext, first_new: DataFrame) -> int:
     if current is not None:
         rows = with_table_columns(rows, current)
     written = write_changes(ctx, changed_rows(rows, current, since), gold)
+    if added:
+        backfill_done(ctx, gold)
     if current is None and written:
         ctx.tables.declare_primary_key(gold, KEY)
         ctx.tables.retain_history(gold, FEATURE_HISTORY_DAYS)

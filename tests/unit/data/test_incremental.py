@@ -133,14 +133,19 @@ def test_a_corrected_month_updates_silver_and_the_features_after_it(
     assertDataFrameEqual(gold, _from_scratch(ctx, tiny).select(*gold.columns))
 
 
+def _add_a_24_month_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """data/features.py gains the features roll_mean_24 and roll_std_24."""
+    monkeypatch.setattr(features, "WINDOWS", (*features.WINDOWS, 24))
+    monkeypatch.setattr(build_features, "LOOK_BACK", 24)
+
+
 def test_a_feature_added_to_the_code_fills_the_whole_history_of_an_existing_gold_table(
     ctx: RunContext, tiny: DatasetConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = _land_and_run(ctx, tiny, "1985-06")
 
     # data/features.py gains a 24-month window (roll_mean_24, roll_std_24) and drops yoy_growth.
-    monkeypatch.setattr(features, "WINDOWS", (*features.WINDOWS, 24))
-    monkeypatch.setattr(build_features, "LOOK_BACK", 24)
+    _add_a_24_month_window(monkeypatch)
     built = features.add_features
     monkeypatch.setattr(build_features, "add_features", lambda s: built(s).drop("yoy_growth"))
     land(tiny, folder, next_month=True)
@@ -153,3 +158,35 @@ def test_a_feature_added_to_the_code_fills_the_whole_history_of_an_existing_gold
     newest = gold.where(F.col("month") == "1985-07-01")
     assert [r["yoy_growth"] for r in newest.collect()] == [None, None]  # retired: null from now on
     assert gold.where(F.col("roll_mean_24").isNotNull()).count() == 2 * (40 - 23)
+
+
+def test_a_feature_whose_history_rewrite_failed_is_filled_by_the_rerun(
+    ctx: RunContext, tiny: DatasetConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The column is added (ALTER TABLE, one commit), then the run dies in the rewrite of the
+    # whole history (a MERGE over every row: the heaviest write, killed or out of memory).
+    folder = _land_and_run(ctx, tiny, "1985-06")
+    _add_a_24_month_window(monkeypatch)
+    land(tiny, folder, next_month=True)
+    written = build_features.write_changes
+    gold_name = ctx.table(names.FEATURES)
+
+    def dies_on_gold(ctx_: RunContext, changes: DataFrame, name: str) -> int:
+        if name == gold_name:
+            raise RuntimeError("killed during the rewrite of gold's history")
+        return written(ctx_, changes, name)
+
+    with monkeypatch.context() as dying:
+        dying.setattr(build_features, "write_changes", dies_on_gold)
+        with pytest.raises(Exception, match="killed during the rewrite"):
+            _run_all(ctx, tiny)
+
+    _run_all(ctx, tiny)  # the rerun (or the task's retry)
+
+    gold = ctx.tables.read(ctx.table(names.FEATURES))
+    assert "roll_mean_24" in gold.columns
+    assertDataFrameEqual(gold, _from_scratch(ctx, tiny).select(*gold.columns))
+    assert gold.where(F.col("roll_mean_24").isNotNull()).count() == 2 * (40 - 23)
+    detail = ctx.tables.delta_table(gold_name).detail().first()
+    assert detail is not None
+    assert build_features.BACKFILL_PROPERTY not in (detail["properties"] or {})
