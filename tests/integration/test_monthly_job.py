@@ -23,7 +23,7 @@ from demand_forecasting import names
 from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
 from demand_forecasting.data.landing import land
 from demand_forecasting.models import train
-from demand_forecasting.models.registry import CHAMPION, SegmentRegistry
+from demand_forecasting.models.registry import CHAMPION, VALIDATION_STATUS, SegmentRegistry
 from demand_forecasting.monitoring import drift
 from demand_forecasting.monitoring.champions import find_champions
 from demand_forecasting.platform.context import RunContext, build_context
@@ -265,10 +265,22 @@ def test_a_job_killed_mid_training_completes_on_rerun_without_duplicates(
     scored = monthly.ctx().tables.read(monthly.ctx().table(names.FORECASTS)).toPandas()
     assert set(scored.loc[scored["run_month"] == date(2016, 2, 1), "segment"]) == set(SEGMENTS)
 
+    # A segment the killed run registered and validation refused keeps its champion this
+    # month: the rerun does not train it again (wait_refused); the others are trained.
+    registry = SegmentRegistry(monthly.ctx().mlflow, CATALOG, SCHEMA, PREFIX)
+    refused = {
+        s
+        for s in chosen
+        for v in registry.versions(s)
+        if v.version not in before[s] and (v.tags or {}).get(VALIDATION_STATUS) == "refused"
+    }
+
     rerun = monthly.run()
 
     assert rerun.state is JobResultState.SUCCESS
-    assert task(rerun, "check_drift").values["segments_to_train"] == chosen
+    assert task(rerun, "check_drift").values["segments_to_train"] == [
+        s for s in chosen if s not in refused
+    ]
     ctx = monthly.ctx()
     after = model_versions(ctx)
     for segment in chosen:  # one new version each: the killed run's one was reused

@@ -11,8 +11,9 @@ rows: a rerun writes the same rows). Task values for the condition and ``train``
 
 A rerun of a month after its retraining keeps the month's rows and retrains nothing again:
 a segment whose champion was trained on data up to the run month is ``already_retrained``,
-and one whose candidate of this month was refused waits (``wait_refused``). Both keep the
-rows, and so the decision, that the month's first run recorded.
+and one whose candidate of this month was refused waits (``wait_refused``), whether it has
+no champion, the fallback, or a champion of its own that kept its place. Both keep the rows,
+and so the decision, that the month's first run recorded.
 """
 
 from __future__ import annotations
@@ -255,9 +256,24 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         run_month,
         cfg.refused_retry_months,
     )
+    # A champion of its own whose challenger of this very month was refused (drift, horizon):
+    # a rerun of the month does not retrain it again; it is tried next month.
+    kept = recently_refused(
+        ctx.mlflow,
+        ctx.catalog,
+        ctx.schema,
+        cfg.model_prefix,
+        sorted(set(champions) - set(fallback) - set(already)),
+        run_month,
+        1,
+    )
+    for segment, refusal in sorted(kept.items()):
+        log.info("segment %s keeps its champion this month (%s)", segment, refusal)
     # Retried in this very month and refused (a rerun of the month): like ``already``, its
     # rows keep the decision the month's first run recorded.
-    retried = sorted(s for s, refusal in waiting.items() if refusal.trained_until >= run_month)
+    retried = sorted(
+        [s for s, refusal in waiting.items() if refusal.trained_until >= run_month] + list(kept)
+    )
     for segment, refusal in sorted(waiting.items()):
         log.info(
             "segment %s has %s and waits (%s; %s)",
@@ -303,6 +319,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         recently_refused=waiting,
         fallback=fallback,
         other_horizon=other_horizon,
+        kept_champion=kept,
     )
     for segment in other_horizon:
         if decision.decisions[segment] == drift.RETRAIN_HORIZON:

@@ -182,6 +182,7 @@ def decide(
     recently_refused: Iterable[str] = (),
     fallback: Iterable[str] = (),
     other_horizon: Iterable[str] = (),
+    kept_champion: Iterable[str] = (),
 ) -> DriftDecision:
     """The retraining decision of a run month.
 
@@ -198,10 +199,12 @@ def decide(
             candidate of nearly the same data would most likely be refused again).
         fallback: segments whose champion is the seasonal-naive fallback.
         other_horizon: segments whose champion forecasts another horizon than the bundle's.
+        kept_champion: segments with a champion of their own whose candidate of this run
+            month validation refused (a rerun of the month): they wait for the next month.
     """
     breach, missing, done = set(breaching), set(without_champion), set(already_retrained)
     unreadable, waiting, naive = set(without_reference), set(recently_refused), set(fallback)
-    stale_horizon = set(other_horizon)
+    stale_horizon, kept = set(other_horizon), set(kept_champion)
     decisions: dict[str, str] = {}
     for segment in sorted(set(segments)):
         if segment in missing:
@@ -210,6 +213,8 @@ def decide(
             decisions[segment] = RETRAIN_NO_REFERENCE
         elif segment in done:
             decisions[segment] = ALREADY_RETRAINED
+        elif segment in kept:
+            decisions[segment] = WAIT_REFUSED
         elif segment in naive:
             decisions[segment] = WAIT_REFUSED if segment in waiting else RETRAIN_FALLBACK
         elif segment in stale_horizon:

@@ -178,6 +178,26 @@ def test_a_rerun_after_this_months_refusal_keeps_the_recorded_decision(
     assert _drift_rows(planted) == first, "the month's record still says why gamma retrained"
 
 
+def test_a_rerun_after_this_months_refusal_of_a_champions_challenger_retrains_nothing(
+    planted: RunContext,
+) -> None:
+    summary, values = _run(planted)  # beta drifted: retrained this month
+    assert summary.decision.decisions["beta"] == drift.RETRAIN_DRIFT
+    first = _drift_rows(planted)
+    # ... and its candidate, trained on data up to the run month, was refused: beta keeps its
+    # champion (trained until 2021-12), and is tried again next month.
+    tags = {"validation_status": "refused", "trained_until": "2022-01-01"}
+    planted.mlflow.create_model_version(
+        "main.demand_forecasting.demand_beta", source="/nowhere", tags=tags
+    )
+
+    summary, values = _run(planted)  # a rerun of 2022-01
+
+    assert summary.decision.decisions["beta"] == drift.WAIT_REFUSED
+    assert values["segments_to_train"] == ["gamma"]
+    assert _drift_rows(planted) == first, "the month's record still says why beta retrained"
+
+
 def test_the_log_line_names_a_few_segments_per_reason_and_counts_the_rest() -> None:
     new = [f"s{i:02d}" for i in range(11)]
     decision = drift.decide([*new, "z"], breaching=["z"], without_champion=new)
