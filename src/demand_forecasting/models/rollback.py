@@ -6,7 +6,10 @@ becomes ``previous_champion`` in turn, so a second rollback undoes the first, an
 candidate) does not validate and promote it again. A rollback killed after moving the alias
 but before that tag is completed by the next reconciliation of the audit trail (deploy,
 approve, rollback, score: :func:`demand_forecasting.models.audit.reconcile`): it sets the
-tag, as the ``promotion_intent`` tag the rollback left says. Forecasts already written stay
+tag, as the ``promotion_intent`` tag the rollback left says. The rerun of such a rollback,
+with its own parameters, does not undo it: while the trail's newest change is the
+``reconciled`` row away from the previous champion (tagged rolled back), that version comes
+back only if ``--to`` names it. Forecasts already written stay
 until the next scoring; when the newest run month's were made by the rolled-back version,
 the command says so and to rerun the month. Example::
 
@@ -33,6 +36,8 @@ from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.models.audit import (
+    CHAMPION_ACTIONS,
+    RECONCILED,
     ROLLBACK,
     clear_intents,
     current_actor,
@@ -102,6 +107,14 @@ def rollback(
                 "--to VERSION to choose the version to restore"
             )
         to_version = str(previous.version)
+        if (previous.tags or {}).get(DEPLOYMENT_STATUS) == ROLLED_BACK and _reconciled_away_from(
+            ctx, registry.name(segment), to_version
+        ):
+            raise RollbackError(
+                f"version {current.version} is the champion of {segment!r} by a rollback "
+                f"killed before its audit row (its row is reconciled), and version "
+                f"{to_version} was rolled back by it; pass --to {to_version} to restore it anyway"
+            )
     if str(current.version) == str(to_version):
         raise RollbackError(f"version {to_version} already is the champion of {segment!r}")
     event = promote(
@@ -136,6 +149,25 @@ def rollback(
             to_version,
         )
     return str(to_version)
+
+
+def _reconciled_away_from(ctx: RunContext, model_name: str, version: str) -> bool:
+    """Whether the trail's newest champion change of ``model_name`` is a ``reconciled`` row
+    from ``version`` (a change killed before its own row, such as a rollback away from it)."""
+    table = ctx.table(names.AUDIT)
+    if not ctx.tables.exists(table):
+        return False
+    newest = (
+        ctx.tables.read(table)
+        .where((F.col("model_name") == model_name) & F.col("action").isin(list(CHAMPION_ACTIONS)))
+        .orderBy(F.col("at").desc())
+        .select("action", "from_version")
+        .first()
+    )
+    return newest is not None and (newest["action"], newest["from_version"]) == (
+        RECONCILED,
+        version,
+    )
 
 
 def forecasts_by(ctx: RunContext, segment: str, version: str) -> date | None:

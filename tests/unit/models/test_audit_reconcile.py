@@ -293,6 +293,25 @@ def test_a_rollback_killed_before_its_rolled_back_tag_is_completed_by_its_rerun(
     assert_rollback_completed(ctx, segment, v2)
 
 
+@pytest.mark.parametrize("scored_first", [False, True])
+def test_a_rerun_of_a_killed_rollback_with_its_own_parameters_does_not_undo_it(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scored_first: bool
+) -> None:
+    # The operator reruns the job as it was started: no to_version (the previous champion),
+    # which is now v2, the version the killed rollback replaced.
+    segment = f"rollback_killed_rerun_as_started_{scored_first}"
+    v2 = killed_rollback(ctx, segment, tmp_path, monkeypatch)
+    if scored_first:  # a monthly run's score reconciled the gap before the rerun
+        reg = registry(ctx)
+        assert len(reconcile(ctx, reg, reg.segments_with([segment], CHAMPION))) == 1
+
+    rerun = rollback_task.RollbackConfig(segment, None, "INC-12 bias", "oncall@x", PREFIX, "505")
+    with pytest.raises(rollback_task.RollbackError, match=f"version {v2} was rolled back"):
+        rollback_task.run(ctx, rerun)
+
+    assert_rollback_completed(ctx, segment, v2)
+
+
 def test_a_rerun_month_after_a_rollback_killed_before_its_tag_does_not_promote_it_again(
     ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
