@@ -146,18 +146,19 @@ def write_run_record(
 ) -> Path:
     """Write the run as JSON to ``runs_dir/<start>_<job>_<run_id>.json`` and return the path.
 
-    With ``running``, the record of a run still going on: ``state`` is ``RUNNING`` and
-    ``running_task`` names the task in progress (None between tasks). The file is replaced
+    With ``running``, the record of a run still going on: ``state`` is ``RUNNING``,
+    ``running_task`` names the task in progress (None between tasks) and ``duration_s`` is
+    the time so far. The file is replaced
     whole (written beside it, then renamed), so a reader never sees half a record.
     """
     runs_dir.mkdir(parents=True, exist_ok=True)
     stamp = run.started_at.strftime("%Y%m%dT%H%M%SZ")
     path = runs_dir / f"{stamp}_{run.job_key}_{run.run_id}.json"
+    run.record_path = str(path)
     record = run.to_record()
     if running:
-        record.update(state=RUNNING, running_task=running_task)
-    else:
-        run.record_path = str(path)
+        elapsed = (datetime.now(run.started_at.tzinfo) - run.started_at).total_seconds()
+        record.update(state=RUNNING, running_task=running_task, duration_s=round(elapsed, 3))
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
     partial.replace(path)

@@ -441,6 +441,8 @@ def test_the_run_record_is_on_disk_while_the_run_goes_on(
     (during,) = seen
     assert during["state"] == "RUNNING" and during["running_task"] == "second"
     assert [(t["task_key"], t["status"]) for t in during["tasks"]] == [("first", "SUCCESS")]
+    assert during["record_path"] == result.record_path
+    assert isinstance(during["duration_s"], float) and during["duration_s"] >= 0
     final = json.loads(Path(str(result.record_path)).read_text())
     assert final["state"] == "SUCCESS" and "running_task" not in final
     assert [t["task_key"] for t in final["tasks"]] == ["first", "second"]
