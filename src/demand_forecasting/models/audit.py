@@ -12,9 +12,10 @@ anyway): for each model whose registry champion is not the ``to_version`` of its
 champion-changing row, it appends a :data:`RECONCILED` row. Who, why and which job run
 come from the version's :data:`~demand_forecasting.models.registry.PROMOTION_INTENT` tag,
 which :func:`~demand_forecasting.models.deploy.promote` sets just before it moves the alias,
-when that tag matches the gap; otherwise the row says they are unknown. When that intent is
-a rollback's, the version it replaced is tagged ``deployment_status=rolled_back`` first, as
-the killed rollback would have done after moving the alias.
+when that tag matches the gap; otherwise the row says they are unknown. A matching intent
+also says what the killed promotion left undone after moving ``champion``, which is done
+first: the version it replaced becomes ``previous_champion`` (tagged
+``deployment_status=rolled_back`` when the intent is a rollback's).
 
 A second reconciliation finds the gap closed and writes nothing. Two reconciling the same gap
 at once write its row once: the row's ``audit_id`` is derived from the gap, and it is MERGEd
@@ -43,6 +44,7 @@ from demand_forecasting.models.registry import (
     ROLLED_BACK,
     TAG_VALUE_MAX,
     SegmentRegistry,
+    finish_promotion,
 )
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import rows_frame
@@ -283,9 +285,11 @@ def reconcile(
 ) -> list[AuditEvent]:
     """Append a :data:`RECONCILED` row for each segment whose champion the trail lacks.
 
-    A gap whose :func:`matching_intent` is a rollback's is a rollback killed after moving
-    ``champion``: the version it replaced is tagged ``deployment_status=rolled_back`` (before
-    the row) and, as for every gap, the champion's intent tag is removed (after it).
+    A gap with a :func:`matching_intent` is a promotion killed after moving ``champion``:
+    before the row, what it left undone is done (the version it replaced becomes
+    ``previous_champion``, tagged ``deployment_status=rolled_back`` if it was a rollback;
+    see :func:`~demand_forecasting.models.registry.finish_promotion`); after the row, as for
+    every gap, the champion's intent tag is removed.
 
     Args:
         ctx: the run context (its audit table).
@@ -330,10 +334,10 @@ def reconcile(
             RECONCILED,
             event.actor,
         )
-        if intent is not None and intent["action"] == ROLLBACK and event.from_version:
+        if intent is not None:
             # Before the row: once it is written the gap is closed, and no later
-            # reconciliation would come back to finish the rollback.
-            _complete_rollback(registry, segment, event.from_version)
+            # reconciliation would come back to finish the promotion.
+            _finish_killed(registry, segment, event, intent)
         events.append(event)
     write_reconciled(ctx, events)
     # As after a completed promotion, the intent goes once the change has its row.
@@ -343,20 +347,31 @@ def reconcile(
     return events
 
 
-def _complete_rollback(registry: SegmentRegistry, segment: str, replaced: str) -> None:
-    """Tag ``replaced`` ``deployment_status=rolled_back``: what a rollback killed after moving
-    ``champion`` away from it left undone (validation never makes such a version a challenger
-    again, and deploy does not promote it)."""
-    log.warning(
-        "audit reconciliation: the rollback of %s away from v%s was killed before its audit "
-        "row, perhaps before tagging v%s %s=%s; tagging it now",
-        registry.name(segment),
-        replaced,
-        replaced,
-        DEPLOYMENT_STATUS,
-        ROLLED_BACK,
+def _finish_killed(
+    registry: SegmentRegistry, segment: str, event: AuditEvent, intent: dict[str, str | None]
+) -> None:
+    """Finish what the promotion of ``intent``, killed after moving ``champion``, left
+    undone: the replaced version becomes ``previous_champion`` (tagged ``rolled_back``
+    when the promotion was a rollback: validation never makes it a challenger again, and
+    deploy does not promote it), the champion is tagged so and loses ``challenger``."""
+    rollback = intent["action"] == ROLLBACK and event.from_version is not None
+    if rollback:
+        log.warning(
+            "audit reconciliation: the rollback of %s away from v%s was killed before its "
+            "audit row, perhaps before tagging v%s %s=%s; tagging it now",
+            event.model_name,
+            event.from_version,
+            event.from_version,
+            DEPLOYMENT_STATUS,
+            ROLLED_BACK,
+        )
+    finish_promotion(
+        registry,
+        segment,
+        event.to_version or "",
+        event.from_version,
+        ROLLED_BACK if rollback else PREVIOUS_CHAMPION,
     )
-    registry.tag(segment, replaced, {DEPLOYMENT_STATUS: ROLLED_BACK})
 
 
 def reconciliation_id(model_name: str, last: AuditedChampion | None, to_version: str) -> str:
@@ -398,7 +413,13 @@ def _reconstructed(
         unknown = "who changed the champion, when and why"
     notes = []
     previous = registry.alias(segment, PREVIOUS_CHAMPION)
-    if previous is not None and str(previous.version) != (audited or ""):
+    if intent is not None and audited and (previous is None or str(previous.version) != audited):
+        notes.append(
+            f"previous_champion set to v{audited} now (was "
+            f"{'v' + str(previous.version) if previous is not None else 'unset'}: the "
+            f"{intent['action']} was killed before moving it)"
+        )
+    elif intent is None and previous is not None and str(previous.version) != (audited or ""):
         notes.append(
             f"registry previous_champion is v{previous.version}, not the trail's last "
             f"champion: a change before this one is unaudited too"

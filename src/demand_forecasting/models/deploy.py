@@ -42,12 +42,12 @@ from demand_forecasting.models.registry import (
     CHALLENGER,
     CHAMPION,
     DEPLOYMENT_STATUS,
-    PREVIOUS_CHAMPION,
     PROMOTION_INTENT,
     ROLLED_BACK,
     VALIDATION_REASONS,
     SegmentRegistry,
     add_model_prefix_option,
+    finish_promotion,
 )
 from demand_forecasting.models.segment_data import (
     SegmentSelectionError,
@@ -108,7 +108,8 @@ def promote(
     trail with). Before moving the alias, the target is tagged with the promotion's intent
     (:data:`~demand_forecasting.models.registry.PROMOTION_INTENT`), so that a process killed
     before its audit row is written leaves who and why in the registry. The old champion
-    becomes ``previous_champion``; ``challenger`` is removed if it named this version.
+    becomes ``previous_champion``; ``challenger`` is removed if it named this version
+    (:func:`~demand_forecasting.models.registry.finish_promotion`).
 
     Raises:
         LookupError: the version does not exist.
@@ -121,14 +122,11 @@ def promote(
     from_version = str(previous.version) if previous is not None else None
     intent = intent_tag(ctx.clock(), action, actor, reason, job_run_id, from_version)
     registry.tag(segment, str(target.version), {PROMOTION_INTENT: intent})
-    if previous is not None:
-        registry.set_alias(segment, PREVIOUS_CHAMPION, str(previous.version))
-        registry.tag(segment, str(previous.version), {DEPLOYMENT_STATUS: "previous_champion"})
+    # ``champion`` moves first: killed before it, nothing changed; killed after it, the
+    # trail has a gap, and the reconciliation that closes it finishes the moves below from
+    # the intent. (Moved second, ``previous_champion`` would be left naming the champion.)
     registry.set_alias(segment, CHAMPION, str(target.version))
-    registry.tag(segment, str(target.version), {DEPLOYMENT_STATUS: "champion"})
-    challenger = registry.alias(segment, CHALLENGER)
-    if challenger is not None and challenger.version == target.version:
-        registry.delete_alias(segment, CHALLENGER)
+    finish_promotion(registry, segment, str(target.version), from_version)
     log.info(
         "segment %s: champion %s -> %s (%s by %s: %s)",
         segment,

@@ -220,3 +220,27 @@ class SegmentRegistry:
             if version is not None:
                 found[segment] = version
         return found
+
+
+def finish_promotion(
+    registry: SegmentRegistry,
+    segment: str,
+    version: str,
+    replaced: str | None,
+    replaced_status: str = PREVIOUS_CHAMPION,
+) -> None:
+    """What a promotion does after moving ``champion`` to ``version``: ``replaced`` (the
+    champion before; None: there was none) becomes ``previous_champion`` and is tagged
+    ``deployment_status=<replaced_status>``, ``version`` is tagged
+    ``deployment_status=champion`` and loses ``challenger``.
+
+    Every step sets a state, so that doing them again is harmless: the reconciliation of a
+    promotion killed after moving ``champion`` calls this to finish it.
+    """
+    if replaced is not None and replaced != version:
+        registry.set_alias(segment, PREVIOUS_CHAMPION, replaced)
+        registry.tag(segment, replaced, {DEPLOYMENT_STATUS: replaced_status})
+    registry.tag(segment, version, {DEPLOYMENT_STATUS: CHAMPION})
+    challenger = registry.alias(segment, CHALLENGER)
+    if challenger is not None and str(challenger.version) == version:
+        registry.delete_alias(segment, CHALLENGER)

@@ -91,6 +91,14 @@ def run_deploy(
         return deploy.run(ctx, deploy.DeployConfig(None, PREFIX, approval, job_run_id=job_run_id))
 
 
+def champion_then_challenger(ctx: RunContext, segment: str, tmp_path: Path, job_run: str) -> str:
+    """v1 registered and promoted by deploy run ``job_run``; v2 registered as the
+    challenger. Returns v2."""
+    register(ctx, segment, tmp_path)
+    run_deploy(ctx, [segment], job_run)
+    return register(ctx, segment, tmp_path)
+
+
 def kill_at_audit_write(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
     """The task's own audit write never happens (reconciliation writes through the audit
     module and is not affected)."""
@@ -117,9 +125,7 @@ def test_a_deploy_killed_before_its_audit_row_is_reconciled_by_the_next_deploy_f
     ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     segment = "killed_deploy"
-    register(ctx, segment, tmp_path)
-    run_deploy(ctx, [segment], "100")
-    v2 = register(ctx, segment, tmp_path)
+    v2 = champion_then_challenger(ctx, segment, tmp_path, "100")
     with monkeypatch.context() as patch:
         kill_at_audit_write(patch, deploy)
         with pytest.raises(Killed):
@@ -204,9 +210,7 @@ def test_a_rerun_of_a_killed_rollback_is_refused_but_reconciles_first(
     ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     segment = "killed_rollback"
-    register(ctx, segment, tmp_path)
-    run_deploy(ctx, [segment], "300")
-    v2 = register(ctx, segment, tmp_path)
+    v2 = champion_then_challenger(ctx, segment, tmp_path, "300")
     run_deploy(ctx, [segment], "301")
     job = rollback_task.RollbackConfig(
         segment, "1", "INC-9 bad forecasts", "oncall@x", PREFIX, "302"
@@ -234,9 +238,7 @@ def killed_rollback(
 ) -> str:
     """v1 then v2 promoted; a rollback to v1 dies just after moving ``champion``, before it
     tags v2 rolled back (and so before its audit row). Returns v2."""
-    register(ctx, segment, tmp_path)
-    run_deploy(ctx, [segment], "500")
-    v2 = register(ctx, segment, tmp_path)
+    v2 = champion_then_challenger(ctx, segment, tmp_path, "500")
     run_deploy(ctx, [segment], "501")
     tag = SegmentRegistry.tag
 
@@ -264,6 +266,8 @@ def assert_rollback_completed(ctx: RunContext, segment: str, v2: str) -> None:
     reconstructed), and a further reconciliation changes nothing."""
     reg = registry(ctx)
     assert champion_of(ctx, segment) == "1"
+    previous = reg.alias(segment, PREVIOUS_CHAMPION)
+    assert previous is not None and str(previous.version) == v2
     assert reg.version(segment, v2).tags[DEPLOYMENT_STATUS] == ROLLED_BACK
     assert PROMOTION_INTENT not in reg.version(segment, "1").tags
     rows = trail(ctx, segment)
@@ -327,6 +331,81 @@ def test_a_rerun_month_after_a_rollback_killed_before_its_tag_does_not_promote_i
     assert f"version {v2} was rolled back" in summary.unchanged[segment]
     assert registry(ctx).alias(segment, CHALLENGER) is None
     assert_rollback_completed(ctx, segment, v2)
+
+
+def kill_at_previous_champion(patch: pytest.MonkeyPatch) -> None:
+    """The process dies as it is about to move ``previous_champion``."""
+    set_alias = SegmentRegistry.set_alias
+
+    def set_or_die(self: SegmentRegistry, seg: str, alias: str, version: str) -> None:
+        if alias == PREVIOUS_CHAMPION:
+            raise Killed()
+        set_alias(self, seg, alias, version)
+
+    patch.setattr(SegmentRegistry, "set_alias", set_or_die)
+
+
+def test_a_deploy_killed_between_its_alias_moves_is_finished_by_the_next_reconciliation(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segment = "deploy_killed_between_aliases"
+    v2 = champion_then_challenger(ctx, segment, tmp_path, "700")
+    with monkeypatch.context() as patch:
+        kill_at_previous_champion(patch)
+        with pytest.raises(Killed):
+            run_deploy(ctx, [segment], "701")
+    # champion moves first: the kill left a gap in the trail, not two aliases on v1.
+    assert champion_of(ctx, segment) == v2
+    assert registry(ctx).alias(segment, PREVIOUS_CHAMPION) is None
+
+    reg = registry(ctx)  # as score reconciles every champion
+    [event] = reconcile(ctx, reg, reg.segments_with([segment], CHAMPION))
+
+    assert (event.action, event.from_version, event.to_version) == (RECONCILED, "1", v2)
+    assert "previous_champion set to v1 now (was unset: the promote was killed" in event.reason
+    previous = reg.alias(segment, PREVIOUS_CHAMPION)
+    assert previous is not None and str(previous.version) == "1"
+    assert reg.version(segment, "1").tags[DEPLOYMENT_STATUS] == PREVIOUS_CHAMPION
+    assert reg.version(segment, v2).tags[DEPLOYMENT_STATUS] == CHAMPION
+    assert PROMOTION_INTENT not in reg.version(segment, v2).tags
+    assert reg.alias(segment, CHALLENGER) is None
+    # The one-command rollback restores what the killed deploy replaced.
+    job = rollback_task.RollbackConfig(segment, None, "INC-20", "oncall@x", PREFIX, "702")
+    assert rollback_task.run(ctx, job) == "1"
+    assert trail(ctx, segment)[["action", "from_version", "to_version"]].values.tolist() == [
+        ["promote", None, "1"],
+        [RECONCILED, "1", v2],
+        ["rollback", v2, "1"],
+    ]
+
+
+def test_a_rollback_killed_between_its_alias_moves_is_completed_by_its_rerun(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segment = "rollback_killed_between_aliases"
+    v2 = champion_then_challenger(ctx, segment, tmp_path, "710")
+    run_deploy(ctx, [segment], "711")
+    job = rollback_task.RollbackConfig(segment, None, "INC-21 bias", "oncall@x", PREFIX, "712")
+    with monkeypatch.context() as patch:
+        kill_at_previous_champion(patch)
+        with pytest.raises(Killed):
+            rollback_task.run(ctx, job)
+    assert champion_of(ctx, segment) == "1"
+
+    # Rerun as it was started: reconciliation finishes the rollback, which then is refused
+    # (it would undo itself); the target was never left as both champion and rollback target.
+    rerun = rollback_task.RollbackConfig(segment, None, "INC-21 bias", "oncall@x", PREFIX, "713")
+    with pytest.raises(rollback_task.RollbackError, match=f"version {v2} was rolled back"):
+        rollback_task.run(ctx, rerun)
+
+    reg = registry(ctx)
+    previous = reg.alias(segment, PREVIOUS_CHAMPION)
+    assert previous is not None and str(previous.version) == v2
+    assert reg.version(segment, v2).tags[DEPLOYMENT_STATUS] == ROLLED_BACK
+    assert reg.version(segment, "1").tags[DEPLOYMENT_STATUS] == CHAMPION
+    last = trail(ctx, segment).iloc[-1]
+    assert (last["action"], last["from_version"], last["to_version"]) == (RECONCILED, v2, "1")
+    assert "previous_champion set to v2 now (was v1: the rollback was killed" in last["reason"]
 
 
 def hand_moved_gap(ctx: RunContext, segment: str, tmp_path: Path) -> str:
@@ -405,9 +484,7 @@ def test_a_rerun_of_a_killed_approval_finds_nothing_awaiting_but_reconciles_firs
     ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     segment = "killed_approval"
-    register(ctx, segment, tmp_path)
-    run_deploy(ctx, [segment], "400")
-    v2 = register(ctx, segment, tmp_path)
+    v2 = champion_then_challenger(ctx, segment, tmp_path, "400")
     assert run_deploy(ctx, [segment], "401", approval=True).awaiting == {segment: v2}
     job = approve.ApprovalConfig((segment,), "CAB-7", "lead@x", PREFIX, "402")
     with monkeypatch.context() as patch:
