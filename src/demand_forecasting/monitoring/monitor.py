@@ -139,6 +139,8 @@ class MonitorConfig:
     #: (``{{tasks.train.result_state}}``): monitor fails at its end unless each succeeded or
     #: was excluded.
     upstream_states: dict[str, str] = field(default_factory=dict)
+    #: Months each forecast should cover (bundle variable ``horizon``; None: not checked).
+    horizon: int | None = None
 
     def __post_init__(self) -> None:
         check_pause_status(self.monitor_pause_status)
@@ -430,6 +432,15 @@ def quarantine_summary(ctx: RunContext) -> dict[str, Any]:
     }
 
 
+def horizon_mismatches(forecasts: pd.DataFrame, horizon: int | None) -> dict[str, int]:
+    """``{segment: months}`` of the segments whose run-month forecasts (``segment, month``
+    rows) cover another number of months than ``horizon`` (None: none checked)."""
+    if horizon is None or forecasts.empty:
+        return {}
+    months = forecasts.groupby("segment")["month"].nunique()
+    return {str(s): int(n) for s, n in sorted(months.items()) if int(n) != horizon}
+
+
 def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured) -> ReportInputs:
     """Read the small frames the report shows.
 
@@ -466,6 +477,17 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
     all_segments = set(drift["segment"]) | set(current["segment"])
     not_forecast = sorted(all_segments - set(current["segment"]))
     without_data = segments_without_value(measured.actuals, not_forecast, run_month)
+    off_horizon = horizon_mismatches(current, cfg.horizon)
+    if off_horizon:
+        log.warning(
+            "monitor: %d segment(s) forecast another number of months than the horizon of "
+            "%d (their champion was trained for it, and no candidate at %d months has passed "
+            "validation yet; check_drift retrains them every month): %s",
+            len(off_horizon),
+            cfg.horizon,
+            cfg.horizon,
+            ", ".join(f"{s} ({n})" for s, n in off_horizon.items()),
+        )
     on_fallback = ctx.task_values.get("score", "segments_on_fallback", None)
     if on_fallback is None:  # not in the job run (the report command): ask the registry
         on_fallback = fallback_segments(ctx, run_month)
@@ -486,6 +508,8 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         telemetry=telemetry,
         new_champions=new_champions(totals.versions, run_month),
         segments_on_fallback=list(on_fallback),
+        horizon=cfg.horizon,
+        segments_off_horizon=off_horizon,
         costs=allocation,
         job_cost=costs.job_cost(telemetry, cfg.cost_per_hour),
         cost_per_hour=cfg.cost_per_hour,
@@ -656,6 +680,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "above it from Spark aggregates (0: always on Spark)",
     )
     parser.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="months each forecast should cover (bundle var horizon); segments whose "
+        "champion forecasts another number are named in the report (omit: not checked)",
+    )
+    parser.add_argument(
         "--compute-cost-per-hour",
         type=float,
         default=1.0,
@@ -711,6 +742,7 @@ def make_config(args: argparse.Namespace) -> MonitorConfig:
         alert_emails=tuple(e.strip() for e in args.alert_email if e.strip()),
         monitor_pause_status=str(args.quality_monitor_pause_status).strip().upper(),
         upstream_states=upstream_states(args.upstream_state),
+        horizon=args.horizon,
     )
 
 

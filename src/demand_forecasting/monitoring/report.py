@@ -48,6 +48,9 @@ class ReportInputs:
             peak_memory_mb, status``).
         new_champions: ``{segment: "old -> new"}`` versions that changed since last run.
         segments_on_fallback: segments forecast by the seasonal-naive fallback champion.
+        horizon: months each forecast should cover (None: not checked).
+        segments_off_horizon: ``{segment: months}`` whose champion forecasts another number
+            of months than ``horizon``.
         segments_without_data: segments not forecast because they have no value in the run
             month (rows quarantined, or the segment stopped).
         costs: the job run's estimated cost per segment and task
@@ -75,6 +78,8 @@ class ReportInputs:
     telemetry: pd.DataFrame
     new_champions: dict[str, str] = field(default_factory=dict)
     segments_on_fallback: list[str] = field(default_factory=list)
+    horizon: int | None = None
+    segments_off_horizon: dict[str, int] = field(default_factory=dict)
     segments_without_data: list[str] = field(default_factory=list)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)
     job_cost: float | None = None
@@ -390,6 +395,21 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         "- Segments forecast by the seasonal-naive fallback (their model did not beat it): "
         + _listed(inputs.segments_on_fallback, "their champion versions carry the tag fallback")
         + ".",
+        *(
+            [
+                f"- Segments forecasting another number of months than the horizon "
+                f"({inputs.horizon}): "
+                + _listed(
+                    [f"{s} ({n})" for s, n in inputs.segments_off_horizon.items()],
+                    "the monitor task's log names them all",
+                )
+                + f". Their champion was trained for that horizon and no candidate at "
+                f"{inputs.horizon} months has passed validation yet (check_drift retrains "
+                "them every month: decision retrain_horizon)."
+            ]
+            if inputs.segments_off_horizon
+            else []
+        ),
         "- Retraining decisions: "
         + (", ".join(f"{k} {v}" for k, v in counts.sort_index().items()) or "none")
         + ".",

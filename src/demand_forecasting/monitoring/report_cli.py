@@ -46,6 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accuracy-alert-wape", type=float, default=0.15)
     parser.add_argument("--accuracy-window-months", type=int, default=3)
     parser.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="months each forecast should cover (the bundle's horizon); segments forecasting "
+        "another number are named (default: not checked)",
+    )
+    parser.add_argument(
         "--compute-cost-per-hour",
         type=float,
         default=None,
@@ -109,6 +116,7 @@ def main(args: argparse.Namespace) -> int:
         run_month=args.run_month,
         job_run_id=job_run_id,
         cost_per_hour=1.0 if cost_per_hour is None else float(cost_per_hour),
+        horizon=args.horizon,
     )
     try:
         path = report_month(ctx, cfg)

@@ -378,3 +378,23 @@ def test_the_report_command_finds_the_fallback_segments_in_the_registry(
     # In the job, score's task value is the answer (no registry reads).
     ctx.task_values.values["score"] = {"segments_on_fallback": ["beta"]}
     assert _inputs(ctx).segments_on_fallback == ["beta"]
+
+
+@pytest.mark.parametrize("driver_max_rows", [monitor.REPORT_DRIVER_MAX_ROWS, 0])
+def test_segments_forecasting_another_horizon_than_the_bundle_are_named(
+    forecast_tables: RunContext, driver_max_rows: int
+) -> None:
+    # Every champion forecasts 3 months: after the bundle's horizon went to 4 (and no
+    # candidate at 4 passed validation yet) the report names both segments.
+    def off_horizon(horizon: int | None) -> dict[str, int]:
+        cfg = monitor.MonitorConfig(horizon=horizon, driver_max_rows=driver_max_rows)
+        measured = monitor.measure(forecast_tables, cfg)
+        try:
+            inputs = monitor.gather_report_inputs(forecast_tables, cfg, measured)
+        finally:
+            measured.release()
+        assert inputs.horizon == horizon
+        return inputs.segments_off_horizon
+
+    assert off_horizon(None) == {} and off_horizon(3) == {}
+    assert off_horizon(4) == {"alpha": 3, "beta": 3}

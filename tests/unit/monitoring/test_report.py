@@ -198,3 +198,17 @@ def test_largest_psi_values_list_ties_by_segment_whatever_the_row_order(tmp_path
     text = write_report(tmp_path, inputs).read_text()
     listed = [line.split(" | ")[0].strip("| ") for line in text.splitlines() if "| 2.000 |" in line]
     assert listed == ["nsw", "qld", "victoria"]
+
+
+def test_segments_forecasting_another_horizon_are_listed_with_why(tmp_path: Path) -> None:
+    inputs = _inputs()
+    inputs.horizon = 18
+    inputs.segments_off_horizon = {"cafes": 12}
+
+    text = write_report(tmp_path / "2016-01", inputs).read_text()
+
+    assert "- Segments forecasting another number of months than the horizon (18): " in text
+    assert "cafes (12). Their champion was trained for that horizon" in text
+    assert "decision retrain_horizon" in text
+    inputs.segments_off_horizon = {}
+    assert "another number of months" not in write_report(tmp_path / "b", inputs).read_text()
