@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -139,6 +140,19 @@ def test_gate_message_names_files_rules_and_counts() -> None:
     assert "4 of 20 rows (20.0%) of bronze batch(es) 1" in message
     assert "f2.csv: 4 of 10 rows bad (turnover_in_range 3, month_parses 1)" in message
     assert "f1.csv" not in message and "report.json" in message
+
+
+@pytest.mark.parametrize(("bad", "limit"), [(4, "0.2"), (6, "0.3"), (7, "0.35"), (20, "1")])
+def test_gate_message_suggests_a_limit_that_lets_the_batch_through(bad: int, limit: str) -> None:
+    # 7 of 20 rows bad (35%): the one-off limit the message suggests must let these rows
+    # through (it said 0.2 whatever the share, so following it failed the run again).
+    verdict = BatchVerdict(
+        (FileCounts("f.csv", 20, bad, {"turnover_in_range": bad}, (1,)),), max_bad_row_share=0.05
+    )
+    message = gate_message(verdict, verdict.bronze_batches(), "report.json")
+    assert f"`demand-forecasting run monthly --var max_bad_row_share={limit}`" in message
+    assert f"deploy with `--var max_bad_row_share={limit}`" in message
+    assert dataclasses.replace(verdict, max_bad_row_share=float(limit)).passed
 
 
 def test_values_the_config_does_not_list_are_named_with_the_config_key_to_extend(
