@@ -231,12 +231,13 @@ def gate_message(
         f"bronze batch(es) {batch_ids} broke the data-quality rules, more than the allowed "
         f"{verdict.max_bad_row_share:.1%} (max_bad_row_share). {details}."
         f"{unknown_value_hint(verdict, examples or {}, dataset)} No table was "
-        f"changed and the batch will be judged again on the next run. To go on, either raise "
-        f"the bundle variable max_bad_row_share for one run to quarantine these rows (locally "
+        f"changed and the batch will be judged again on the next run, as it is: its rows are "
+        f"in bronze, so correcting or replacing the landing file does not change the verdict. "
+        f"To go on, raise the bundle variable max_bad_row_share for one run to quarantine "
+        f"these rows (locally "
         f"`demand-forecasting run monthly --var max_bad_row_share={needed}`; on Databricks "
         f"deploy with `--var max_bad_row_share={needed}`, run, and deploy again without it), then "
-        f"land corrected rows in a new file (the latest load wins in silver), or fix the "
-        f"source. "
+        f"land corrected rows in a new file (the latest load wins in silver). "
         f"Results: {report}"
     )
 

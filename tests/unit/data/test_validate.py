@@ -111,6 +111,28 @@ def test_too_many_bad_rows_fail_the_task_and_change_no_table(
     assert (done.rows_in, done.rows_quarantined) == (6, 5)
 
 
+def test_a_corrected_landing_file_does_not_pass_a_refused_batch_and_the_message_says_so(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    # A month file cut mid-line: its batch is refused. The operator fixes the source and lands
+    # the corrected file: the refused batch is still in bronze and is refused again, so the
+    # message must not offer "fix the source" as a way on (it did).
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03.csv", [*GOOD, '"Tasmania","Food ret'])
+    with pytest.raises(DataQualityGateError) as first:
+        run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03_correction.csv", GOOD)
+
+    with pytest.raises(DataQualityGateError) as again:
+        run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+
+    for message in (str(first.value), str(again.value)):
+        assert "aus_retail_2015-03.csv: 1 of 5 rows bad (row_parses 1" in message
+        assert "correcting or replacing the landing file does not change the verdict" in message
+        assert "fix the source" not in message
+    done = run(ctx, ValidateConfig(aus, max_bad_row_share=0.2, run_month=RUN_MONTH))
+    assert done.rows_quarantined == 1
+
+
 def test_rows_after_the_run_month_are_quarantined(ctx: RunContext, aus: DatasetConfig) -> None:
     _land_and_ingest(
         ctx,
