@@ -2,7 +2,7 @@
 
 Every landing file is first checked as a whole (:func:`check_landing_files`): a file that is not
 UTF-8 text, a blank file or a header without the dataset's columns stops the task before
-anything is read, naming the file.
+anything is read, naming every such file and its rule.
 Then a stream reads the files it has not seen yet (Auto Loader on Databricks, Spark's file
 source locally; both keep what they have read in a checkpoint) and appends their rows to bronze
 with lineage: ``source_file``, ``file_modification_time``, ``load_time`` and ``batch_id`` (the
@@ -79,22 +79,36 @@ def check_landing_files(folder: Path, config: DatasetConfig) -> list[Path]:
 
     Raises:
         LandingFileError: a file is not UTF-8 text, is blank (no header, or a header and no
-            rows) or its header is not the dataset's columns in order; the message names the
-            file, the rule and what to do. Nothing has been read into bronze when this is
-            raised.
+            rows) or its header is not the dataset's columns in order; the message names
+            every such file (up to :data:`MAX_NAMED_FILES`) with the rule it broke, and what
+            to do. Nothing has been read into bronze when this is raised.
     """
     files = sorted(p for p in folder.glob("*.csv") if not p.name.startswith((".", "_")))
-    for path in files:
-        _check_one_file(path, config)
+    problems = [problem for path in files if (problem := _file_problem(path, config))]
+    if len(problems) == 1:
+        raise LandingFileError(
+            f"{problems[0]} Nothing was ingested. Replace or remove the file and run ingest "
+            "again (it has not been read, so a corrected file may keep its name)."
+        )
+    if problems:
+        more = len(problems) - MAX_NAMED_FILES
+        raise LandingFileError(
+            f"{len(problems)} landing files break a file rule: "
+            + " ".join(problems[:MAX_NAMED_FILES])
+            + (f" And {more} more." if more > 0 else "")
+            + " Nothing was ingested. Replace or remove the files and run ingest again (they "
+            "have not been read, so corrected files may keep their names)."
+        )
     return files
 
 
-def _check_one_file(path: Path, config: DatasetConfig) -> None:
+#: The most files a file-rule error names one by one.
+MAX_NAMED_FILES = 10
+
+
+def _file_problem(path: Path, config: DatasetConfig) -> str | None:
+    """What is wrong with the file as a whole (a sentence naming it and the rule), or None."""
     expected = list(config.landing_columns)
-    fix = (
-        "Nothing was ingested. Replace or remove the file and run ingest again (it has not "
-        "been read, so a corrected file may keep its name)."
-    )
     data = path.read_bytes()
     try:
         # The whole file: Spark would read any byte that is not UTF-8 as U+FFFD, silently
@@ -102,15 +116,15 @@ def _check_one_file(path: Path, config: DatasetConfig) -> None:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise LandingFileError(
+        return (
             f"landing file {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} on line "
-            f"{line} (rule: file_is_utf8). Export it as UTF-8. {fix}"
-        ) from None
+            f"{line} (rule: file_is_utf8). Export it as UTF-8."
+        )
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     first_row = next((row for row in reader if any(cell.strip() for cell in row)), None)
     if not header or not any(cell.strip() for cell in header):
-        raise LandingFileError(f"landing file {path} is blank (rule: file_not_blank). {fix}")
+        return f"landing file {path} is blank (rule: file_not_blank)."
     header = [cell.strip() for cell in header]
     if header != expected:
         missing = [c for c in expected if c not in header]
@@ -118,15 +132,14 @@ def _check_one_file(path: Path, config: DatasetConfig) -> None:
         detail = (f"missing {missing}" if missing else "") + (
             f"{'; ' if missing else ''}unexpected {unexpected}" if unexpected else ""
         )
-        raise LandingFileError(
+        return (
             f"landing file {path} has header {header}, expected {expected} in this order "
             f"(rule: header_matches; {detail or 'columns out of order'}; dataset "
-            f"{config.name!r}). {fix}"
+            f"{config.name!r})."
         )
     if first_row is None:
-        raise LandingFileError(
-            f"landing file {path} has a header but no rows (rule: file_not_blank). {fix}"
-        )
+        return f"landing file {path} has a header but no rows (rule: file_not_blank)."
+    return None
 
 
 def check_one_dataset(checkpoint: str, folder: Path, schema: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -223,17 +224,20 @@ def gate_message(
         for f in worst
         if f.bad
     )
+    # The smallest limit (in whole percent) that lets this batch through.
+    needed = f"{min(1.0, math.ceil(round(verdict.bad_share * 100, 6)) / 100):g}"
     return (
         f"validate_data: {verdict.bad} of {verdict.rows} rows ({verdict.bad_share:.1%}) of "
         f"bronze batch(es) {batch_ids} broke the data-quality rules, more than the allowed "
         f"{verdict.max_bad_row_share:.1%} (max_bad_row_share). {details}."
         f"{unknown_value_hint(verdict, examples or {}, dataset)} No table was "
-        f"changed and the batch will be judged again on the next run. To go on, either raise "
-        f"the bundle variable max_bad_row_share for one run to quarantine these rows (locally "
-        f"`demand-forecasting run monthly --var max_bad_row_share=0.2`; on Databricks "
-        f"deploy with `--var max_bad_row_share=0.2`, run, and deploy again without it), then "
-        f"land corrected rows in a new file (the latest load wins in silver), or fix the "
-        f"source. "
+        f"changed and the batch will be judged again on the next run, as it is: its rows are "
+        f"in bronze, so correcting or replacing the landing file does not change the verdict. "
+        f"To go on, raise the bundle variable max_bad_row_share for one run to quarantine "
+        f"these rows (locally "
+        f"`demand-forecasting run monthly --var max_bad_row_share={needed}`; on Databricks "
+        f"deploy with `--var max_bad_row_share={needed}`, run, and deploy again without it), then "
+        f"land corrected rows in a new file (the latest load wins in silver). "
         f"Results: {report}"
     )
 

@@ -56,7 +56,12 @@ from demand_forecasting.monitoring.lakehouse_monitor import (
     ensure_forecast_monitor,
     workspace_quality_monitors,
 )
-from demand_forecasting.monitoring.report import TELEMETRY_COLUMNS, ReportInputs, write_report
+from demand_forecasting.monitoring.report import (
+    TELEMETRY_COLUMNS,
+    ReportInputs,
+    gap_listing,
+    write_report,
+)
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import rows_frame
 from demand_forecasting.task import TaskInputError, run_task
@@ -441,6 +446,28 @@ def horizon_mismatches(forecasts: pd.DataFrame, horizon: int | None) -> dict[str
     return {str(s): int(n) for s, n in sorted(months.items()) if int(n) != horizon}
 
 
+#: Months up to the run month searched for gaps (months series have no value in).
+GAP_MONTHS = 12
+
+
+def gap_months(actuals: DataFrame, run_month: date, months: int = GAP_MONTHS) -> pd.DataFrame:
+    """The months of the ``months`` up to ``run_month`` in which series of ``actuals`` (gold's
+    ``series_id, month, y``; a gap row has ``y`` null) have no value: ``month, gaps, series``
+    (gap rows, and all rows of the month), oldest first; empty when there is none."""
+    since = F.add_months(F.lit(run_month), -months)
+    per_month = (
+        actuals.where((F.col("month") > since) & (F.col("month") <= F.lit(run_month)))
+        .groupBy("month")
+        .agg(
+            F.count_if(F.col("y").isNull()).alias("gaps"),
+            F.count(F.lit(1)).alias("series"),
+        )
+        .where(F.col("gaps") > 0)
+        .toPandas()
+    )
+    return per_month.sort_values("month").reset_index(drop=True)
+
+
 def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured) -> ReportInputs:
     """Read the small frames the report shows.
 
@@ -488,6 +515,15 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
             cfg.horizon,
             ", ".join(f"{s} ({n})" for s, n in off_horizon.items()),
         )
+    gaps = gap_months(measured.actuals, run_month)
+    if not gaps.empty:
+        log.warning(
+            "monitor %s: series have no value in month(s) inside their span (gaps in %s; a "
+            "month file that never arrived, or rows quarantined): %s",
+            f"{run_month:%Y-%m}",
+            ctx.table(names.SILVER),
+            gap_listing(gaps),
+        )
     on_fallback = ctx.task_values.get("score", "segments_on_fallback", None)
     if on_fallback is None:  # not in the job run (the report command): ask the registry
         on_fallback = fallback_segments(ctx, run_month)
@@ -515,6 +551,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         cost_per_hour=cfg.cost_per_hour,
         failed_tasks=failed_tasks(telemetry, cfg.upstream_states),
         **quarantine_summary(ctx),
+        gaps=gaps,
     )
 
 

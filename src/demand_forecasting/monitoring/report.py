@@ -61,6 +61,9 @@ class ReportInputs:
         quarantine: the newest landing files with quarantined rows (``source_file, rows,
             rules, validated_at``; :func:`quarantine_summary`), and ``quarantined_rows`` all
             rows the quarantine table holds (None: no table, nothing was ever quarantined).
+        gaps: the months of the year up to the run month in which series have no value
+            inside their span (``month, gaps, series``: gap rows and all rows of the month;
+            :func:`demand_forecasting.monitoring.monitor.gap_months`).
     """
 
     run_month: date
@@ -88,6 +91,7 @@ class ReportInputs:
     plot_segments: int = 4
     quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
     quarantined_rows: int | None = None
+    gaps: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _flag(value: object) -> bool:
@@ -346,22 +350,44 @@ def decisions_table(drift: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def gap_listing(gaps: pd.DataFrame) -> str:
+    """``2016-03 (16 of 16 series), ...`` from :attr:`ReportInputs.gaps`, oldest first."""
+    ordered = gaps.sort_values("month")
+    names_ = pd.to_datetime(ordered["month"]).dt.strftime("%Y-%m")
+    return ", ".join(
+        f"{m} ({g} of {n} series)"
+        for m, g, n in zip(names_, ordered["gaps"], ordered["series"], strict=True)
+    )
+
+
 def data_quality_section(inputs: ReportInputs) -> list[str]:
     """The quarantine's newest files with their rules (rows that broke the quality gate are
-    kept there, never dropped), or that nothing was ever quarantined."""
+    kept there, never dropped), or that nothing was ever quarantined; then the recent months
+    in which series have no value (a month file that never arrived shows up only here)."""
     lines = ["## Data quality", ""]
     if not inputs.quarantined_rows:
-        return [*lines, "No row has been quarantined: every landed row passed the rules.", ""]
-    return [
-        *lines,
-        f"The quarantine table holds {inputs.quarantined_rows:,} row(s) that broke a rule, each "
-        "with the rules it broke; the newest files with such rows:",
-        "",
-        _table(inputs.quarantine, {}),
-        "To correct them, land the fixed rows in a new file of the month "
-        "(`<file_prefix>_<YYYY-MM>_<suffix>.csv`): the latest load wins in silver.",
-        "",
-    ]
+        lines += ["No row has been quarantined: every landed row passed the rules.", ""]
+    else:
+        lines += [
+            f"The quarantine table holds {inputs.quarantined_rows:,} row(s) that broke a rule, "
+            "each with the rules it broke; the newest files with such rows:",
+            "",
+            _table(inputs.quarantine, {}),
+            "To correct them, land the fixed rows in a new file of the month "
+            "(`<file_prefix>_<YYYY-MM>_<suffix>.csv`): the latest load wins in silver.",
+            "",
+        ]
+    if not inputs.gaps.empty:
+        listed = gap_listing(inputs.gaps)
+        lines += [
+            f"**Months without a value** (series with no row in a month inside their span: `y` "
+            f"null and `is_gap` true in silver and gold) in the year up to the run month: "
+            f"{listed}. A month file that never arrived, or whose rows were quarantined, "
+            "shows up here; the models forecast across the gap. Land the month's file (a late "
+            "file fills it, and the next run uses it).",
+            "",
+        ]
+    return lines
 
 
 def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:

@@ -65,6 +65,38 @@ def test_a_file_that_is_not_utf8_is_a_file_level_error(tmp_path: Path, aus: Data
         check_landing_files(tmp_path, aus)
 
 
+def test_every_file_that_breaks_a_file_rule_is_named_at_once(
+    tmp_path: Path, aus: DatasetConfig
+) -> None:
+    # Three bad files of one delivery: one error names the three with their rules (it named
+    # the first only, so fixing them took a failed run each).
+    write_landing_file(tmp_path, "aus_retail_2015-01.csv", _rows("2015-01-01", "A1"))
+    write_landing_file(
+        tmp_path,
+        "aus_retail_2015-02.csv",
+        _rows("2015-02-01", "A1"),
+        header='"State","Industry","Series ID","Month","Turnovr"',
+    )
+    write_landing_file(
+        tmp_path,
+        "aus_retail_2015-02_extra.csv",
+        [f"{_rows('2015-02-01', 'A2')[0]},AUD"],
+        header='"State","Industry","Series ID","Month","Turnover","Currency"',
+    )
+    (tmp_path / "aus_retail_2015-03.csv").write_text("", encoding="utf-8")
+
+    with pytest.raises(LandingFileError) as error:
+        check_landing_files(tmp_path, aus)
+
+    message = str(error.value)
+    assert message.startswith("3 landing files break a file rule: ")
+    assert "aus_retail_2015-02.csv has header" in message and "unexpected ['Turnovr']" in message
+    assert "aus_retail_2015-02_extra.csv has header" in message
+    assert "unexpected ['Currency']" in message
+    assert "aus_retail_2015-03.csv is blank (rule: file_not_blank)" in message
+    assert "aus_retail_2015-01.csv" not in message and "Nothing was ingested" in message
+
+
 def test_good_files_pass_and_hidden_files_are_ignored(tmp_path: Path, aus: DatasetConfig) -> None:
     write_landing_file(tmp_path, "aus_retail_2015-01.csv", _rows("2015-01-01", "A1"))
     (tmp_path / ".aus_retail_2015-02.csv.tmp").write_text("", encoding="utf-8")

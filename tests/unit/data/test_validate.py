@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -110,6 +111,28 @@ def test_too_many_bad_rows_fail_the_task_and_change_no_table(
     assert (done.rows_in, done.rows_quarantined) == (6, 5)
 
 
+def test_a_corrected_landing_file_does_not_pass_a_refused_batch_and_the_message_says_so(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    # A month file cut mid-line: its batch is refused. The operator fixes the source and lands
+    # the corrected file: the refused batch is still in bronze and is refused again, so the
+    # message must not offer "fix the source" as a way on (it did).
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03.csv", [*GOOD, '"Tasmania","Food ret'])
+    with pytest.raises(DataQualityGateError) as first:
+        run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03_correction.csv", GOOD)
+
+    with pytest.raises(DataQualityGateError) as again:
+        run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+
+    for message in (str(first.value), str(again.value)):
+        assert "aus_retail_2015-03.csv: 1 of 5 rows bad (row_parses 1" in message
+        assert "correcting or replacing the landing file does not change the verdict" in message
+        assert "fix the source" not in message
+    done = run(ctx, ValidateConfig(aus, max_bad_row_share=0.2, run_month=RUN_MONTH))
+    assert done.rows_quarantined == 1
+
+
 def test_rows_after_the_run_month_are_quarantined(ctx: RunContext, aus: DatasetConfig) -> None:
     _land_and_ingest(
         ctx,
@@ -139,6 +162,19 @@ def test_gate_message_names_files_rules_and_counts() -> None:
     assert "4 of 20 rows (20.0%) of bronze batch(es) 1" in message
     assert "f2.csv: 4 of 10 rows bad (turnover_in_range 3, month_parses 1)" in message
     assert "f1.csv" not in message and "report.json" in message
+
+
+@pytest.mark.parametrize(("bad", "limit"), [(4, "0.2"), (6, "0.3"), (7, "0.35"), (20, "1")])
+def test_gate_message_suggests_a_limit_that_lets_the_batch_through(bad: int, limit: str) -> None:
+    # 7 of 20 rows bad (35%): the one-off limit the message suggests must let these rows
+    # through (it said 0.2 whatever the share, so following it failed the run again).
+    verdict = BatchVerdict(
+        (FileCounts("f.csv", 20, bad, {"turnover_in_range": bad}, (1,)),), max_bad_row_share=0.05
+    )
+    message = gate_message(verdict, verdict.bronze_batches(), "report.json")
+    assert f"`demand-forecasting run monthly --var max_bad_row_share={limit}`" in message
+    assert f"deploy with `--var max_bad_row_share={limit}`" in message
+    assert dataclasses.replace(verdict, max_bad_row_share=float(limit)).passed
 
 
 def test_values_the_config_does_not_list_are_named_with_the_config_key_to_extend(

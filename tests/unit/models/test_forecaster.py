@@ -21,6 +21,7 @@ from demand_forecasting.models.forecaster import (
 )
 from demand_forecasting.models.metrics import accuracy
 from demand_forecasting.models.recipe import Recipe
+from demand_forecasting.models.segment_training import train_segment
 
 SMALL = Recipe(horizon=6).with_overrides(xgb_params={"n_estimators": 60, "learning_rate": 0.15})
 
@@ -50,6 +51,22 @@ def test_forecasts_every_horizon_of_active_series() -> None:
     assert (forecast["forecast"] > 0).all()
     importance = forecaster.feature_importance()
     assert abs(sum(importance.values()) - 1.0) < 1e-6
+
+
+@pytest.mark.parametrize("months", [1, features.N_LAGS - 1])
+def test_a_segment_shorter_than_the_lag_window_is_refused_naming_its_months(months: int) -> None:
+    # A new segment arrives with a few months of history: training names the segment, the
+    # months it has and the months a model needs (it failed with numpy's "window shape
+    # cannot be larger than input array shape").
+    frame = history()
+    frame = frame[frame["month"] > frame["month"].max() - pd.DateOffset(months=months)]
+
+    with pytest.raises(
+        ValueError, match=rf"segment new_seg has {months} month\(s\) of history"
+    ) as error:
+        train_segment("new_seg", frame, SMALL, origins=6)
+
+    assert f"a model needs at least {features.N_LAGS}" in str(error.value)
 
 
 def test_saved_forecaster_predicts_the_same(tmp_path: Path) -> None:

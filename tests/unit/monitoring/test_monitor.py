@@ -90,6 +90,27 @@ def test_new_champions_compare_each_segment_with_its_own_previous_forecast() -> 
     assert monitor.new_champions(versions, feb) == {"beta": "v9 -> v10", "gamma": "new v2"}
 
 
+def test_the_report_names_the_months_series_have_no_value_in(
+    forecast_tables: RunContext,
+) -> None:
+    # The month file of 2021-12 never arrived (silver and gold hold gap rows, y null, for all
+    # four series) and one series' 2021-11 row was quarantined; 2020's gap is older than a year.
+    ctx = forecast_tables
+    gold = ctx.tables.read(ctx.table(names.FEATURES))
+    gap = (F.col("month") == F.lit(date(2021, 12, 1))) | (
+        (F.col("series_id") == "alpha_0") & F.col("month").isin(date(2021, 11, 1), date(2020, 6, 1))
+    )
+    with_gaps = gold.withColumn("y", F.when(gap, F.lit(None)).otherwise(F.col("y")))
+    ctx.tables.write(with_gaps.localCheckpoint(), ctx.table(names.FEATURES), mode="overwrite")
+
+    text = monitor.run(ctx, monitor.MonitorConfig()).report.read_text()  # type: ignore[union-attr]
+
+    assert "**Months without a value**" in text
+    assert (
+        "in the year up to the run month: 2021-11 (1 of 4 series), 2021-12 (4 of 4 series)." in text
+    )
+
+
 def test_the_report_lists_the_newest_quarantined_files_with_their_rules(
     forecast_tables: RunContext,
 ) -> None:

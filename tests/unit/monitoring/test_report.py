@@ -156,6 +156,23 @@ def test_the_data_quality_section_lists_the_newest_quarantined_files(tmp_path: P
     assert "latest load wins" in section
 
 
+def test_the_data_quality_section_names_months_series_have_no_value_in(tmp_path: Path) -> None:
+    # The file of 2015-11 never arrived: every series has a gap row there. Nothing was
+    # quarantined, and the report said only that (a missing month was said nowhere).
+    inputs = _inputs()
+    inputs.gaps = pd.DataFrame(
+        {"month": [date(2015, 11, 1), date(2015, 8, 1)], "gaps": [16, 1], "series": [16, 17]}
+    )
+
+    text = write_report(tmp_path / "gaps", inputs).read_text()
+
+    section = text[text.index("## Data quality") : text.index("## Retraining decisions")]
+    assert "No row has been quarantined" in section
+    assert "**Months without a value**" in section
+    assert "2015-08 (1 of 17 series), 2015-11 (16 of 16 series)" in section
+    assert "Months without a value" not in write_report(tmp_path / "none", _inputs()).read_text()
+
+
 def test_report_without_forecasts_or_telemetry_still_renders(tmp_path: Path) -> None:
     inputs = _inputs()
     inputs.forecasts = inputs.forecasts.iloc[0:0]
