@@ -120,6 +120,11 @@ def add_month(month: date, months: int = 1) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+def month_count(first: date, last: date) -> int:
+    """How many months from ``first``'s to ``last``'s, both counted (0 if ``last`` is before)."""
+    return max(0, (last.year - first.year) * 12 + last.month - first.month + 1)
+
+
 @dataclass(frozen=True)
 class GroupedKey:
     """A segment key derived from a column by mapping each value to its group."""

@@ -33,6 +33,9 @@ from demand_forecasting.models.panel import Panel
 
 N_LAGS = 24
 LEVEL_MONTHS = 12
+#: Months of history a segment needs before a model can be trained for it (its features
+#: look :data:`N_LAGS` months back); a younger segment without champion waits for them.
+MIN_HISTORY_MONTHS = N_LAGS
 
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"rel_lag_{k:02d}" for k in range(N_LAGS)),

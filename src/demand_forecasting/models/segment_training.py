@@ -24,7 +24,7 @@ import pandas as pd
 
 from demand_forecasting.models import intervals
 from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins, comparable
-from demand_forecasting.models.features import N_LAGS
+from demand_forecasting.models.features import MIN_HISTORY_MONTHS
 from demand_forecasting.models.forecaster import SegmentForecaster, fit_forecaster
 from demand_forecasting.models.metrics import accuracy
 from demand_forecasting.models.panel import Panel, panel_from_history
@@ -110,14 +110,16 @@ def train_segment(
     started = time.perf_counter()
     history = history[["series_id", "month", "y"]]
     panel = panel_from_history(history)
-    if len(panel.months) < N_LAGS:
+    if len(panel.months) < MIN_HISTORY_MONTHS:
         # The model's features look N_LAGS months back: a new segment (or one whose earlier
         # months were never landed) cannot be fitted, nor forecast from, before that.
+        # (check_drift does not choose such a segment: it waits, decision wait_history.)
+        ready = panel.months[0] + pd.DateOffset(months=MIN_HISTORY_MONTHS - 1)
         raise ValueError(
             f"segment {segment} has {len(panel.months)} month(s) of history "
-            f"({panel.months[0]:%Y-%m} .. {panel.end:%Y-%m}); a model needs at least {N_LAGS}: "
-            "land the segment's earlier months (a file of its history), or it cannot train "
-            f"(nor be forecast) until {panel.months[0] + pd.DateOffset(months=N_LAGS - 1):%Y-%m}"
+            f"({panel.months[0]:%Y-%m} .. {panel.end:%Y-%m}); a model needs at least "
+            f"{MIN_HISTORY_MONTHS}: land the segment's earlier months (a file of its "
+            f"history), or it cannot train (nor be forecast) until {ready:%Y-%m}"
         )
     forecaster, frame, chosen = fit_and_backtest(panel, recipe, origins)
     summary = backtest_summary(frame, chosen, recipe.horizon)

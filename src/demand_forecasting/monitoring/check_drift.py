@@ -14,6 +14,10 @@ a segment whose champion was trained on data up to the run month is ``already_re
 and one whose candidate of this month was refused waits (``wait_refused``), whether it has
 no champion, the fallback, or a champion of its own that kept its place. Both keep the rows,
 and so the decision, that the month's first run recorded.
+
+A segment without champion and with fewer months of history than a model needs (a new
+segment whose earlier months were never landed) waits (``wait_history``) instead of failing
+``train`` every month until it has them.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
-from demand_forecasting.data.config import add_month, parse_month
+from demand_forecasting.data.config import add_month, month_count, parse_month
 from demand_forecasting.data.features import CALENDAR, feature_columns
+from demand_forecasting.models.features import MIN_HISTORY_MONTHS
 from demand_forecasting.models.registry import add_model_prefix_option
 from demand_forecasting.monitoring import drift
 from demand_forecasting.monitoring.champions import Champion, find_champions, recently_refused
@@ -216,6 +221,31 @@ def compute_psi(
     )
 
 
+def short_history(
+    segments: Sequence[str], oldest: dict[str, date], newest: dict[str, date]
+) -> list[str]:
+    """Of ``segments``, those with fewer months from their oldest to their newest month than
+    a model needs (:data:`~demand_forecasting.models.features.MIN_HISTORY_MONTHS`), each
+    logged with the month it can first be trained in."""
+    young = []
+    for segment in segments:
+        months = month_count(oldest[segment], newest[segment])
+        if months < MIN_HISTORY_MONTHS:
+            young.append(segment)
+            log.info(
+                "segment %s has no champion and %d month(s) of history (%s .. %s); a model "
+                "needs %d: it waits (wait_history) and is trained from %s on, or once its "
+                "earlier months are landed",
+                segment,
+                months,
+                f"{oldest[segment]:%Y-%m}",
+                f"{newest[segment]:%Y-%m}",
+                MIN_HISTORY_MONTHS,
+                f"{add_month(oldest[segment], MIN_HISTORY_MONTHS - 1):%Y-%m}",
+            )
+    return young
+
+
 def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     """Measure drift for the newest month, write it, and publish the segments to retrain."""
     table = ctx.table(names.FEATURES)
@@ -229,11 +259,18 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     gold = ctx.tables.read(table, version=current_version)
     features = drift_features(gold.columns)
     per_segment = gold.groupBy(drift.SEGMENT).agg(
-        F.max(MONTH).alias("newest"), F.countDistinct(SERIES).alias("series")
+        F.max(MONTH).alias("newest"),
+        F.countDistinct(SERIES).alias("series"),
+        F.min(MONTH).alias("oldest"),
     )
-    newest, series = {}, {}
+    newest, series, oldest = {}, {}, {}
     for row in per_segment.collect():
-        newest[row[drift.SEGMENT]], series[row[drift.SEGMENT]] = row["newest"], row["series"]
+        segment = row[drift.SEGMENT]
+        newest[segment], series[segment], oldest[segment] = (
+            row["newest"],
+            row["series"],
+            row["oldest"],
+        )
     if not newest:
         raise RuntimeError(f"check_drift: {table} has no rows: nothing to measure")
     run_month = cfg.run_month or max(newest.values())
@@ -246,6 +283,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     unreadable += [s for s in champions if s not in references and s not in unreadable]
     already = sorted(s for s, r in references.items() if r.end >= run_month)
     without_champion = sorted(set(segments) - set(champions))
+    young = short_history(without_champion, oldest, newest)
     fallback = sorted(s for s, c in champions.items() if c.fallback)
     waiting = recently_refused(
         ctx.mlflow,
@@ -320,6 +358,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         fallback=fallback,
         other_horizon=other_horizon,
         kept_champion=kept,
+        short_history=young,
     )
     for segment in other_horizon:
         if decision.decisions[segment] == drift.RETRAIN_HORIZON:

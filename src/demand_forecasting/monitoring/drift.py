@@ -12,7 +12,8 @@ current window against the reference (bins fixed from the reference) is a *breac
 
 A segment is retrained when any of its features breaches, or when it has no champion, or
 when its champion is the seasonal-naive fallback (a real model is retried); the last two wait
-while their newest candidate's refusal is recent. A champion that forecasts another horizon
+while their newest candidate's refusal is recent, and one without champion waits until it
+has the months of history a model needs. A champion that forecasts another horizon
 than the bundle's ``horizon`` is retrained too: a changed horizon reaches every segment.
 """
 
@@ -44,6 +45,9 @@ ALREADY_RETRAINED = "already_retrained"
 #: No champion (or the fallback), and its newest candidate was refused recently: not
 #: retried every month.
 WAIT_REFUSED = "wait_refused"
+#: No champion, and fewer months of history than a model needs: not trained until it has
+#: them (:data:`~demand_forecasting.models.features.MIN_HISTORY_MONTHS`).
+WAIT_HISTORY = "wait_history"
 RETRAIN_DECISIONS = (
     RETRAIN_DRIFT,
     RETRAIN_NO_CHAMPION,
@@ -183,6 +187,7 @@ def decide(
     fallback: Iterable[str] = (),
     other_horizon: Iterable[str] = (),
     kept_champion: Iterable[str] = (),
+    short_history: Iterable[str] = (),
 ) -> DriftDecision:
     """The retraining decision of a run month.
 
@@ -201,13 +206,17 @@ def decide(
         other_horizon: segments whose champion forecasts another horizon than the bundle's.
         kept_champion: segments with a champion of their own whose candidate of this run
             month validation refused (a rerun of the month): they wait for the next month.
+        short_history: segments with fewer months of history than a model needs: without
+            a champion they wait instead of failing in train every month.
     """
     breach, missing, done = set(breaching), set(without_champion), set(already_retrained)
     unreadable, waiting, naive = set(without_reference), set(recently_refused), set(fallback)
-    stale_horizon, kept = set(other_horizon), set(kept_champion)
+    stale_horizon, kept, young = set(other_horizon), set(kept_champion), set(short_history)
     decisions: dict[str, str] = {}
     for segment in sorted(set(segments)):
-        if segment in missing:
+        if segment in missing and segment in young:
+            decisions[segment] = WAIT_HISTORY
+        elif segment in missing:
             decisions[segment] = WAIT_REFUSED if segment in waiting else RETRAIN_NO_CHAMPION
         elif segment in unreadable:
             decisions[segment] = RETRAIN_NO_REFERENCE

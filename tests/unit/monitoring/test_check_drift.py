@@ -140,6 +140,36 @@ def test_an_untagged_champion_is_retrained_for_want_of_a_reference(
     assert values["segments_to_train"] == ["beta", "gamma"]
 
 
+def test_a_new_segment_with_less_history_than_a_model_needs_waits_instead_of_training(
+    planted: RunContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    # delta's first months landed: 23 up to the run month 2022-01, one short of the 24 the
+    # model's features need. Chosen for train, it would fail the run every month.
+    gold = planted.table(names.FEATURES)
+    young = gold_frame({"delta": 2}, date(2020, 3, 1), 23, seed=3)
+    planted.tables.write(to_spark(planted.spark, young), gold, mode="append")
+
+    with caplog.at_level("INFO", logger="demand_forecasting.monitoring.check_drift"):
+        summary, values = _run(planted)
+
+    assert summary.decision.decisions["delta"] == drift.WAIT_HISTORY
+    assert values["segments_to_train"] == ["beta", "gamma"]
+    assert "segment delta has no champion and 23 month(s) of history (2020-03 .. 2022-01)" in (
+        caplog.text
+    )
+    assert "trained from 2022-02 on" in caplog.text
+    rows = planted.tables.read(planted.table(names.DRIFT)).where("segment = 'delta'")
+    assert [r["decision"] for r in rows.collect()] == [drift.WAIT_HISTORY]
+
+    # Its earlier month landed (a history file): 24 months, trained as any segment without
+    # champion.
+    older = gold_frame({"delta": 2}, date(2020, 2, 1), 1, seed=4)
+    planted.tables.write(to_spark(planted.spark, older), gold, mode="append")
+    summary, values = _run(planted)
+    assert summary.decision.decisions["delta"] == drift.RETRAIN_NO_CHAMPION
+    assert values["segments_to_train"] == ["beta", "delta", "gamma"]
+
+
 def test_a_segment_whose_candidate_was_just_refused_waits_then_retries(
     planted: RunContext,
 ) -> None:

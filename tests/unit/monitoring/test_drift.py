@@ -100,6 +100,18 @@ def test_a_recently_refused_segment_without_champion_waits() -> None:
     }
 
 
+def test_a_segment_without_champion_and_too_little_history_waits_for_it() -> None:
+    decision = drift.decide(
+        segments=["a", "b", "c"],
+        breaching=[],
+        without_champion=["b", "c"],
+        recently_refused=["c"],
+        short_history=["b", "c"],
+    )
+    assert decision.segments_to_train == ()
+    assert decision.decisions == {"a": drift.KEEP, "b": drift.WAIT_HISTORY, "c": drift.WAIT_HISTORY}
+
+
 def test_a_seasonal_naive_fallback_champion_retries_a_model_unless_refused_recently() -> None:
     decision = drift.decide(
         segments=["a", "b", "c", "d"],
