@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -589,6 +590,22 @@ def runs_package_tasks(job: Job, package: str) -> bool:
     )
 
 
+#: Longest wait (seconds) at the end of a run for the background start of local Spark.
+BACKGROUND_START_WAIT_S = 120.0
+
+
+def finish_background_start(thread: threading.Thread) -> None:
+    """Wait for the background start of local Spark (its Python worker daemon's job).
+
+    A run that failed in its first seconds would otherwise end the process under that job,
+    and Spark logs a ``ConnectException`` stack trace when the finished task cannot reach
+    the gone Python process: noise that reads like a second failure.
+    """
+    if thread.is_alive():
+        log.info("waiting for local Spark's background start to finish before exiting")
+        thread.join(BACKGROUND_START_WAIT_S)
+
+
 def run_job(
     root: Path,
     job_key: str,
@@ -635,14 +652,17 @@ def run_job(
         bundle, resolver=resolver, progress=progress, slots=RunSlots(state.runs / "locks")
     )
     reserved = runner.reserve(job_key)
+    warming = None
     if warm_start and reserved and runs_package_tasks(bundle.job(job_key), PACKAGE):
         # Boot the JVM while planning imports the tasks' modules (both take seconds).
         from demand_forecasting.platform.spark import start_local_in_background
 
-        start_local_in_background(
+        warming = start_local_in_background(
             LocalLayout(default_state_dir().resolve()).spark, python_daemon=True
         )
     run = runner.run(job_key, parameters)
+    if warming is not None:
+        finish_background_start(warming)
     if write_record:
         write_run_record(run, records)
     return run
