@@ -373,7 +373,7 @@ resources:
 """
 
 
-def test_warm_start_boots_spark_only_for_jobs_of_this_package(
+def test_warm_start_boots_spark_only_for_jobs_of_this_package_and_the_run_waits_for_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from demand_forecasting.platform import spark
@@ -385,10 +385,11 @@ def test_warm_start_boots_spark_only_for_jobs_of_this_package(
     assert not runs_package_tasks(bundle.job("theirs"), PACKAGE)
 
     started: list[tuple[Path, bool]] = []
+    finished = threading.Event()
 
     def start(scratch_dir: Path, python_daemon: bool = False) -> threading.Thread:
         started.append((scratch_dir, python_daemon))
-        thread = threading.Thread(target=lambda: None)
+        thread = threading.Thread(target=lambda: (time.sleep(0.5), finished.set()), daemon=True)
         thread.start()
         return thread
 
@@ -406,31 +407,8 @@ def test_warm_start_boots_spark_only_for_jobs_of_this_package(
     # The folder the tasks' own contexts give Spark (LocalLayout(state).spark), and the Python
     # worker daemon started early too.
     assert started == [((tmp_path / "state" / "spark").resolve(), True)]
-
-
-def test_a_run_waits_for_the_background_spark_start_before_it_returns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A job that ends in its first seconds must not leave the process to exit under the
+    # A job that ends in its first seconds does not leave the process to exit under the
     # Python worker daemon's start job (Spark then logs a ConnectException stack trace).
-    from demand_forecasting.platform import spark
-    from demand_forecasting.runner.executor import run_job
-
-    root = write_bundle(tmp_path / "bundle", WARM_JOBS)
-    finished = threading.Event()
-
-    def start(scratch_dir: Path, python_daemon: bool = False) -> threading.Thread:
-        thread = threading.Thread(target=lambda: (time.sleep(0.5), finished.set()), daemon=True)
-        thread.start()
-        return thread
-
-    monkeypatch.setattr(spark, "start_local_in_background", start)
-    monkeypatch.setenv("DEMAND_FORECASTING_HOME", str(tmp_path / "state"))
-
-    def resolver(package: str, entry_point: str):  # type: ignore[no-untyped-def]
-        return runner_fixture_tasks.record
-
-    run_job(root, "ours", warm_start=True, resolver=resolver, write_record=False)
     assert finished.is_set()
 
 
