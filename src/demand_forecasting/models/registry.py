@@ -249,7 +249,7 @@ class SegmentReadError(RuntimeError):
 def read_each_segment(
     segments: Iterable[str],
     read: Callable[[str], _Read],
-    threads: int = REGISTRY_READ_THREADS,
+    threads: int | None = None,
 ) -> dict[str, _Read]:
     """``{segment: read(segment)}`` in the order of ``segments``, up to ``threads`` at once.
 
@@ -264,13 +264,15 @@ def read_each_segment(
     Args:
         segments: the segments, in the order of the result.
         read: the reads of one segment (no writes).
-        threads: reads in flight at once; 1 reads one after another in this thread.
+        threads: reads in flight at once (default :data:`REGISTRY_READ_THREADS`, as it is at
+            the call); 1 reads one after another in this thread.
 
     Raises:
         SegmentReadError: a read failed; of several, the first in the order of
             ``segments``. Reads not started yet are cancelled.
     """
     ordered = list(segments)
+    threads = REGISTRY_READ_THREADS if threads is None else threads
 
     def named(segment: str) -> _Read:
         try:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
+from demand_forecasting.models import registry as registry_module
 from demand_forecasting.models.fallback import FALLBACK_FOR_TAG, FALLBACK_TAG, SEASONAL_NAIVE
 from demand_forecasting.models.registry import (
     CHAMPION,
@@ -206,3 +207,15 @@ def test_a_validation_with_a_missing_candidate_names_the_segment(
 
     with pytest.raises(SegmentReadError, match=r"segment seg_05: LookupError: .* no version 9"):
         plan_contests(ctx, registry, SEGMENTS, {"seg_01": "1", "seg_05": "9"})
+
+
+def test_the_pool_size_is_read_at_each_call(
+    registry: SegmentRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _client(registry)
+    monkeypatch.setattr(registry_module, "REGISTRY_READ_THREADS", 1)
+
+    champions = find_champions(client, CATALOG, SCHEMA, PREFIX, SEGMENTS)
+
+    assert len(champions) == 9
+    assert client.peak == 1
