@@ -47,8 +47,8 @@ from demand_forecasting.models.backtest import NAIVE
 from demand_forecasting.models.fallback import (
     FALLBACK_FOR_TAG,
     is_fallback,
+    newest_trained_version,
     register_fallback,
-    trained_versions,
 )
 from demand_forecasting.models.gate import GateDecision, GateRule, decide
 from demand_forecasting.models.metrics import Accuracy
@@ -237,10 +237,10 @@ def plan_contests(
                 return None
             candidate = registry.version(segment, candidates[segment])
         else:
-            trained = trained_versions(registry, segment)
-            if not trained:
+            newest = newest_trained_version(registry, segment)
+            if newest is None:
                 return "no registered model"
-            candidate = trained[0]
+            candidate = newest
         champion = registry.alias(segment, CHAMPION)
         if champion is not None and champion.version == candidate.version:
             return f"version {candidate.version} is already the champion"

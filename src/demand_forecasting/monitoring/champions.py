@@ -15,7 +15,7 @@ from datetime import date
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from demand_forecasting.models.fallback import is_fallback, trained_versions
+from demand_forecasting.models.fallback import is_fallback, newest_trained_version
 from demand_forecasting.models.registry import (
     CHAMPION,
     VALIDATION_STATUS,
@@ -130,10 +130,9 @@ def recently_refused(
     registry = SegmentRegistry(client, catalog, schema, prefix)
 
     def refusal_of(segment: str) -> Refusal | None:
-        trained = trained_versions(registry, segment)
-        if not trained:
+        newest = newest_trained_version(registry, segment)
+        if newest is None:
             return None
-        newest = trained[0]
         tags = dict(newest.tags or {})
         trained_until = tags.get("trained_until")
         if tags.get(VALIDATION_STATUS) != "refused" or not trained_until:
