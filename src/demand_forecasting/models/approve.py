@@ -51,6 +51,7 @@ from demand_forecasting.models.registry import (
     DEPLOYMENT_STATUS,
     SegmentRegistry,
     add_model_prefix_option,
+    read_each_segment,
 )
 from demand_forecasting.models.segment_data import (
     SegmentSelectionError,
@@ -104,7 +105,7 @@ def approve(
     # First the trail: a champion whose row a killed run never wrote (a rerun of a killed
     # approve finds nothing awaiting and stops below) gets a reconciled row, before the
     # promotions here add theirs.
-    champions = {segment: registry.alias(segment, CHAMPION) for segment in scope}
+    champions = read_each_segment(scope, lambda segment: registry.alias(segment, CHAMPION))
     reconcile(ctx, registry, champions, recorder=who, job_run_id=job_run_id)
     pending = awaiting(registry, scope)
     if segments:

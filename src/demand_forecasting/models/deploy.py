@@ -48,6 +48,7 @@ from demand_forecasting.models.registry import (
     SegmentRegistry,
     add_model_prefix_option,
     finish_promotion,
+    read_each_segment,
 )
 from demand_forecasting.models.segment_data import (
     SegmentSelectionError,
@@ -163,13 +164,21 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
     summary = DeploySummary(rows_in=len(segments))
     actor = current_actor(ctx)
-    # The registry reads first (the champion is needed below anyway): the trail of the
-    # segments about to change is reconciled before any of them changes.
-    loaded: dict[str, tuple[ModelVersion, ModelVersion | None]] = {}
-    for segment in segments:
+
+    # The registry reads first (the champion is needed below anyway), several segments at
+    # a time: the trail of the segments about to change is reconciled before any of them
+    # changes, and the changes below go one segment after another, in this order.
+    def aliases(segment: str) -> tuple[ModelVersion, ModelVersion | None] | None:
         challenger = registry.alias(segment, CHALLENGER)
-        if challenger is not None:
-            loaded[segment] = (challenger, registry.alias(segment, CHAMPION))
+        if challenger is None:
+            return None
+        return challenger, registry.alias(segment, CHAMPION)
+
+    loaded = {
+        segment: pair
+        for segment, pair in read_each_segment(segments, aliases).items()
+        if pair is not None
+    }
     reconciled = reconcile(
         ctx,
         registry,

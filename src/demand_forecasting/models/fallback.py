@@ -55,6 +55,12 @@ def trained_versions(registry: SegmentRegistry, segment: str) -> list[ModelVersi
     return [v for v in registry.versions(segment) if not is_fallback(v)]
 
 
+def newest_trained_version(registry: SegmentRegistry, segment: str) -> ModelVersion | None:
+    """The newest of :func:`trained_versions` (None: none). On Unity Catalog, where each
+    version's tags take a call of their own, this reads versions only down to that one."""
+    return next((v for v in registry.iter_versions(segment) if not is_fallback(v)), None)
+
+
 def register_fallback(
     ctx: RunContext,
     registry: SegmentRegistry,

@@ -28,7 +28,11 @@ from pathlib import Path
 import pandas as pd
 
 from demand_forecasting.models.recipe import Recipe
-from demand_forecasting.models.registry import SegmentRegistry, add_model_prefix_option
+from demand_forecasting.models.registry import (
+    SegmentRegistry,
+    add_model_prefix_option,
+    read_each_segment,
+)
 from demand_forecasting.models.segment_data import (
     SegmentSelectionError,
     apply_per_segment,
@@ -147,8 +151,11 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
     hashes = segment_hashes(history.frame)
     identities = {s: training_identity(h, cfg.recipe, cfg.git_commit) for s, h in hashes.items()}
     to_train = []
-    for segment in history.segments:
-        existing = registry.find_by_tag(segment, "training_identity", identities[segment])
+    reusable = read_each_segment(
+        history.segments,
+        lambda segment: registry.find_by_tag(segment, "training_identity", identities[segment]),
+    )
+    for segment, existing in reusable.items():
         if existing is not None:
             summary.reused[segment] = str(existing.version)
         else:

@@ -47,8 +47,8 @@ from demand_forecasting.models.backtest import NAIVE
 from demand_forecasting.models.fallback import (
     FALLBACK_FOR_TAG,
     is_fallback,
+    newest_trained_version,
     register_fallback,
-    trained_versions,
 )
 from demand_forecasting.models.gate import GateDecision, GateRule, decide
 from demand_forecasting.models.metrics import Accuracy
@@ -63,6 +63,7 @@ from demand_forecasting.models.registry import (
     VALIDATION_STATUS,
     SegmentRegistry,
     add_model_prefix_option,
+    read_each_segment,
 )
 from demand_forecasting.models.segment_data import (
     SegmentHistory,
@@ -222,51 +223,58 @@ def plan_contests(
     segments: Sequence[str],
     candidates: dict[str, str] | None,
 ) -> tuple[list[Contest], dict[str, str]]:
-    """Pair each segment's candidate with its champion; say why others are skipped."""
-    contests, skipped = [], {}
-    for segment in segments:
+    """Pair each segment's candidate with its champion; say why others are skipped.
+
+    Only reads: the segments' registry and run reads run
+    :data:`~demand_forecasting.models.registry.REGISTRY_READ_THREADS` at a time; the
+    contests come in the order of ``segments``.
+    """
+
+    def plan(segment: str) -> Contest | str | None:
+        """The segment's contest, why it is skipped, or None (not a candidate of this run)."""
         if candidates is not None:
             if segment not in candidates:
-                continue
+                return None
             candidate = registry.version(segment, candidates[segment])
         else:
-            trained = trained_versions(registry, segment)
-            if not trained:
-                skipped[segment] = "no registered model"
-                continue
-            candidate = trained[0]
+            newest = newest_trained_version(registry, segment)
+            if newest is None:
+                return "no registered model"
+            candidate = newest
         champion = registry.alias(segment, CHAMPION)
         if champion is not None and champion.version == candidate.version:
-            skipped[segment] = f"version {candidate.version} is already the champion"
-            continue
+            return f"version {candidate.version} is already the champion"
         if (candidate.tags or {}).get(DEPLOYMENT_STATUS) == ROLLED_BACK:
             # A rerun of the month reuses the version a person rolled back: never again
             # automatically (new data trains a new version; `rollback --to` restores it).
-            skipped[segment] = rolled_back_reason(segment, str(candidate.version))
-            continue
+            return rolled_back_reason(segment, str(candidate.version))
         fallback_for = (champion.tags or {}).get(FALLBACK_FOR_TAG) if champion else None
         if (
             champion is not None
             and is_fallback(champion)
             and fallback_for == str(candidate.version)
         ):
-            skipped[segment] = (
+            return (
                 f"version {candidate.version} was refused; its seasonal-naive fallback "
                 f"v{champion.version} is the champion"
             )
-            continue
         params = run_params(ctx, candidate.run_id)
-        contests.append(
-            Contest(
-                segment=segment,
-                candidate_version=str(candidate.version),
-                candidate_run_id=str(candidate.run_id),
-                candidate_recipe=params["recipe"],
-                champion_version=str(champion.version) if champion is not None else None,
-                champion_recipe=recipe_of(ctx, champion.run_id) if champion is not None else None,
-                candidate_params=params,
-            )
+        return Contest(
+            segment=segment,
+            candidate_version=str(candidate.version),
+            candidate_run_id=str(candidate.run_id),
+            candidate_recipe=params["recipe"],
+            champion_version=str(champion.version) if champion is not None else None,
+            champion_recipe=recipe_of(ctx, champion.run_id) if champion is not None else None,
+            candidate_params=params,
         )
+
+    contests, skipped = [], {}
+    for segment, planned in read_each_segment(segments, plan).items():
+        if isinstance(planned, Contest):
+            contests.append(planned)
+        elif planned is not None:
+            skipped[segment] = planned
     return contests, skipped
 
 

@@ -15,8 +15,13 @@ from datetime import date
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from demand_forecasting.models.fallback import is_fallback, trained_versions
-from demand_forecasting.models.registry import CHAMPION, VALIDATION_STATUS, SegmentRegistry
+from demand_forecasting.models.fallback import is_fallback, newest_trained_version
+from demand_forecasting.models.registry import (
+    CHAMPION,
+    VALIDATION_STATUS,
+    SegmentRegistry,
+    read_each_segment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +54,19 @@ class Champion:
 def find_champions(
     client: MlflowClient, catalog: str, schema: str, prefix: str, segments: Iterable[str]
 ) -> dict[str, Champion]:
-    """``{segment: Champion}`` for those of ``segments`` whose model has a champion."""
+    """``{segment: Champion}`` for those of ``segments`` whose model has a champion (the
+    segments' registry and run reads run
+    :data:`~demand_forecasting.models.registry.REGISTRY_READ_THREADS` at a time)."""
     registry = SegmentRegistry(client, catalog, schema, prefix)
     wanted = sorted(segments)
-    found = {}
-    for segment, version in registry.segments_with(wanted, CHAMPION).items():
+
+    def champion_of(segment: str) -> Champion | None:
+        version = registry.alias(segment, CHAMPION)
+        if version is None:
+            return None
         tags = dict(version.tags or {})
         training_version = tags.get(TRAINING_VERSION_TAG)
-        found[segment] = Champion(
+        return Champion(
             segment=segment,
             model_name=registry.name(segment),
             version=str(version.version),
@@ -65,6 +75,12 @@ def find_champions(
             fallback=is_fallback(version),
             horizon=trained_horizon(client, version.run_id),
         )
+
+    found = {
+        segment: champion
+        for segment, champion in read_each_segment(wanted, champion_of).items()
+        if champion is not None
+    }
     log.info("%d of %d segments have a %s", len(found), len(wanted), CHAMPION)
     return found
 
@@ -106,23 +122,27 @@ def recently_refused(
 
     Returns:
         ``{segment: Refusal}`` (its text: ``vN refused, trained until YYYY-MM``); empty when
-        ``months`` is 0.
+        ``months`` is 0. The segments' versions are read
+        :data:`~demand_forecasting.models.registry.REGISTRY_READ_THREADS` at a time.
     """
     if months <= 0:
         return {}
     registry = SegmentRegistry(client, catalog, schema, prefix)
-    found = {}
-    for segment in sorted(segments):
-        trained = trained_versions(registry, segment)
-        if not trained:
-            continue
-        newest = trained[0]
+
+    def refusal_of(segment: str) -> Refusal | None:
+        newest = newest_trained_version(registry, segment)
+        if newest is None:
+            return None
         tags = dict(newest.tags or {})
         trained_until = tags.get("trained_until")
         if tags.get(VALIDATION_STATUS) != "refused" or not trained_until:
-            continue
+            return None
         until = date.fromisoformat(trained_until[:10])
         age = (run_month.year - until.year) * 12 + run_month.month - until.month
-        if age < months:
-            found[segment] = Refusal(str(newest.version), until)
-    return found
+        return Refusal(str(newest.version), until) if age < months else None
+
+    return {
+        segment: refusal
+        for segment, refusal in read_each_segment(sorted(segments), refusal_of).items()
+        if refusal is not None
+    }

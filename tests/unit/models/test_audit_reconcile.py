@@ -41,6 +41,7 @@ from demand_forecasting.models.registry import (
 from demand_forecasting.models.validate import CHALLENGERS_KEY
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.platform.task_values import LocalTaskValues
+from registry_support import OverlapCountingClient
 
 PREFIX = "demand"
 
@@ -513,3 +514,31 @@ def test_the_intent_fits_a_unity_catalog_tag_value() -> None:
     assert len(text) <= 256
     assert intent["actor"] == "a" * 80 and intent["reason"].startswith("é")
     assert (intent["action"], intent["from_version"]) == ("approve", "3")
+
+
+def test_deploy_and_approve_read_the_segments_several_at_a_time(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segments = [f"pooled_{i}" for i in range(6)]
+    for segment in segments:
+        register(ctx, segment, tmp_path)
+    counting = OverlapCountingClient(
+        tracking_uri=ctx.mlflow_store.tracking_uri, registry_uri=ctx.mlflow_store.registry_uri
+    )
+    monkeypatch.setattr(ctx, "mlflow", counting)
+
+    deployed = run_deploy(ctx, segments, "600", approval=True)
+
+    assert deployed.awaiting == dict.fromkeys(segments, "1")
+    assert counting.peak > 1
+    counting.peak = 0
+
+    approved = approve.run(
+        ctx, approve.ApprovalConfig(tuple(segments), "CAB-9", "lead@x", PREFIX, "601")
+    )
+
+    assert approved == dict.fromkeys(segments, "1")
+    assert counting.peak > 1
+    assert [champion_of(ctx, segment) for segment in segments] == ["1"] * len(segments)
+    rows = ctx.tables.read(ctx.table(names.AUDIT)).toPandas()
+    assert sorted(rows.loc[rows["job_run_id"] == "601", "segment"]) == segments

@@ -30,6 +30,7 @@ from demand_forecasting.models.fallback import (
     FALLBACK_TAG,
     SEASONAL_NAIVE,
     is_fallback,
+    newest_trained_version,
     trained_versions,
 )
 from demand_forecasting.models.registry import TAG_VALUE_MAX, VALIDATION_STATUS, SegmentRegistry
@@ -41,7 +42,14 @@ SEGMENT = "nsw_food"
 
 
 class UnityCatalogSearchClient(MlflowClient):
-    """The local sqlite registry, searched as Unity Catalog searches (see the module doc)."""
+    """The local sqlite registry, searched as Unity Catalog searches (see the module doc);
+    ``versions_read`` counts the versions read one by one (``get_model_version``)."""
+
+    versions_read = 0
+
+    def get_model_version(self, name: str, version: str) -> ModelVersion:
+        self.versions_read += 1
+        return super().get_model_version(name, version)
 
     def search_model_versions(  # type: ignore[override]
         self,
@@ -164,3 +172,27 @@ def test_the_feature_list_tag_folds_numbered_runs_and_fits_a_tag_value() -> None
     assert kept == promotions[: len(kept)]
     # The cut names how many features the tag leaves out (24 lags fold into one item).
     assert text.endswith(f",...(+{len(promotions) - len(kept) + len(lags)} more)")
+
+
+def test_the_newest_trained_version_is_found_without_reading_older_ones(
+    client: UnityCatalogSearchClient, tmp_path: Path
+) -> None:
+    reg = SegmentRegistry(client, "prod", "demand_forecasting", "demand")
+    for month in range(1, 9):  # eight months of candidates, each one refused
+        refused = _register(
+            reg, tmp_path, {VALIDATION_STATUS: "refused", "trained_until": f"2015-{month:02d}-01"}
+        )
+    _register(reg, tmp_path, {FALLBACK_TAG: SEASONAL_NAIVE, FALLBACK_FOR_TAG: refused})
+    client.versions_read = 0
+
+    newest = newest_trained_version(reg, SEGMENT)
+    waiting = recently_refused(
+        client, "prod", "demand_forecasting", "demand", [SEGMENT], date(2015, 9, 1), 3
+    )
+
+    assert newest is not None and str(newest.version) == refused
+    assert {s: str(r) for s, r in waiting.items()} == {
+        SEGMENT: f"v{refused} refused, trained until 2015-08"
+    }
+    # The fallback and the newest refused candidate, each time: not all nine versions.
+    assert client.versions_read == 4
