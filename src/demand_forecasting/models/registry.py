@@ -253,8 +253,11 @@ def read_each_segment(
 ) -> dict[str, _Read]:
     """``{segment: read(segment)}`` in the order of ``segments``, up to ``threads`` at once.
 
-    For registry and tracking *reads* only. Writes (aliases, tags, audit rows) stay one after
-    another in the caller, in the order their crash safety relies on. One ``MlflowClient``
+    For registry and tracking *reads* only, and downloads of registered artifacts into a
+    folder of each segment's own (the score task's model cache,
+    :func:`demand_forecasting.scoring.champion_models.champions`). Writes (aliases, tags,
+    audit rows) stay one after another in the caller, in the order their crash safety relies
+    on. One ``MlflowClient``
     serves all threads: over REST (Databricks, an ``mlflow server``) it shares one HTTP
     session with a pool of connections; over the local sqlite store each call opens its own
     SQLAlchemy session from the engine's connection pool (``check_same_thread`` off), and

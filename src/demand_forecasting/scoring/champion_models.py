@@ -3,10 +3,11 @@
 The driver resolves each segment's ``champion`` alias to a fixed version, so that every
 group of one scoring run uses the same version even if a deploy moves the alias meanwhile,
 and downloads its artifacts once into a model cache in the checkpoints volume:
-``<checkpoints volume>/model_cache/<model>/<version>``. A version never changes, so later
-runs reuse the folder. The volume is a local folder of the state directory on a laptop and a
-Unity Catalog volume on Databricks, which the executors of classic and serverless compute
-read as files, so workers load the model from the same path everywhere.
+``<checkpoints volume>/model_cache/<model>/<version>``, several segments at a time. A
+version never changes, so later runs reuse the folder. The volume is a local folder of the
+state directory on a laptop and a Unity Catalog volume on Databricks, which the executors of
+classic and serverless compute read as files, so workers load the model from the same path
+everywhere.
 
 The driver also checks each champion's environment against its own
 (:func:`environment_problems`: the model's pinned ``requirements.txt`` and Python version),
@@ -35,7 +36,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from demand_forecasting import names
 from demand_forecasting.models.fallback import is_fallback
-from demand_forecasting.models.registry import SegmentRegistry
+from demand_forecasting.models.registry import SegmentRegistry, read_each_segment
 from demand_forecasting.platform.context import RunContext
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,32 @@ def champions(
     ctx: RunContext, registry: SegmentRegistry, versions: Mapping[str, ModelVersion]
 ) -> dict[str, ChampionModel]:
     """The champion ``versions`` (``{segment: version}``, as
-    ``registry.segments_with(segments, CHAMPION)`` loads them), in the model cache."""
+    ``registry.segments_with(segments, CHAMPION)`` loads them), in the model cache, in
+    segment order.
+
+    The downloads, and the reads of each folder's environment files, run
+    :data:`~demand_forecasting.models.registry.REGISTRY_READ_THREADS` at a time
+    (:func:`~demand_forecasting.models.registry.read_each_segment`): on Databricks each is a
+    registry call and a download from cloud storage (~1 s or more), and the first run after a
+    deployment or a full retrain fetches every champion. Each segment writes only its own
+    folder (:func:`cache_folders`). The environment check runs afterwards in this thread.
+
+    Raises:
+        SegmentReadError: a champion could not be fetched (of several, the first in segment
+            order). Downloads under way finish first, those not started yet are cancelled;
+            the folders completed stay in the cache.
+    """
+    folders = cache_folders(ctx, registry, versions)
+
+    def fetch(segment: str) -> tuple[bool, str]:
+        uri = f"models:/{registry.name(segment)}/{versions[segment].version}"
+        return cache(uri, folders[segment]), environment_of(folders[segment])
+
+    cached = read_each_segment(folders, fetch)
     found = {}
     problems_by_environment: dict[str, list[str]] = {}
-    fetched = 0
-    for segment, version in sorted(versions.items()):
-        name = registry.name(segment)
-        folder = Path(
-            ctx.volume_path(names.CHECKPOINT_VOLUME, MODEL_CACHE, name, str(version.version))
-        )
-        fetched += cache(f"models:/{name}/{version.version}", folder)
-        environment = environment_of(folder)
+    for segment, (_, environment) in cached.items():
+        name, version, folder = registry.name(segment), versions[segment], folders[segment]
         if environment not in problems_by_environment:
             problems_by_environment[environment] = environment_problems(folder)
         if problems_by_environment[environment]:
@@ -93,6 +109,7 @@ def champions(
         found[segment] = ChampionModel(
             segment, name, str(version.version), str(folder), fallback=is_fallback(version)
         )
+    fetched = sum(fetched for fetched, _ in cached.values())
     if fetched:
         log.info(
             "%d champion model(s) downloaded into the model cache %s (%d already there)",
@@ -101,6 +118,40 @@ def champions(
             len(found) - fetched,
         )
     return found
+
+
+def cache_folders(
+    ctx: RunContext, registry: SegmentRegistry, versions: Mapping[str, ModelVersion]
+) -> dict[str, Path]:
+    """``{segment: <model cache>/<model name>/<version>}``, in segment order.
+
+    The downloads write these folders from several threads, so no two may be one folder,
+    nor one inside another: the model name and the version are one path component each, and
+    no two segments' pairs are equal, letters of either case being taken as the same (a
+    laptop's file system may not tell them apart). Segment names are slugs
+    (``data.config.slugify``), so the project's own never collide.
+
+    Raises:
+        ValueError: a segment's folder would not be its own.
+    """
+    folders: dict[str, Path] = {}
+    owners: dict[tuple[str, str], str] = {}
+    for segment, version in sorted(versions.items()):
+        name, number = registry.name(segment), str(version.version)
+        if any(part in ("", ".", "..") or "/" in part or "\\" in part for part in (name, number)):
+            raise ValueError(
+                f"segment {segment}: model {name!r} version {number!r} cannot name a folder "
+                "of the model cache"
+            )
+        key = (name.casefold(), number.casefold())
+        if key in owners:
+            raise ValueError(
+                f"segments {owners[key]} and {segment} would share the model cache folder "
+                f"{name}/{number}"
+            )
+        owners[key] = segment
+        folders[segment] = Path(ctx.volume_path(names.CHECKPOINT_VOLUME, MODEL_CACHE, name, number))
+    return folders
 
 
 def cache(model_uri: str, folder: Path) -> bool:
