@@ -61,18 +61,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(folder: Path, port: int, serve_artifacts: bool = False) -> subprocess.Popen[bytes]:
     """``mlflow server`` on ``folder/mlflow.db``, in a session of its own (its workers are
-    stopped with it); returns once it answers ``/health``."""
+    stopped with it); returns once it answers ``/health``. With ``serve_artifacts`` the
+    server keeps the artifacts in ``folder/artifacts`` and clients read and write them over
+    HTTP (``mlflow-artifacts:``) as they would a remote store; otherwise runs name that
+    folder itself and clients copy files there directly."""
     mlflow = Path(sys.executable).with_name("mlflow")
+    artifacts = (
+        ["--serve-artifacts", "--artifacts-destination", str(folder / "artifacts")]
+        if serve_artifacts
+        else ["--default-artifact-root", str(folder / "artifacts")]
+    )
     server = subprocess.Popen(
         [
             str(mlflow),
             "server",
             "--backend-store-uri",
             f"sqlite:///{folder / 'mlflow.db'}",
-            "--default-artifact-root",
-            str(folder / "artifacts"),
+            *artifacts,
             "--host",
             "127.0.0.1",
             "--port",
