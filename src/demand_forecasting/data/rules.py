@@ -45,6 +45,10 @@ NUMBER_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$
 MAX_DOUBLE = sys.float_info.max
 #: The bronze column holding what the CSV reader could not parse into the schema.
 RESCUED = "_rescued_data"
+#: The bronze column saying whether the row's line ended with a line break: false only for
+#: the last line of a landing file that does not end with one (a file cut short, possibly
+#: mid-number); null for rows ingested before the column existed (not judged).
+LINE_TERMINATED = "line_terminated"
 FAILED_RULES = "_failed_rules"
 
 
@@ -151,13 +155,22 @@ def build_rules(config: DatasetConfig, run_month: date) -> list[Rule]:
             ``month_not_after_run_month``.
     """
     rules = [
+        # First: a cut line may also fail to split, but the cut is the cause to fix.
+        Rule(
+            "row_complete",
+            "the row's line ends with a line break (the file's last line has none: the file "
+            "may be cut short)",
+            F.col(LINE_TERMINATED) == F.lit(False),
+            "ExpectColumnValuesToNotBeInSet",
+            {"column": LINE_TERMINATED, "value_set": [False]},
+        ),
         Rule(
             "row_parses",
             "the CSV line splits into exactly the header's columns",
             F.col(RESCUED).isNotNull(),
             "ExpectColumnValuesToBeNull",
             {"column": RESCUED},
-        )
+        ),
     ]
     for column in config.required_columns:
         rules.append(
