@@ -90,8 +90,7 @@ def clean_text(column: str) -> Column:
 def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
     """Add the ``_``-prefixed typed columns the rules and the suite read (pure)."""
     cleaned = bronze.select("*", *[clean_text(c).alias(text(c)) for c in config.canonical_columns])
-    month_text = F.col(text(config.month_column))
-    stamp = F.try_to_timestamp(month_text, F.lit(config.month_format))
+    stamp = month_stamp(config)
     numbers = [config.target, *config.exogenous]
     typed = cleaned.select(
         "*",
@@ -110,6 +109,25 @@ def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
         series_id_column(config).alias("_series_id"),
         segment_column(config).alias("_segment"),
         months_after_file.alias("_months_after_file"),
+    )
+
+
+def month_stamp(config: DatasetConfig) -> Column:
+    """The month text (``_text_<month column>``) parsed with the configured format; null when
+    it does not parse."""
+    return F.try_to_timestamp(F.col(text(config.month_column)), F.lit(config.month_format))
+
+
+def with_series_and_month(rows: DataFrame, config: DatasetConfig) -> DataFrame:
+    """Rows as they landed (bronze's, quarantine's) with ``_series_id`` and ``_month`` parsed as
+    validation parses them (pure); null where the series id or the month does not parse."""
+    ids = [config.series_id] if config.series_id else list(config.series_keys)
+    columns = list(dict.fromkeys([*ids, config.month_column]))
+    cleaned = rows.select("*", *[clean_text(c).alias(text(c)) for c in columns])
+    return cleaned.select(
+        "*",
+        series_id_column(config).alias("_series_id"),
+        F.to_date(month_stamp(config)).alias("_month"),
     )
 
 
