@@ -36,6 +36,7 @@ RESERVED_COLUMNS = frozenset(
         "validated_at",
         "failed_rule",
         "failed_rules",
+        "line_terminated",
         "year",
         "quarter",
         "month_of_year",

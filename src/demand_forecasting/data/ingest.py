@@ -7,7 +7,9 @@ Then a stream reads the files it has not seen yet (Auto Loader on Databricks, Sp
 source locally; both keep what they have read in a checkpoint) and appends their rows to bronze
 with lineage: ``source_file``, ``file_modification_time``, ``load_time`` and ``batch_id`` (the
 stream's micro-batch id). All columns stay text; a line that does not split into the header's
-columns is kept with its raw text in ``_rescued_data``. Validation judges the rows later.
+columns is kept with its raw text in ``_rescued_data``, and the last line of a file that does
+not end with a line break (a file cut short, maybe mid-number) has ``line_terminated`` false.
+Validation judges the rows later.
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ import argparse
 import csv
 import io
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Collection, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from demand_forecasting import names
 from demand_forecasting.data.config import DatasetConfig, load_dataset_config
-from demand_forecasting.data.rules import RESCUED
+from demand_forecasting.data.rules import LINE_TERMINATED, RESCUED
 from demand_forecasting.data.streams import (
     append_once,
     checkpoint_query_id,
@@ -67,8 +70,9 @@ class IngestConfig:
 
 
 def bronze_columns(config: DatasetConfig) -> list[str]:
-    """Bronze's columns: the canonical dataset columns (text), rescued data, then lineage."""
-    return [*config.canonical_columns, RESCUED, *LINEAGE_COLUMNS]
+    """Bronze's columns: the canonical dataset columns (text), rescued data, lineage, then
+    whether the row's line ended with a line break (last: added to bronze after the others)."""
+    return [*config.canonical_columns, RESCUED, *LINEAGE_COLUMNS, LINE_TERMINATED]
 
 
 # ----------------------------------------------------------------------- file-level checks
@@ -140,6 +144,37 @@ def _file_problem(path: Path, config: DatasetConfig) -> str | None:
     if first_row is None:
         return f"landing file {path} has a header but no rows (rule: file_not_blank)."
     return None
+
+
+#: Bytes read from the end of a file to find its last line (more only if that line is longer).
+_TAIL_BYTES = 4096
+
+
+def ends_without_line_break(path: Path) -> bool:
+    """True when the file's last line has no line break and is not blank: a row that the CSV
+    reader reads although the file may have been cut short after it (mid-number, even).
+
+    CRLF and CR line breaks count as line breaks; a blank last line (only spaces) holds no row
+    (the reader skips it), so it is not a cut row. Reads only the file's end.
+    """
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - _TAIL_BYTES))
+        tail = handle.read()
+        if tail.endswith((b"\n", b"\r")) or not tail:
+            return False
+        last = tail.replace(b"\r", b"\n").rsplit(b"\n", 1)
+        if len(last) == 1 and len(tail) < size and not tail.strip():
+            # A blank tail of a line longer than the tail: the whole line decides.
+            handle.seek(0)
+            last = handle.read().replace(b"\r", b"\n").rsplit(b"\n", 1)
+    # Blank as Spark's reader sees it (Java's trim: bytes up to the space).
+    return any(byte > 0x20 for byte in last[-1])
+
+
+def files_cut_short(files: Sequence[Path]) -> list[Path]:
+    """Those of ``files`` whose last line has no line break (:func:`ends_without_line_break`)."""
+    return [path for path in files if ends_without_line_break(path)]
 
 
 def check_one_dataset(checkpoint: str, folder: Path, schema: str) -> None:
@@ -229,12 +264,44 @@ def landing_stream(
         F.col(RESCUED),
         F.col("_metadata.file_path").alias("source_file"),
         F.col("_metadata.file_modification_time").alias("file_modification_time"),
+        # Where the row's part of the file starts (a big file is read in parts): with the
+        # row's order inside its part, the row's position in the file (to_bronze).
+        F.col("_metadata.file_block_start").alias(_BLOCK_START),
     )
 
 
-def to_bronze(raw: DataFrame, config: DatasetConfig, batch_id: int, load_time: Column) -> DataFrame:
-    """Rename the landing columns to canonical names and add the load time and batch id."""
+_BLOCK_START = "_file_block_start"
+_ROW_IN_SCAN = "_row_in_scan"
+
+
+def to_bronze(
+    raw: DataFrame,
+    config: DatasetConfig,
+    batch_id: int,
+    load_time: Column,
+    cut_files: Collection[str] = (),
+) -> DataFrame:
+    """Rename the landing columns to canonical names and add the load time, the batch id and
+    ``line_terminated``: false for the last row of each file named in ``cut_files`` (file
+    names whose last line has no line break, :func:`files_cut_short`), true for every other.
+
+    ``raw`` is a micro-batch of :func:`landing_stream` as the stream gives it (no shuffle
+    before): a file's rows are read in file order, part by part, so the last row of a file is
+    the one of its last-starting part that comes last in its scan partition.
+    """
     renamed = [F.col(f"`{source}`").alias(name) for source, name in config.rename]
+    terminated: Column = F.lit(True)
+    if cut_files:
+        # Spark gives the file's name URL-encoded (a space as %20, a '+' as it is).
+        name = F.url_decode(F.regexp_replace(F.col("_file_name"), "[+]", "%2B"))
+        position = F.struct(_BLOCK_START, _ROW_IN_SCAN)
+        is_last = position == F.max(position).over(Window.partitionBy("source_file"))
+        terminated = ~(name.isin(*sorted(cut_files)) & is_last)
+        raw = raw.select(
+            "*",
+            F.regexp_extract("source_file", "[^/]*$", 0).alias("_file_name"),
+            F.monotonically_increasing_id().alias(_ROW_IN_SCAN),
+        )
     return raw.select(
         *renamed,
         F.col(RESCUED),
@@ -242,6 +309,7 @@ def to_bronze(raw: DataFrame, config: DatasetConfig, batch_id: int, load_time: C
         "file_modification_time",
         load_time.alias("load_time"),
         F.lit(batch_id).cast("long").alias("batch_id"),
+        terminated.alias(LINE_TERMINATED),
     )
 
 
@@ -274,15 +342,24 @@ def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
         ctx.task_values.set("ingested_rows", 0)
         return IngestRun(0, 0, ())
     ctx.tables.ensure_schema(ctx.catalog, ctx.schema)
+    cut_files = [path.name for path in files_cut_short(files)]
     stream = landing_stream(ctx.spark, str(folder), landing_schema(config), ctx.on_databricks)
     first_load = ctx.first_local_load(names.BRONZE)
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         # The batch's queries run in the stream's own session (a clone of ctx.spark).
         with generated_code(batch.sparkSession) if first_load else nullcontext():
-            rows = to_bronze(batch, config, batch_id, F.current_timestamp()).persist()
+            rows = to_bronze(batch, config, batch_id, F.current_timestamp(), cut_files).persist()
             try:
-                append_once(ctx.tables, rows, bronze, checkpoint_query_id(checkpoint), batch_id)
+                # mergeSchema: a bronze table written before line_terminated existed gets it.
+                append_once(
+                    ctx.tables,
+                    rows,
+                    bronze,
+                    checkpoint_query_id(checkpoint),
+                    batch_id,
+                    merge_schema=True,
+                )
                 _log_batch(rows, bronze, batch_id)
             finally:
                 rows.unpersist()
@@ -299,8 +376,24 @@ def _log_batch(rows: DataFrame, bronze: str, batch_id: int) -> None:
         F.count(F.lit(1)).alias("rows"),
         F.countDistinct("source_file").alias("files"),
         F.count(RESCUED).alias("rescued"),
+        F.array_sort(F.collect_set(F.when(~F.col(LINE_TERMINATED), F.col("source_file")))).alias(
+            "cut"
+        ),
     ).first()
     assert summary is not None
+    if summary["cut"]:
+        log.warning(
+            "ingest: batch %d: %d landing file(s) end without a line break, so they may have "
+            "been cut short (a complete file ends with one): %s. Their last row is in %s with "
+            "%s false, and validate_data quarantines it (rule row_complete); land it again, "
+            "with any rows the file lost, in a correction file of the month "
+            "(<file_prefix>_<YYYY-MM>_correction.csv, ending with a line break)",
+            batch_id,
+            len(summary["cut"]),
+            ", ".join(str(f).rsplit("/", 1)[-1] for f in summary["cut"]),
+            bronze,
+            LINE_TERMINATED,
+        )
     log.info(
         "ingest: batch %d: %d row(s) from %d new file(s) into %s; %d line(s) did not "
         "split into the header's columns and are kept in %s for validation",

@@ -45,6 +45,10 @@ NUMBER_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$
 MAX_DOUBLE = sys.float_info.max
 #: The bronze column holding what the CSV reader could not parse into the schema.
 RESCUED = "_rescued_data"
+#: The bronze column saying whether the row's line ended with a line break: false only for
+#: the last line of a landing file that does not end with one (a file cut short, possibly
+#: mid-number); null for rows ingested before the column existed (not judged).
+LINE_TERMINATED = "line_terminated"
 FAILED_RULES = "_failed_rules"
 
 
@@ -86,8 +90,7 @@ def clean_text(column: str) -> Column:
 def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
     """Add the ``_``-prefixed typed columns the rules and the suite read (pure)."""
     cleaned = bronze.select("*", *[clean_text(c).alias(text(c)) for c in config.canonical_columns])
-    month_text = F.col(text(config.month_column))
-    stamp = F.try_to_timestamp(month_text, F.lit(config.month_format))
+    stamp = month_stamp(config)
     numbers = [config.target, *config.exogenous]
     typed = cleaned.select(
         "*",
@@ -106,6 +109,25 @@ def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
         series_id_column(config).alias("_series_id"),
         segment_column(config).alias("_segment"),
         months_after_file.alias("_months_after_file"),
+    )
+
+
+def month_stamp(config: DatasetConfig) -> Column:
+    """The month text (``_text_<month column>``) parsed with the configured format; null when
+    it does not parse."""
+    return F.try_to_timestamp(F.col(text(config.month_column)), F.lit(config.month_format))
+
+
+def with_series_and_month(rows: DataFrame, config: DatasetConfig) -> DataFrame:
+    """Rows as they landed (bronze's, quarantine's) with ``_series_id`` and ``_month`` parsed as
+    validation parses them (pure); null where the series id or the month does not parse."""
+    ids = [config.series_id] if config.series_id else list(config.series_keys)
+    columns = list(dict.fromkeys([*ids, config.month_column]))
+    cleaned = rows.select("*", *[clean_text(c).alias(text(c)) for c in columns])
+    return cleaned.select(
+        "*",
+        series_id_column(config).alias("_series_id"),
+        F.to_date(month_stamp(config)).alias("_month"),
     )
 
 
@@ -151,13 +173,22 @@ def build_rules(config: DatasetConfig, run_month: date) -> list[Rule]:
             ``month_not_after_run_month``.
     """
     rules = [
+        # First: a cut line may also fail to split, but the cut is the cause to fix.
+        Rule(
+            "row_complete",
+            "the row's line ends with a line break (the file's last line has none: the file "
+            "may be cut short)",
+            F.col(LINE_TERMINATED) == F.lit(False),
+            "ExpectColumnValuesToNotBeInSet",
+            {"column": LINE_TERMINATED, "value_set": [False]},
+        ),
         Rule(
             "row_parses",
             "the CSV line splits into exactly the header's columns",
             F.col(RESCUED).isNotNull(),
             "ExpectColumnValuesToBeNull",
             {"column": RESCUED},
-        )
+        ),
     ]
     for column in config.required_columns:
         rules.append(

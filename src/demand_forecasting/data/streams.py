@@ -140,13 +140,23 @@ def checkpoint_query_id(checkpoint: str) -> str:
     return str(json.loads(metadata.read_text(encoding="utf-8").splitlines()[0])["id"])
 
 
-def append_once(tables: TableStore, df: DataFrame, name: str, app_id: str, batch_id: int) -> None:
+def append_once(
+    tables: TableStore,
+    df: DataFrame,
+    name: str,
+    app_id: str,
+    batch_id: int,
+    *,
+    merge_schema: bool = False,
+) -> None:
     """Append ``df`` to table ``name`` unless batch ``batch_id`` of ``app_id`` is already in it.
 
     Delta's idempotent writes (``txnAppId`` + ``txnVersion``) make a replayed micro-batch a
-    no-op, which with the checkpoint gives exactly-once.
+    no-op, which with the checkpoint gives exactly-once. With ``merge_schema``, columns of
+    ``df`` the table lacks are added to it (its older rows null there).
     """
-    tables.write(df, name, mode="append", txnAppId=app_id, txnVersion=str(batch_id))
+    options = {"mergeSchema": "true"} if merge_schema else {}
+    tables.write(df, name, mode="append", txnAppId=app_id, txnVersion=str(batch_id), **options)
 
 
 # ------------------------------------------------------------------ is anything new? (local)

@@ -42,6 +42,7 @@ from demand_forecasting.data.ingest import bronze_columns
 from demand_forecasting.data.rules import (
     FAILED_RULES,
     KNOWN_RULE_PREFIX,
+    LINE_TERMINATED,
     Rule,
     accepted_rows,
     build_rules,
@@ -207,6 +208,26 @@ def unknown_value_hint(
     return "".join(f" {h}." for h in hints)
 
 
+#: The rule of a landing file's last line without a line break.
+CUT_RULE = "row_complete"
+
+
+def cut_file_hint(verdict: BatchVerdict) -> str:
+    """For files whose last row broke ``row_complete``: why, and how to land the row again."""
+    cut = [f.source_file.rsplit("/", 1)[-1] for f in verdict.files if f.by_rule.get(CUT_RULE)]
+    if not cut:
+        return ""
+    stem = cut[0].removesuffix(".csv")
+    kept = "in quarantine" if verdict.passed else "to be quarantined once the batch passes"
+    return (
+        f" {CUT_RULE}: the last line of {', '.join(cut)} has no line break, so the file may "
+        "have been cut short (a complete file ends with a line break): its last row may be cut "
+        f"mid-value and rows after it may be missing. That row is bad, kept as it landed ({kept}); "
+        "land it again, with any rows the file lost, in a correction file of the month (e.g. "
+        f"{stem}_correction.csv, ending with a line break): the latest load wins in silver."
+    )
+
+
 def gate_message(
     verdict: BatchVerdict,
     batch_ids: str,
@@ -230,9 +251,10 @@ def gate_message(
         f"validate_data: {verdict.bad} of {verdict.rows} rows ({verdict.bad_share:.1%}) of "
         f"bronze batch(es) {batch_ids} broke the data-quality rules, more than the allowed "
         f"{verdict.max_bad_row_share:.1%} (max_bad_row_share). {details}."
-        f"{unknown_value_hint(verdict, examples or {}, dataset)} No table was "
-        f"changed and the batch will be judged again on the next run, as it is: its rows are "
-        f"in bronze, so correcting or replacing the landing file does not change the verdict. "
+        f"{unknown_value_hint(verdict, examples or {}, dataset)}{cut_file_hint(verdict)} "
+        f"No table was changed and the batch will be judged again on the next run, as it "
+        f"is: its rows are in bronze, so correcting or replacing the landing file does not "
+        f"change the verdict. "
         f"To go on, raise the bundle variable max_bad_row_share for one run to quarantine "
         f"these rows (locally "
         f"`demand-forecasting run monthly --var max_bad_row_share={needed}`; on Databricks "
@@ -296,6 +318,8 @@ def _judge_and_write(
 ) -> BatchVerdict:
     config = cfg.dataset
     columns = bronze_columns(config)
+    if LINE_TERMINATED not in batch.columns:  # bronze written before the column existed
+        batch = batch.withColumn(LINE_TERMINATED, F.lit(None).cast("boolean"))
     judged = judge(batch.select(*columns), config, rules).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         verdict = BatchVerdict(file_counts(judged, rules), cfg.max_bad_row_share)
@@ -304,18 +328,22 @@ def _judge_and_write(
         report = _save_report(ctx, cfg, run_month, batch_id, bronze_batches, verdict, suite)
         check_agreement(suite, verdict.rule_counts())
         _log_summary(verdict, suite, bronze_batches, report)
+        if verdict.passed and (hint := cut_file_hint(verdict)):
+            log.warning("validate_data:%s", hint)
         if not verdict.passed:
             raise DataQualityGateError(
                 gate_message(verdict, bronze_batches, report, suite.examples, config.name)
             )
         validated_at = F.lit(ctx.clock()).cast("timestamp")
         if verdict.bad:
+            # mergeSchema: a quarantine table written before line_terminated existed gets it.
             append_once(
                 ctx.tables,
                 quarantined_rows(judged, columns, validated_at),
                 ctx.table(names.QUARANTINE),
                 app_id,
                 batch_id,
+                merge_schema=True,
             )
         if verdict.rows > verdict.bad:
             append_once(

@@ -38,7 +38,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
-from demand_forecasting.data.config import parse_month
+from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
+from demand_forecasting.data.rules import with_series_and_month
 from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.monitoring import costs, telemetry
 from demand_forecasting.monitoring.accuracy import (
@@ -146,6 +147,9 @@ class MonitorConfig:
     upstream_states: dict[str, str] = field(default_factory=dict)
     #: Months each forecast should cover (bundle variable ``horizon``; None: not checked).
     horizon: int | None = None
+    #: The dataset (bundle variable ``dataset``): how quarantined rows name their series and
+    #: month, to count those corrected since (None: not counted).
+    dataset: DatasetConfig | None = None
 
     def __post_init__(self) -> None:
         check_pause_status(self.monitor_pause_status)
@@ -412,29 +416,105 @@ def ensure_lakehouse_monitor(
 QUARANTINE_FILES_SHOWN = 5
 
 
-def quarantine_summary(ctx: RunContext) -> dict[str, Any]:
-    """``quarantine`` (the newest files with quarantined rows: ``source_file, rows, rules,
-    validated_at``) and ``quarantined_rows`` (all rows, None without a table) for the report.
+def quarantine_summary(ctx: RunContext, dataset: DatasetConfig | None = None) -> dict[str, Any]:
+    """For the report: ``quarantine`` (the newest files with quarantined rows: ``source_file,
+    rows, corrected, rules, validated_at``), ``quarantined_rows`` (all rows, None without a
+    table) and ``quarantined_corrected`` (of those, the rows corrected since).
+
+    A quarantined row is corrected when silver now holds a value of its series and month from
+    a later load (by silver's own order: load time, batch, file name). Its series id and month
+    are parsed from the row as landed, as validation parses them (``dataset``); a row whose id
+    or month does not parse is never corrected. Without ``dataset``, or when the quarantine
+    table does not have the dataset's columns, nothing is counted (no ``corrected`` column,
+    ``quarantined_corrected`` None).
     """
     table = _read(ctx, names.QUARANTINE)
     if table is None:
-        return {"quarantine": pd.DataFrame(), "quarantined_rows": None}
-    by_file = (
-        table.groupBy("source_file")
-        .agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.array_join(F.array_sort(F.collect_set("failed_rule")), ", ").alias("rules"),
-            F.max("validated_at").alias("validated_at"),
-        )
-        .toPandas()
+        return {
+            "quarantine": pd.DataFrame(),
+            "quarantined_rows": None,
+            "quarantined_corrected": None,
+        }
+    by_file = table.groupBy("source_file").agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.array_join(F.array_sort(F.collect_set("failed_rule")), ", ").alias("rules"),
+        F.max("validated_at").alias("validated_at"),
     )
-    newest = by_file.sort_values(["validated_at", "source_file"], ascending=[False, True])
+    corrected = corrected_by_file(ctx, table, dataset)
+    if corrected is not None:
+        by_file = by_file.join(corrected, "source_file", "left").select(
+            "source_file",
+            "rows",
+            F.coalesce("corrected", F.lit(0)).alias("corrected"),
+            "rules",
+            "validated_at",
+        )
+    frame = by_file.toPandas()
+    newest = frame.sort_values(["validated_at", "source_file"], ascending=[False, True])
     newest["source_file"] = newest["source_file"].map(lambda p: str(p).rsplit("/", 1)[-1])
     newest["validated_at"] = pd.to_datetime(newest["validated_at"]).dt.strftime("%Y-%m-%d %H:%M")
     return {
         "quarantine": newest.head(QUARANTINE_FILES_SHOWN).reset_index(drop=True),
-        "quarantined_rows": int(by_file["rows"].sum()),
+        "quarantined_rows": int(frame["rows"].sum()),
+        "quarantined_corrected": int(frame["corrected"].sum()) if corrected is not None else None,
     }
+
+
+def corrected_by_file(
+    ctx: RunContext, quarantine: DataFrame, dataset: DatasetConfig | None
+) -> DataFrame | None:
+    """``source_file, corrected``: per landing file, its quarantined rows whose series and month
+    silver now holds a value of from a later load (files with none are left out); None when
+    they cannot be counted (no ``dataset``, or a quarantine table without its columns).
+
+    One join of silver with the quarantine's keys (small: broadcast), silver read only where
+    it has a value.
+    """
+    if dataset is None:
+        return None
+    needed = {*dataset.canonical_columns, "source_file", "load_time", "batch_id"}
+    missing = sorted(needed - set(quarantine.columns))
+    if missing:
+        log.warning(
+            "monitor: %s has no column(s) %s of dataset %r: the report does not count the "
+            "quarantined rows corrected since",
+            ctx.table(names.QUARANTINE),
+            missing,
+            dataset.name,
+        )
+        return None
+    # Rows of one file, series, month and load count together (duplicates are quarantined
+    # as often as they landed).
+    keys = (
+        with_series_and_month(quarantine, dataset)
+        .where(F.col("_series_id").isNotNull() & F.col("_month").isNotNull())
+        .groupBy("source_file", "_series_id", "_month", "load_time", "batch_id")
+        .agg(F.count(F.lit(1)).alias("_rows"))
+        .select(
+            F.col("source_file").alias("_q_file"),
+            "_series_id",
+            "_month",
+            F.struct("load_time", "batch_id", "source_file").alias("_q_load"),
+            "_rows",
+        )
+    )
+    silver = _read(ctx, names.SILVER)
+    if silver is None:
+        return keys.limit(0).select(
+            F.col("_q_file").alias("source_file"), F.col("_rows").alias("corrected")
+        )
+    values = silver.where(F.col("y").isNotNull()).select(
+        "series_id", "month", F.struct("load_time", "batch_id", "source_file").alias("_s_load")
+    )
+    later = values.join(
+        F.broadcast(keys),
+        (F.col("series_id") == F.col("_series_id"))
+        & (F.col("month") == F.col("_month"))
+        & (F.col("_s_load") > F.col("_q_load")),
+    )
+    return later.groupBy(F.col("_q_file").alias("source_file")).agg(
+        F.sum("_rows").alias("corrected")
+    )
 
 
 def horizon_mismatches(forecasts: pd.DataFrame, horizon: int | None) -> dict[str, int]:
@@ -550,7 +630,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         job_cost=costs.job_cost(telemetry, cfg.cost_per_hour),
         cost_per_hour=cfg.cost_per_hour,
         failed_tasks=failed_tasks(telemetry, cfg.upstream_states),
-        **quarantine_summary(ctx),
+        **quarantine_summary(ctx, cfg.dataset),
         gaps=gaps,
     )
 
@@ -724,6 +804,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "champion forecasts another number are named in the report (omit: not checked)",
     )
     parser.add_argument(
+        "--dataset",
+        default="aus_retail",
+        help="dataset config name or YAML path (bundle variable `dataset`): how quarantined "
+        "rows name their series and month, to count those corrected since",
+    )
+    parser.add_argument(
         "--compute-cost-per-hour",
         type=float,
         default=1.0,
@@ -780,6 +866,7 @@ def make_config(args: argparse.Namespace) -> MonitorConfig:
         monitor_pause_status=str(args.quality_monitor_pause_status).strip().upper(),
         upstream_states=upstream_states(args.upstream_state),
         horizon=args.horizon,
+        dataset=load_dataset_config(args.dataset),
     )
 
 

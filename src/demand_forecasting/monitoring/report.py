@@ -59,8 +59,10 @@ class ReportInputs:
         cost_per_hour: the price of an hour of the job's compute behind both.
         failed_tasks: ``{task: error}`` of the job run's tasks whose last attempt failed.
         quarantine: the newest landing files with quarantined rows (``source_file, rows,
-            rules, validated_at``; :func:`quarantine_summary`), and ``quarantined_rows`` all
-            rows the quarantine table holds (None: no table, nothing was ever quarantined).
+            corrected, rules, validated_at``; :func:`quarantine_summary`), ``quarantined_rows``
+            all rows the quarantine table holds (None: no table, nothing was ever
+            quarantined) and ``quarantined_corrected`` those of them corrected since by a later
+            load (None: not counted, and ``quarantine`` has no ``corrected`` column).
         gaps: the months of the year up to the run month in which series have no value
             inside their span (``month, gaps, series``: gap rows and all rows of the month;
             :func:`demand_forecasting.monitoring.monitor.gap_months`).
@@ -91,6 +93,7 @@ class ReportInputs:
     plot_segments: int = 4
     quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
     quarantined_rows: int | None = None
+    quarantined_corrected: int | None = None
     gaps: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
@@ -365,16 +368,33 @@ def data_quality_section(inputs: ReportInputs) -> list[str]:
     kept there, never dropped), or that nothing was ever quarantined; then the recent months
     in which series have no value (a month file that never arrived shows up only here)."""
     lines = ["## Data quality", ""]
-    if not inputs.quarantined_rows:
+    total, corrected = inputs.quarantined_rows, inputs.quarantined_corrected
+    land = (
+        "land the fixed rows in a new file of the month (`<file_prefix>_<YYYY-MM>_<suffix>.csv`):"
+        " the latest load wins in silver."
+    )
+    if not total:
         lines += ["No row has been quarantined: every landed row passed the rules.", ""]
-    else:
+    elif corrected is None:  # not counted
         lines += [
-            f"The quarantine table holds {inputs.quarantined_rows:,} row(s) that broke a rule, "
-            "each with the rules it broke; the newest files with such rows:",
+            f"The quarantine table holds {total:,} row(s) that broke a rule, each with the rules "
+            "it broke; the newest files with such rows:",
             "",
             _table(inputs.quarantine, {}),
-            "To correct them, land the fixed rows in a new file of the month "
-            "(`<file_prefix>_<YYYY-MM>_<suffix>.csv`): the latest load wins in silver.",
+            f"To correct them, {land}",
+            "",
+        ]
+    else:
+        lines += [
+            f"The quarantine table holds {total:,} row(s) that broke a rule, each with the rules "
+            f"it broke; {corrected:,} of them have been corrected since (`corrected`: silver "
+            "holds a value of the row's series and month from a later load). The newest files "
+            "with such rows:",
+            "",
+            _table(inputs.quarantine, {}),
+            f"The {total - corrected:,} row(s) not corrected still need a correction file: {land}"
+            if total > corrected
+            else "Every quarantined row has been corrected: no correction file is needed.",
             "",
         ]
     if not inputs.gaps.empty:

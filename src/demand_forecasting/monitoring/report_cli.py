@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
-from demand_forecasting.data.config import parse_month
+from demand_forecasting.data.config import load_dataset_config, parse_month
 from demand_forecasting.monitoring.monitor import MonitorConfig, report_month
 
 if TYPE_CHECKING:
@@ -42,6 +42,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="job run whose task times and costs to show (default: the newest one, or with "
         "--run-month the newest one of that month)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="aus_retail",
+        help="dataset config name or YAML path (the bundle's dataset): to count the "
+        "quarantined rows corrected since",
     )
     parser.add_argument("--accuracy-alert-wape", type=float, default=0.15)
     parser.add_argument("--accuracy-window-months", type=int, default=3)
@@ -117,6 +123,7 @@ def main(args: argparse.Namespace) -> int:
         job_run_id=job_run_id,
         cost_per_hour=1.0 if cost_per_hour is None else float(cost_per_hour),
         horizon=args.horizon,
+        dataset=load_dataset_config(args.dataset),
     )
     try:
         path = report_month(ctx, cfg)

@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from demand_forecasting.data.config import DatasetConfig
 from demand_forecasting.data.ingest import bronze_columns
+from demand_forecasting.data.rules import LINE_TERMINATED
 
 AUS_HEADER = '"State","Industry","Series ID","Month","Turnover"'
 
@@ -31,7 +32,11 @@ def bronze_frame(
     source_file: str = "file:/landing/aus_retail_2015-01.csv",
     batch_id: int = 0,
 ) -> DataFrame:
-    """Bronze rows (text columns, lineage) from dicts of canonical column -> text."""
+    """Bronze rows (text columns, lineage) from dicts of canonical column -> text.
+
+    ``line_terminated`` is true unless a row says ``"false"`` (the last line of a file cut
+    short) or None (a row ingested before the column existed).
+    """
     loaded = datetime(2026, 1, 3, 6, 0)
     data = [
         (
@@ -41,14 +46,22 @@ def bronze_frame(
             loaded,
             loaded,
             batch_id,
+            _line_terminated(row),
         )
         for row in rows
     ]
     text = ", ".join(f"`{c}` string" for c in [*config.canonical_columns, "_rescued_data"])
     schema = (
         f"{text}, source_file string, file_modification_time timestamp, load_time timestamp, "
-        "batch_id long"
+        f"batch_id long, {LINE_TERMINATED} boolean"
     )
     frame = spark.createDataFrame(data, schema)
     assert frame.columns == bronze_columns(config)
     return frame
+
+
+def _line_terminated(row: dict[str, str | None]) -> bool | None:
+    if LINE_TERMINATED not in row:
+        return True
+    value = row[LINE_TERMINATED]
+    return None if value is None else value == "true"

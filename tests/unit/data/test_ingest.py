@@ -17,6 +17,7 @@ from demand_forecasting.data.ingest import (
     LandingFileError,
     bronze_columns,
     check_landing_files,
+    ends_without_line_break,
     run,
 )
 from demand_forecasting.platform.context import RunContext
@@ -208,3 +209,79 @@ def test_a_second_dataset_in_the_same_schema_is_refused_naming_both(
     ):
         run(ctx, IngestConfig(mine))
     assert ctx.tables.version(ctx.table(names.BRONZE)) == bronze
+
+
+@pytest.mark.parametrize(
+    ("ending", "cut"),
+    [
+        ("1.5\n", False),
+        ("1.5\r\n", False),  # CRLF
+        ("1.5\r", False),  # CR only: Spark's reader breaks lines there too
+        ("1.5\n\n", False),  # a blank last line
+        ("1.5\n  \t ", False),  # a last line of spaces: no row, nothing cut
+        ("19", True),  # cut mid-number
+        ('1.5\r\n"Tasmania","Liq', True),  # cut mid-row in a CRLF file
+        ("1" + " " * 5000, True),  # a last line longer than the bytes read first
+    ],
+)
+def test_a_file_ends_without_a_line_break_only_when_its_last_line_has_a_row_and_none(
+    tmp_path: Path, ending: str, cut: bool
+) -> None:
+    path = tmp_path / "aus_retail_2016-06.csv"
+    path.write_bytes(
+        (
+            '"State","Industry","Series ID","Month","Turnover"\n"T","L","A1",2016-06-01,' + ending
+        ).encode()
+    )
+    assert ends_without_line_break(path) is cut
+
+
+def test_the_last_row_of_a_file_cut_short_is_marked_and_no_other(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    folder = _landing(ctx, aus)
+    series = [f"A{i}" for i in range(6)]
+    # Cut mid-number, the rest of the file lost: "19" where 193.5 was. A space and a '+' in
+    # its name: Spark names the file URL-encoded.
+    cut = folder / "aus_retail_2016-06_re sent+1.csv"
+    write_landing_file(folder, cut.name, _rows("2016-06-01", *series))
+    cut.write_bytes(cut.read_bytes() + b'"Tasmania","Liquor retailing","A3349764R",2016-06-01,19')
+    # Complete files: LF, CRLF, and one whose last line is blank (no line break after it).
+    write_landing_file(folder, "aus_retail_2016-05.csv", _rows("2016-05-01", *series))
+    crlf = "\r\n".join(
+        ['"State","Industry","Series ID","Month","Turnover"', *_rows("2016-04-01", *series)]
+    )
+    (folder / "aus_retail_2016-04.csv").write_bytes((crlf + "\r\n").encode())
+    blank = write_landing_file(folder, "aus_retail_2016-03.csv", _rows("2016-03-01", *series))
+    blank.write_bytes(blank.read_bytes() + b"   ")
+
+    run(ctx, IngestConfig(aus))
+
+    bronze = ctx.tables.read(ctx.table(names.BRONZE))
+    assert bronze.columns == bronze_columns(aus)
+    assert bronze.count() == 4 * 6 + 1  # every row kept, the cut one too
+    unterminated = bronze.where(~F.col("line_terminated")).collect()
+    assert [(r["series_id"], r["turnover"]) for r in unterminated] == [("A3349764R", "19")]
+    assert unterminated[0]["source_file"].endswith("aus_retail_2016-06_re%20sent+1.csv")
+    assert bronze.where(F.col("line_terminated").isNull()).count() == 0
+
+
+def test_the_last_row_of_a_file_read_in_parts_is_found(ctx: RunContext, aus: DatasetConfig) -> None:
+    # Bigger than Spark's smallest split (spark.sql.files.openCostInBytes, lowered here): the
+    # file is read in several parts, and only the last row of the last part is cut.
+    folder = _landing(ctx, aus)
+    series = [f"A{i:05d}" for i in range(3000)]
+    path = write_landing_file(folder, "aus_retail_2016-06.csv", _rows("2016-06-01", *series))
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    spark = ctx.spark
+    before = {k: spark.conf.get(k) for k in ("spark.sql.files.maxPartitionBytes",)}
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
+    try:
+        run(ctx, IngestConfig(aus))
+    finally:
+        for key, value in before.items():
+            spark.conf.set(key, value)
+
+    bronze = ctx.tables.read(ctx.table(names.BRONZE))
+    assert bronze.count() == 3000
+    assert [r["series_id"] for r in bronze.where(~F.col("line_terminated")).collect()] == ["A02999"]

@@ -66,6 +66,16 @@ CASES: dict[str, tuple[dict[str, str | None], list[str]]] = {
     "blank key": ({"state": "   "}, ["not_null_state"]),
     "missing series id": ({"series_id": None}, ["not_null_series_id"]),
     "unparseable line": ({"_rescued_data": "NSW,x,A1,2015-01-01,1,2"}, ["row_parses"]),
+    # The last line of a file cut short (no line break): "19" may be 193.5 cut mid-number.
+    "last line without a line break": (
+        {"turnover": "19", "line_terminated": "false"},
+        ["row_complete"],
+    ),
+    "cut mid-row": (
+        {"turnover": None, "_rescued_data": "NSW,x,A1", "line_terminated": "false"},
+        ["row_complete", "row_parses", "not_null_turnover"],
+    ),
+    "ingested before line_terminated existed": ({"line_terminated": None}, []),
     "two faults": (
         {"turnover": "-1", "month": "2015-01-02"},
         ["turnover_in_range", "month_on_grain"],

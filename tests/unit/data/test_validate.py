@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from data_support import write_landing_file
+from data_support import bronze_frame, write_landing_file
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
@@ -196,3 +196,87 @@ def test_values_the_config_does_not_list_are_named_with_the_config_key_to_extend
 def test_max_bad_row_share_must_be_a_share(aus: DatasetConfig) -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         ValidateConfig(aus, max_bad_row_share=5)
+
+
+def _land_cut_file(ctx: RunContext, aus: DatasetConfig, name: str, lines: list[str]) -> None:
+    """Land ``lines`` with the last one cut: no line break after it, as a copy cut short."""
+    folder = Path(ctx.volume_path(names.LANDING_VOLUME, aus.name))
+    path = write_landing_file(folder, name, lines)
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    ingest.run(ctx, ingest.IngestConfig(aus))
+
+
+def test_the_last_row_of_a_file_cut_short_is_quarantined_and_the_rows_before_pass(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    # 193.5 cut to 19, the rest of the file lost: the 19 must not pass as a value.
+    cut = '"Tasmania","Liquor retailing","A3349764R",2015-03-01,19'
+    _land_cut_file(ctx, aus, "aus_retail_2015-03.csv", [*GOOD, cut])
+
+    with pytest.raises(DataQualityGateError) as failure:  # 1 of 5 bad: over 5%
+        run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+    message = str(failure.value)
+    assert "aus_retail_2015-03.csv: 1 of 5 rows bad (row_complete 1)" in message
+    assert "the last line of aus_retail_2015-03.csv has no line break" in message
+    assert "a complete file ends with a line break" in message
+    assert "aus_retail_2015-03_correction.csv" in message
+
+    done = run(ctx, ValidateConfig(aus, max_bad_row_share=0.2, run_month=RUN_MONTH))
+    assert (done.rows_in, done.rows_out, done.rows_quarantined) == (5, 4, 1)
+    row = ctx.tables.read(ctx.table(names.QUARANTINE)).collect()[0]
+    assert (row["series_id"], row["turnover"], row["failed_rule"]) == (
+        "A3349764R",
+        "19",
+        "row_complete",
+    )
+    assert row["line_terminated"] is False
+    accepted = ctx.tables.read(ctx.table(names.VALIDATED))
+    assert sorted(r["series_id"] for r in accepted.collect()) == ["A1", "A2", "A3", "A4"]
+
+    # The row landed again in a complete correction file passes.
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03_correction.csv", [cut.replace(",19", ",193.5")])
+    fixed = run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+    assert (fixed.rows_out, fixed.rows_quarantined) == (1, 0)
+
+
+def test_tables_written_before_line_terminated_existed_get_it(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    # Bronze and quarantine as an older version wrote them (no line_terminated), with a bronze
+    # batch not judged yet: it is judged as before, and the new column reaches both tables.
+    row = {"state": "Tasmania", "industry": "Liquor retailing", "month": "2015-02-01"}
+    old = bronze_frame(
+        ctx.spark,
+        aus,
+        [
+            {**row, "series_id": "OLD1", "turnover": "5"},
+            {**row, "series_id": "OLD2", "turnover": "n/a"},
+        ],
+        source_file="file:/landing/aus_retail_2015-02.csv",
+    ).drop("line_terminated")
+    ctx.tables.write(old, ctx.table(names.BRONZE))
+    quarantined = old.where(F.col("series_id") == "OLD2").select(
+        "*",
+        F.lit("turnover_is_number").alias("failed_rule"),
+        F.array(F.lit("turnover_is_number")).alias("failed_rules"),
+        F.current_timestamp().alias("validated_at"),
+    )
+    ctx.tables.write(quarantined, ctx.table(names.QUARANTINE))
+
+    first = run(ctx, ValidateConfig(aus, max_bad_row_share=1.0, run_month=RUN_MONTH))
+    assert first.rows_quarantined == 1
+    # The stream that read bronze before the column existed reads on after ingest adds it.
+    _land_cut_file(ctx, aus, "aus_retail_2015-03.csv", [*GOOD, GOOD[0].replace("A1", "A9")])
+    assert ctx.tables.read(ctx.table(names.BRONZE)).columns == ingest.bronze_columns(aus)
+    second = run(ctx, ValidateConfig(aus, max_bad_row_share=1.0, run_month=RUN_MONTH))
+
+    assert (second.rows_in, second.rows_quarantined) == (5, 1)
+    quarantine = ctx.tables.read(ctx.table(names.QUARANTINE))
+    rows = sorted(
+        (r["series_id"], r["failed_rule"], r["line_terminated"]) for r in quarantine.collect()
+    )
+    assert rows == [
+        ("A9", "row_complete", False),
+        ("OLD2", "turnover_is_number", None),
+        ("OLD2", "turnover_is_number", None),
+    ]

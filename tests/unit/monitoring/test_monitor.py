@@ -11,10 +11,12 @@ from monitoring_support import gold_frame, months, to_spark
 from pyspark.sql import functions as F
 
 from demand_forecasting import cli, names
+from demand_forecasting.data.config import load_dataset_config
 from demand_forecasting.monitoring import monitor, telemetry
 from demand_forecasting.monitoring.telemetry import TaskRecorder, record_segment_seconds
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.task_values import LocalTaskValues
+from demand_forecasting.task import base_parser
 
 FORECAST_SCHEMA = (
     "segment string, series_id string, month date, horizon int, run_month date, "
@@ -144,6 +146,79 @@ def test_the_report_lists_the_newest_quarantined_files_with_their_rules(
     ]
     assert "The quarantine table holds 3 row(s)" in text
     assert "| x_2022-01.csv | 1 | turnover_is_number |" in text
+
+
+def test_the_report_counts_the_quarantined_rows_a_later_load_corrected(
+    forecast_tables: RunContext,
+) -> None:
+    # Rows quarantined as they landed (text) and silver as the correction files left it.
+    ctx, aus = forecast_tables, load_dataset_config("aus_retail")
+    first, later = datetime(2022, 1, 3, 6, 0), datetime(2022, 1, 10, 6, 0)
+    december, january = "file:/landing/x_2021-12.csv", "file:/landing/x_2022-01.csv"
+    correction = "file:/landing/x_2021-12_correction.csv"
+
+    def bad(series: str | None, month: str, file: str, load: datetime, batch: int) -> tuple:
+        state, industry = "Tasmania", "Liquor retailing"
+        return (state, industry, series, month, "n/a", file, load, batch, "turnover_is_number")
+
+    quarantined = [
+        bad("A1", "2021-12-01", december, first, 5),  # a later load has its value: corrected
+        bad("A2", "2021-12-01", december, first, 5),  # silver's value is older: not corrected
+        bad("A3", "2021-12-15", december, first, 5),  # not the month silver holds
+        bad("A4", "12/2021", december, first, 5),  # the month does not parse: never corrected
+        bad(None, "2021-12-01", december, first, 5),  # no series id: never corrected
+        bad("A5", "2021-12-01", december, first, 5),  # a later gap row: no value
+        bad("C1", "2021-12-01", december, first, 5),  # its correction came in the same batch
+        bad("B1", "2022-01-01", january, first, 5),  # a duplicate, twice; corrected later
+        bad("B1", "2022-01-01", january, first, 5),
+    ]
+    ctx.tables.write(
+        ctx.spark.createDataFrame(
+            quarantined,
+            "state string, industry string, series_id string, month string, turnover string, "
+            "source_file string, load_time timestamp, batch_id long, failed_rule string",
+        ).withColumn("validated_at", F.col("load_time")),
+        ctx.table(names.QUARANTINE),
+    )
+    silver = [
+        ("A1", date(2021, 12, 1), 1.0, correction, later, 6),
+        ("A2", date(2021, 12, 1), 1.0, "file:/landing/x_2021-11.csv", datetime(2021, 12, 3), 4),
+        ("A3", date(2021, 12, 1), 1.0, correction, later, 6),
+        ("A4", date(2021, 12, 1), 1.0, correction, later, 6),
+        ("A5", date(2021, 12, 1), None, None, None, None),
+        ("C1", date(2021, 12, 1), 1.0, correction, first, 5),
+        ("B1", date(2022, 1, 1), 1.0, "file:/landing/x_2022-01_fix.csv", later, 6),
+    ]
+    ctx.tables.write(
+        ctx.spark.createDataFrame(
+            silver,
+            "series_id string, month date, y double, source_file string, load_time timestamp, "
+            "batch_id long",
+        ),
+        ctx.table(names.SILVER),
+    )
+
+    summary = monitor.quarantine_summary(ctx, aus)
+    text = monitor.run(ctx, monitor.MonitorConfig(dataset=aus)).report.read_text()  # type: ignore[union-attr]
+
+    assert (summary["quarantined_rows"], summary["quarantined_corrected"]) == (9, 4)
+    files = summary["quarantine"].set_index("source_file")
+    assert files.loc["x_2021-12.csv", ["rows", "corrected"]].tolist() == [7, 2]
+    assert files.loc["x_2022-01.csv", ["rows", "corrected"]].tolist() == [2, 2]
+    assert "| source_file | rows | corrected | rules | validated_at |" in text
+    assert "| x_2021-12.csv | 7 | 2 | turnover_is_number |" in text
+    assert "4 of them have been corrected since" in text
+    assert "The 5 row(s) not corrected still need a correction file" in text
+    # Without the dataset nothing is counted, and the report says what it said before.
+    assert "corrected" not in monitor.quarantine_summary(ctx)["quarantine"].columns
+
+
+def test_monitor_takes_the_bundles_dataset() -> None:
+    parser = base_parser("monitor", "")
+    monitor.add_arguments(parser)
+    common = ["--catalog", "dev", "--schema", "small", "--target", "dev"]
+    config = monitor.make_config(parser.parse_args([*common, "--dataset", "aus_retail_small"]))
+    assert config.dataset is not None and config.dataset.name == "aus_retail_small"
 
 
 def test_run_writes_the_accuracy_table_beside_the_report(forecast_tables: RunContext) -> None:

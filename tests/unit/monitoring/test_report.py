@@ -156,6 +156,33 @@ def test_the_data_quality_section_lists_the_newest_quarantined_files(tmp_path: P
     assert "latest load wins" in section
 
 
+def test_the_data_quality_section_says_how_many_quarantined_rows_were_corrected(
+    tmp_path: Path,
+) -> None:
+    inputs = _inputs()
+    inputs.quarantined_rows, inputs.quarantined_corrected = 61, 59
+    inputs.quarantine = pd.DataFrame(
+        {
+            "source_file": ["aus_retail_2016-01.csv", "aus_retail_2015-07.csv"],
+            "rows": [59, 2],
+            "corrected": [59, 0],
+            "rules": ["turnover_is_number", "row_complete"],
+            "validated_at": ["2016-02-03 06:01", "2015-08-03 06:02"],
+        }
+    )
+
+    text = write_report(tmp_path / "some", inputs).read_text()
+
+    section = text[text.index("## Data quality") : text.index("## Retraining decisions")]
+    assert "61 row(s) that broke a rule" in section and "59 of them have been corrected" in section
+    assert "| aus_retail_2016-01.csv | 59 | 59 | turnover_is_number |" in section
+    assert "The 2 row(s) not corrected still need a correction file" in section
+    inputs.quarantined_corrected = 61
+    text = write_report(tmp_path / "all", inputs).read_text()
+    assert "Every quarantined row has been corrected: no correction file is needed." in text
+    assert "still need a correction file" not in text
+
+
 def test_the_data_quality_section_names_months_series_have_no_value_in(tmp_path: Path) -> None:
     # The file of 2015-11 never arrived: every series has a gap row there. Nothing was
     # quarantined, and the report said only that (a missing month was said nowhere).
