@@ -1,9 +1,10 @@
-"""An approval that finds nothing to approve says why, per named segment, from the registry.
+"""Approvals over several months: what awaits approval, and a refusal that says why.
 
 Months of a prod-like run leave many reasons a named segment has no challenger awaiting
 approval: a typo (or another schema), a version already approved, a newest candidate refused
 by validation or rolled back, a rerun of an approval killed before its audit row. Each
-refusal must name that, not send the approver to "run the deploy task first".
+refusal must name that, not send the approver to "run the deploy task first". And a newer
+challenger supersedes an older one left awaiting approval, so one version per segment awaits.
 
 Real Delta tables and the real sqlite MLflow registry; versions are registered without
 training (approve moves aliases and never loads a model), tagged as validate would.
@@ -16,9 +17,12 @@ from typing import Any
 
 import pytest
 
-from demand_forecasting.models import approve, deploy, rollback
+from demand_forecasting.models import approve, deploy, rollback, validate
 from demand_forecasting.models.registry import (
+    AWAITING_APPROVAL,
     CHALLENGER,
+    DEPLOYMENT_STATUS,
+    SUPERSEDED,
     VALIDATION_REASONS,
     VALIDATION_STATUS,
     SegmentRegistry,
@@ -51,7 +55,8 @@ def registry(ctx: RunContext) -> SegmentRegistry:
 
 
 def register(ctx: RunContext, segment: str, tmp_path: Path, *, passed: bool = True) -> str:
-    """A new version, tagged as validation tags it; a passing one becomes the challenger."""
+    """A new version, tagged as validation tags it; a passing one becomes the challenger
+    as validation makes it."""
     reg = registry(ctx)
     name = reg.ensure_model(segment)
     source = tmp_path / "model"
@@ -64,7 +69,7 @@ def register(ctx: RunContext, segment: str, tmp_path: Path, *, passed: bool = Tr
         {VALIDATION_STATUS: "passed" if passed else "refused", VALIDATION_REASONS: reason},
     )
     if passed:
-        reg.set_alias(segment, CHALLENGER, version)
+        validate.make_challenger(reg, segment, version)
     return version
 
 
@@ -158,3 +163,29 @@ def test_a_rerun_of_a_killed_approval_says_the_reconciliation_recorded_it(
         f"(e.g. an approval killed before writing it): {segment} none -> v{version} "
         "(by lead@contoso.com)"
     ) in message
+
+
+def test_a_newer_challenger_supersedes_the_version_awaiting_approval(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    """Month 1's challenger is never approved; month 2's passes validation and takes the
+    alias: the registry must not show two versions awaiting approval."""
+    segment = "piled_up"
+    reg = registry(ctx)
+    first = register(ctx, segment, tmp_path)
+    mark_awaiting(ctx, segment, "20")
+    second = register(ctx, segment, tmp_path)
+
+    assert reg.version(segment, first).tags[DEPLOYMENT_STATUS] == SUPERSEDED
+    mark_awaiting(ctx, segment, "21")
+    statuses = {
+        str(v.version): (v.tags or {}).get(DEPLOYMENT_STATUS) for v in reg.versions(segment)
+    }
+    assert statuses == {first: SUPERSEDED, second: AWAITING_APPROVAL}
+    assert approve_job(ctx, segment) == {segment: second}
+
+    # A challenger that awaited nothing (deploy has not run) is left as it is.
+    third = register(ctx, segment, tmp_path)
+    fourth = register(ctx, segment, tmp_path)
+    assert (reg.version(segment, third).tags or {}).get(DEPLOYMENT_STATUS) is None
+    assert str(reg.alias(segment, CHALLENGER).version) == fourth  # type: ignore[union-attr]
