@@ -30,6 +30,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mlflow.entities.model_registry import ModelVersion
+
+from demand_forecasting import names
 from demand_forecasting.models.audit import (
     APPROVE,
     AuditEvent,
@@ -49,6 +52,9 @@ from demand_forecasting.models.registry import (
     CHALLENGER,
     CHAMPION,
     DEPLOYMENT_STATUS,
+    ROLLED_BACK,
+    VALIDATION_REASONS,
+    VALIDATION_STATUS,
     SegmentRegistry,
     add_model_prefix_option,
     read_each_segment,
@@ -106,20 +112,29 @@ def approve(
     # approve finds nothing awaiting and stops below) gets a reconciled row, before the
     # promotions here add theirs.
     champions = read_each_segment(scope, lambda segment: registry.alias(segment, CHAMPION))
-    reconcile(ctx, registry, champions, recorder=who, job_run_id=job_run_id)
+    reconciled = reconcile(ctx, registry, champions, recorder=who, job_run_id=job_run_id)
     pending = awaiting(registry, scope)
     if segments:
         missing = sorted(set(segments) - set(pending))
         if missing:
+            why = read_each_segment(
+                missing,
+                lambda segment: not_awaiting_reason(registry, segment, champions.get(segment)),
+            )
             raise LookupError(
-                f"segments {missing} have no challenger awaiting approval; run "
-                "the deploy task first (with require_approval true)"
+                f"nothing was approved: {len(missing)} named segment(s) have no challenger "
+                f"awaiting approval in {ctx.catalog}.{ctx.schema} (model prefix "
+                f"{model_prefix!r}): "
+                + "; ".join(f"{s}: {why[s]}" for s in missing)
+                + _known_segments(ctx, why)
+                + _reconciled_note(reconciled)
             )
     elif not pending:
         raise LookupError(
             f"no challenger awaits approval in {ctx.catalog}.{ctx.schema} (model prefix "
             f"{model_prefix!r}, {len(scope)} segments): the deploy task marks passing "
-            "challengers only when require_approval is true; nothing was changed"
+            "challengers only when require_approval is true; nothing was approved"
+            + _reconciled_note(reconciled)
         )
     events: list[AuditEvent] = []
     try:
@@ -142,6 +157,79 @@ def approve(
         write_audit(ctx, events)
         clear_intents(registry, events)
     return {e.segment: e.to_version for e in events}
+
+
+#: Why :func:`not_awaiting_reason` names no model: a typo, or another schema or prefix.
+NO_MODEL = "no registered model"
+
+
+def not_awaiting_reason(
+    registry: SegmentRegistry, segment: str, champion: ModelVersion | None
+) -> str:
+    """Why ``segment`` has nothing awaiting approval, from its registry (for the refusal).
+
+    ``champion`` is the segment's champion as :func:`approve` loaded it (after which the
+    reconciliation changed no alias, only tags and rows).
+    """
+    challenger = registry.alias(segment, CHALLENGER)
+    if challenger is not None:
+        status = (challenger.tags or {}).get(DEPLOYMENT_STATUS)
+        return (
+            f"challenger v{challenger.version} is not marked awaiting approval "
+            f"({DEPLOYMENT_STATUS}={status or 'unset'}): the deploy task has not run since "
+            "validation, or ran with require_approval false"
+        )
+    newest = next(iter(registry.iter_versions(segment)), None)
+    if newest is None:
+        return f"{NO_MODEL} {registry.name(segment)}"
+    held = f"; the champion is v{champion.version}" if champion is not None else "; no champion"
+    tags = newest.tags or {}
+    if champion is not None and str(champion.version) == str(newest.version):
+        return f"its newest version v{newest.version} is already the champion"
+    if tags.get(DEPLOYMENT_STATUS) == ROLLED_BACK:
+        return (
+            f"its newest version v{newest.version} was rolled back and is not approved "
+            f"again (restore it with `demand-forecasting rollback {segment} --to "
+            f"{newest.version}`){held}"
+        )
+    if tags.get(VALIDATION_STATUS) == "refused":
+        reasons = tags.get(VALIDATION_REASONS) or "see the model_evaluations table"
+        return f"its newest version v{newest.version} was refused by validation ({reasons}){held}"
+    return (
+        f"its newest version v{newest.version} is not a challenger ({VALIDATION_STATUS}="
+        f"{tags.get(VALIDATION_STATUS) or 'unset'}, {DEPLOYMENT_STATUS}="
+        f"{tags.get(DEPLOYMENT_STATUS) or 'unset'}){held}"
+    )
+
+
+def _known_segments(ctx: RunContext, why: dict[str, str]) -> str:
+    """The feature table's segments, when a named segment has no model at all (a typo, or
+    another catalog, schema or model prefix); empty otherwise."""
+    if not any(reason.startswith(NO_MODEL) for reason in why.values()):
+        return ""
+    try:
+        known = read_history(ctx, None).segments
+    except FileNotFoundError as exc:
+        return f". {exc}"
+    shown = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
+    return f". Segments of {ctx.table(names.FEATURES)}: {shown or 'none'}"
+
+
+def _reconciled_note(reconciled: Sequence[AuditEvent]) -> str:
+    """What the reconciliation before the refusal wrote (a rerun of a killed approval
+    completes it there), so that the refusal does not read as if nothing happened."""
+    if not reconciled:
+        return ""
+    done = ", ".join(
+        f"{e.segment} {'v' + e.from_version if e.from_version else 'none'} -> "
+        f"v{e.to_version} (by {e.actor})"
+        for e in reconciled
+    )
+    return (
+        f". Audit reconciliation first recorded {len(reconciled)} champion change(s) that had "
+        f"no audit row (e.g. an approval killed before writing it): {done}; see their "
+        "'reconciled' rows in the audit table"
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -58,6 +58,9 @@ AWAITING_APPROVAL = "awaiting_approval"
 #: promotion killed before writing it can be rebuilt with who and why
 #: (:func:`demand_forecasting.models.audit.reconcile`).
 PROMOTION_INTENT = "promotion_intent"
+#: ``deployment_status`` of a version that awaited approval when a newer one took its
+#: ``challenger`` alias (validation of a later month): it can no longer be approved.
+SUPERSEDED = "superseded"
 #: ``deployment_status`` of a version a rollback took the champion away from: validation
 #: never makes it a challenger again (a person may restore it with ``rollback --to``).
 ROLLED_BACK = "rolled_back"

@@ -54,10 +54,12 @@ from demand_forecasting.models.gate import GateDecision, GateRule, decide
 from demand_forecasting.models.metrics import Accuracy
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.registry import (
+    AWAITING_APPROVAL,
     CHALLENGER,
     CHAMPION,
     DEPLOYMENT_STATUS,
     ROLLED_BACK,
+    SUPERSEDED,
     TAG_VALUE_MAX,
     VALIDATION_REASONS,
     VALIDATION_STATUS,
@@ -278,6 +280,32 @@ def plan_contests(
     return contests, skipped
 
 
+def make_challenger(registry: SegmentRegistry, segment: str, version: str) -> None:
+    """Give ``version`` the ``challenger`` alias; a version it takes the alias from that was
+    awaiting approval (an earlier month's, never approved) is tagged
+    ``deployment_status=superseded``, so that the registry shows one version awaiting
+    approval per segment: the one the approve job would promote."""
+    previous = registry.alias(segment, CHALLENGER)
+    registry.set_alias(segment, CHALLENGER, version)
+    if previous is None or str(previous.version) == version:
+        return
+    if (previous.tags or {}).get(DEPLOYMENT_STATUS) != AWAITING_APPROVAL:
+        return
+    # After the alias moved: killed in between, the old version keeps its stale tag, never an
+    # approvable challenger without one.
+    registry.tag(segment, str(previous.version), {DEPLOYMENT_STATUS: SUPERSEDED})
+    log.warning(
+        "segment %s: v%s, awaiting approval, is superseded by the new challenger v%s (tagged "
+        "%s=%s); approving the segment now promotes v%s",
+        segment,
+        previous.version,
+        version,
+        DEPLOYMENT_STATUS,
+        SUPERSEDED,
+        version,
+    )
+
+
 def rolled_back_reason(segment: str, version: str) -> str:
     """Why a rolled-back version is not validated or promoted again, and what to do instead."""
     return (
@@ -405,7 +433,7 @@ def stand_in_fallbacks(
                 VALIDATION_FIGURES: _figures(naive, naive, history.version),
             },
         )
-        registry.set_alias(segment, CHALLENGER, version)
+        make_challenger(registry, segment, version)
         summary.fallbacks[segment] = version
         log.warning("segment %s: seasonal-naive fallback v%s is the challenger", segment, version)
         rows.append(
@@ -534,7 +562,7 @@ def _evaluate(
         _description(contest, decision, candidate, naive, champion, table, data_version),
     )
     if decision.passed:
-        registry.set_alias(segment, CHALLENGER, version)
+        make_challenger(registry, segment, version)
         summary.passed[segment] = version
     else:
         current = registry.alias(segment, CHALLENGER)

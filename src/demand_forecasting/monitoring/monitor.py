@@ -78,6 +78,10 @@ REPORTS_FOLDER = "reports"
 REPORT_DRIVER_MAX_ROWS = 500_000
 
 
+class NoForecastsError(RuntimeError):
+    """No segment has a champion yet, so score forecast nothing and there is no report."""
+
+
 class AccuracyAlertError(TaskInputError, RuntimeError):
     """Accuracy alerts were raised and the bundle says to fail on them."""
 
@@ -243,6 +247,7 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
     forecasts = _read(ctx, names.FORECASTS)
     gold = _read(ctx, names.FEATURES)
     if forecasts is None or gold is None:
+        _raise_if_nothing_was_scored(ctx)
         raise RuntimeError(
             f"monitor: {ctx.table(names.FORECASTS)} or "
             f"{ctx.table(names.FEATURES)} does not exist: run score first"
@@ -264,6 +269,8 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
     latest = forecasts.agg(F.max("run_month"), F.count(F.lit(1))).first()
     run_month = cfg.run_month or (latest[0] if latest else None)
     if run_month is None:
+        forecasts.unpersist()
+        _raise_if_nothing_was_scored(ctx)
         raise RuntimeError(f"monitor: {ctx.table(names.FORECASTS)} is empty: run score first")
     if cfg.run_month is not None:
         _require_run_month(ctx, forecasts, cfg.run_month)
@@ -273,6 +280,28 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
     alerts = accuracy_alerts(accuracy_rows, cfg.alert_wape, 1, cfg.window_months)
     forecast_rows = int(latest[1]) if latest else 0
     return Measured(run_month, forecasts, actuals, accuracy, accuracy_rows, alerts, forecast_rows)
+
+
+def _raise_if_nothing_was_scored(ctx: RunContext) -> None:
+    """Raise why there are no forecasts at all when this run's score task tells it: it ran,
+    and segments had no champion (in a target with ``require_approval``, every month before
+    the first approval). Returns when score did not run in this job run or named none.
+
+    Raises:
+        NoForecastsError: score named every segment it skipped for want of a champion.
+    """
+    without = ctx.task_values.get("score", "segments_without_champion", None)
+    if not without:
+        return
+    shown = ", ".join(without[:10]) + (" ..." if len(without) > 10 else "")
+    raise NoForecastsError(
+        f"monitor: {ctx.table(names.FORECASTS)} has no forecasts yet: score ran and forecast "
+        f"nothing; {len(without)} segment(s) have no champion ({shown}). "
+        "With require_approval (prod), deploy only marks passing challengers "
+        "awaiting_approval: approve them (the approve job; docs/deployment.md, 'Approving "
+        "and rolling back'), then rerun this month to score it and write its report. "
+        "Otherwise see the deploy and validate_models tasks' logs."
+    )
 
 
 def _require_run_month(ctx: RunContext, forecasts: DataFrame, run_month: date) -> None:
