@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
 from pyspark import inheritable_thread_target
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -40,7 +41,14 @@ from pyspark.sql import functions as F
 from demand_forecasting import names
 from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
 from demand_forecasting.data.rules import with_series_and_month
+from demand_forecasting.models.audit import AWAITING_APPROVAL as AWAITING_APPROVAL_ACTION
 from demand_forecasting.models.fallback import is_fallback
+from demand_forecasting.models.registry import (
+    AWAITING_APPROVAL,
+    CHALLENGER,
+    DEPLOYMENT_STATUS,
+    read_each_segment,
+)
 from demand_forecasting.monitoring import costs, telemetry
 from demand_forecasting.monitoring.accuracy import (
     AccuracyAlert,
@@ -655,6 +663,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         segments_on_fallback=list(on_fallback),
         horizon=cfg.horizon,
         segments_off_horizon=off_horizon,
+        awaiting_approval=awaiting_approval(ctx),
         costs=allocation,
         job_cost=costs.job_cost(telemetry, cfg.cost_per_hour),
         cost_per_hour=cfg.cost_per_hour,
@@ -681,6 +690,70 @@ def segments_without_value(actuals: DataFrame, segments: list[str], run_month: d
     )
     found = {row[0] for row in with_value}
     return [s for s in segments if s not in found]
+
+
+#: Columns of :func:`awaiting_approval`.
+AWAITING_COLUMNS = ["segment", "version", "marked", "candidate_mase", "champion_mase", "naive_mase"]
+
+
+def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
+    """The versions the approve job would promote, with the gate's evidence for the approver.
+
+    A segment's version awaits approval while it is the ``challenger`` tagged
+    ``deployment_status=awaiting_approval`` (deploy under ``require_approval``); the segments
+    looked at are those the audit table has an ``awaiting_approval`` row for, their registry
+    aliases read :data:`~demand_forecasting.models.registry.REGISTRY_READ_THREADS` at a time.
+
+    Returns:
+        :data:`AWAITING_COLUMNS` (``marked``: the newest ``awaiting_approval`` row's date; the
+        MASEs: the version's newest evaluation row), by segment; empty when none awaits.
+    """
+    audit = _read(ctx, names.AUDIT)
+    if audit is None:
+        return pd.DataFrame(columns=AWAITING_COLUMNS)
+    marked = (
+        audit.where(F.col("action") == AWAITING_APPROVAL_ACTION)
+        .groupBy("segment", "model_name")
+        .agg(F.max("at").alias("marked"))
+        .toPandas()
+    )
+    if marked.empty:
+        return pd.DataFrame(columns=AWAITING_COLUMNS)
+    names_of = dict(
+        zip(marked["segment"].astype(str), marked["model_name"].astype(str), strict=True)
+    )
+
+    def challenger(segment: str) -> str | None:
+        try:
+            version = ctx.mlflow.get_model_version_by_alias(names_of[segment], CHALLENGER)
+        except MlflowException:  # no challenger (approved, or the model is gone)
+            return None
+        awaiting = (version.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
+        return str(version.version) if awaiting else None
+
+    versions = {
+        s: v for s, v in read_each_segment(sorted(names_of), challenger).items() if v is not None
+    }
+    if not versions:
+        return pd.DataFrame(columns=AWAITING_COLUMNS)
+    rows = marked[marked["segment"].isin(list(versions))].copy()
+    rows["version"] = rows["segment"].map(versions)
+    rows["marked"] = pd.to_datetime(rows["marked"]).dt.strftime("%Y-%m-%d")
+    evaluations = _read(ctx, names.EVALUATIONS)
+    figures = ["candidate_mase", "champion_mase", "naive_mase"]
+    if evaluations is not None:
+        newest = (
+            evaluations.where(F.col("segment").isin(list(versions)))
+            .groupBy("segment", F.col("candidate_version").alias("version"))
+            .agg(F.max_by(F.struct(*figures), "evaluated_at").alias("figures"))
+            .select("segment", "version", "figures.*")
+            .toPandas()
+        )
+        rows = rows.merge(newest, on=["segment", "version"], how="left")
+    for column in figures:
+        if column not in rows.columns:
+            rows[column] = float("nan")
+    return rows[AWAITING_COLUMNS].sort_values("segment", ignore_index=True)
 
 
 def fallback_segments(ctx: RunContext, run_month: date) -> list[str]:

@@ -51,6 +51,8 @@ class ReportInputs:
         horizon: months each forecast should cover (None: not checked).
         segments_off_horizon: ``{segment: months}`` whose champion forecasts another number
             of months than ``horizon``.
+        awaiting_approval: the challengers the approve job would promote, with their gate
+            figures (:func:`demand_forecasting.monitoring.monitor.awaiting_approval`).
         segments_without_data: segments not forecast because they have no value in the run
             month (rows quarantined, or the segment stopped).
         costs: the job run's estimated cost per segment and task
@@ -85,6 +87,7 @@ class ReportInputs:
     segments_on_fallback: list[str] = field(default_factory=list)
     horizon: int | None = None
     segments_off_horizon: dict[str, int] = field(default_factory=dict)
+    awaiting_approval: pd.DataFrame = field(default_factory=pd.DataFrame)
     segments_without_data: list[str] = field(default_factory=list)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)
     job_cost: float | None = None
@@ -410,6 +413,26 @@ def data_quality_section(inputs: ReportInputs) -> list[str]:
     return lines
 
 
+def approval_section(awaiting: pd.DataFrame) -> list[str]:
+    """The versions awaiting approval with the gate's MASEs (nothing when none awaits)."""
+    if awaiting.empty:
+        return []
+    return [
+        f"## Awaiting approval ({len(awaiting)})",
+        "",
+        "Each segment's challenger passed validation and waits for a person to approve it "
+        "(`require_approval`); approving a segment promotes the version below "
+        "(docs/deployment.md, 'Approving and rolling back'). Backtest MASE of the version, "
+        "the current champion (empty: none) and seasonal naive, on the same rows:",
+        "",
+        _table(
+            awaiting.rename(columns={"marked": "awaiting since"}),
+            {"candidate_mase": ".3f", "champion_mase": ".3f", "naive_mase": ".3f"},
+            rest=f"the {names.EVALUATIONS} and {names.AUDIT} tables have them all",
+        ),
+    ]
+
+
 def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
     """The report text; ``images`` maps a figure's file name to its caption."""
     month = inputs.run_month.strftime("%Y-%m")
@@ -471,6 +494,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
             for task, error in inputs.failed_tasks.items()
         ],
         "",
+        *approval_section(inputs.awaiting_approval),
         *data_quality_section(inputs),
         "## Retraining decisions",
         "",

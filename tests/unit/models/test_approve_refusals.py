@@ -189,3 +189,50 @@ def test_a_newer_challenger_supersedes_the_version_awaiting_approval(
     fourth = register(ctx, segment, tmp_path)
     assert (reg.version(segment, third).tags or {}).get(DEPLOYMENT_STATUS) is None
     assert str(reg.alias(segment, CHALLENGER).version) == fourth  # type: ignore[union-attr]
+
+
+def test_the_report_lists_what_awaits_approval_with_the_gates_figures(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    from datetime import datetime, timezone
+
+    from demand_forecasting.monitoring.monitor import awaiting_approval
+    from demand_forecasting.monitoring.report import approval_section
+
+    segment = "report_awaiting"
+    first = register(ctx, segment, tmp_path)
+    mark_awaiting(ctx, segment, "30")
+    second = register(ctx, segment, tmp_path)  # next month: supersedes the first
+    mark_awaiting(ctx, segment, "31")
+    columns = [c.split()[0] for c in validate.EVALUATION_SCHEMA.split(", ")]
+    rows = [
+        {
+            **dict.fromkeys(columns),
+            "evaluation_id": f"e{version}",
+            "evaluated_at": datetime(2016, int(version), 3, tzinfo=timezone.utc),
+            "segment": segment,
+            "candidate_version": version,
+            "candidate_mase": mase,
+            "naive_mase": 1.1,
+            "data_version": int(version),
+        }
+        for version, mase in ((first, 0.95), (second, 0.82))
+    ]
+    validate.write_evaluations(ctx, rows)
+
+    awaiting = awaiting_approval(ctx)
+    mine = awaiting[awaiting["segment"] == segment]
+    # Only the newest challenger awaits (the superseded one is not approvable), with its
+    # own evaluation; a segment approved since (the other tests') is not listed.
+    assert mine[["version", "candidate_mase", "naive_mase"]].values.tolist() == [
+        [second, 0.82, 1.1]
+    ]
+    assert mine["champion_mase"].isna().all()
+    assert set(awaiting["segment"]) <= {segment, "piled_up"} | set(SEGMENTS)
+    text = "\n".join(approval_section(mine))
+    assert "## Awaiting approval (1)" in text
+    assert f"| {segment} | {second} |" in text and "| 0.820 |" in text
+
+    approve_job(ctx, segment)
+    assert segment not in set(awaiting_approval(ctx)["segment"])
+    assert approval_section(awaiting_approval(ctx).iloc[0:0]) == []
