@@ -9,13 +9,17 @@ direct multi-horizon and gets the statistical combination as a stacked feature.
 next H months from the newest month of whatever history it is given (so a champion trained
 last month forecasts from this month's data without retraining). Only series observed in the
 newest month are forecast: a series that stopped keeps teaching the model but gets no
-forecast. :meth:`SegmentForecaster.to_files` / :func:`load_forecaster` are the model's
-on-disk form (XGBoost's own UBJ format plus one JSON), wrapped by the MLflow pyfunc.
+forecast. A young series (observed in fewer than :data:`YOUNG_MONTHS` months, e.g. a product
+launched after the model was trained) is forecast by its segment's shape instead
+(:func:`young_series_log`). :meth:`SegmentForecaster.to_files` / :func:`load_forecaster` are
+the model's on-disk form (XGBoost's own UBJ format plus one JSON), wrapped by the MLflow
+pyfunc.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +29,7 @@ import xgboost as xgb
 
 from demand_forecasting.models import holt_winters, theta
 from demand_forecasting.models.baseline import seasonal_naive
-from demand_forecasting.models.features import FEATURE_NAMES, N_LAGS, design_rows
+from demand_forecasting.models.features import FEATURE_NAMES, LEVEL_MONTHS, N_LAGS, design_rows
 from demand_forecasting.models.holt_winters import HoltWintersParams
 from demand_forecasting.models.intervals import ForecastInterval, seasonal_naive_offsets
 from demand_forecasting.models.panel import Panel, panel_from_history
@@ -38,6 +42,10 @@ class FeatureMismatchError(ValueError):
 
 #: Fewer training rows than this: no XGBoost half (Holt-Winters or seasonal naive alone).
 MIN_TRAINING_ROWS = 100
+#: A series observed in fewer months than this is young: Holt-Winters and Theta cannot fit it
+#: (:data:`.holt_winters.MIN_MONTHS`) and its forecast is its segment's shape
+#: (:func:`young_series_log`; benchmarks/README.md, "Young series").
+YOUNG_MONTHS = holt_winters.MIN_MONTHS
 BOOSTER_FILE = "booster.ubj"
 STATE_FILE = "forecaster.json"
 
@@ -126,6 +134,8 @@ class SegmentForecaster:
         else:
             xgb_log = np.full(len(rows.level), np.nan)
         blend = combine_logs(xgb_log, statistical_log, self.recipe.xgb_weight)
+        # A young series (too short for the statistical members): the segment's shape.
+        blend = young_series_log(panel, rows.series, rows.horizon, blend)
         # Neither half could forecast (short series): fall back to the seasonal naive value.
         naive_log = seasonal_naive_log(panel.log_values, rows.series, rows.horizon)
         blend = np.where(np.isnan(blend), naive_log, blend)
@@ -210,6 +220,61 @@ def combine_logs(first: np.ndarray, second: np.ndarray, first_weight: float) -> 
     blended = first_weight * first + (1.0 - first_weight) * second
     blended = np.where(np.isnan(second), first, blended)
     return np.where(np.isnan(first), second, blended)
+
+
+def young_series_log(
+    panel: Panel, series: np.ndarray, horizon: np.ndarray, forecast_log: np.ndarray
+) -> np.ndarray:
+    """``forecast_log`` with each young series' rows replaced by its segment's shape.
+
+    A series observed in fewer than :data:`YOUNG_MONTHS` months (a product launched after
+    the model was trained, or recently) has no statistical members, and the XGBoost half
+    extrapolates from mostly missing lags: on aus_retail it forecast such series with a
+    WAPE of 28-76 % (benchmarks/README.md, "Young series"). Instead the young series moves
+    as the model forecasts the segment's mature series to move from the months it was seen
+    in: its forecast for month o+h is its mean log over its newest min(age, 12) months plus
+    the mean, over the mature series forecast here, of (their forecast for o+h minus their
+    mean log over those same months). Season and growth come from the segment, the level
+    from the series.
+
+    Rows of mature series are returned unchanged (the same array values); so is everything
+    when no young series is forecast or no mature series can lend its shape.
+
+    Args:
+        panel: the history the forecast starts from.
+        series: per row, the column index of its series in ``panel``.
+        horizon: per row, months ahead (1..H).
+        forecast_log: per row, the model's forecast on the log scale.
+    """
+    observed = ~np.isnan(panel.values)
+    young = observed.sum(axis=0) < YOUNG_MONTHS
+    forecast_series = np.unique(series)
+    if not young[forecast_series].any():
+        return forecast_log
+    n_horizons = int(horizon.max())
+    grid = np.full((len(panel.series), n_horizons), np.nan)
+    grid[series, horizon - 1] = forecast_log
+    mature = [s for s in forecast_series if not young[s] and np.isfinite(grid[s]).all()]
+    if not mature:
+        return forecast_log
+    z = panel.log_values
+    newest = len(panel.months) - 1
+    out = forecast_log.copy()
+    for s in forecast_series[young[forecast_series]]:
+        first = int(np.argmax(observed[:, s]))
+        window = np.arange(max(first, newest + 1 - LEVEL_MONTHS), newest + 1)
+        seen = window[observed[window, s]]
+        peers = np.asarray(mature)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a peer with a gap there: NaN
+            peer_level = np.nanmean(z[np.ix_(seen, peers)], axis=0)
+        lending = np.isfinite(peer_level)
+        if not lending.any():
+            continue
+        shape = np.mean(grid[peers[lending]] - peer_level[lending, None], axis=0)
+        own = series == s
+        out[own] = z[seen, s].mean() + shape[horizon[own] - 1]
+    return out
 
 
 def seasonal_naive_log(

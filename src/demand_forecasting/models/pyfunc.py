@@ -1,9 +1,12 @@
 """The MLflow form of a segment forecaster: a pyfunc wrapping the XGBoost booster.
 
 Input: the segment's recent history, ``series_id`` (string), ``month`` (datetime, first of
-month), ``y`` (double, NaN for a gap), at least 24 months per series. Output: one row per
-series observed in the newest month and horizon 1..H: ``series_id, origin, horizon, month,
-forecast, forecast_xgb, forecast_holt_winters, forecast_theta``. Scoring loads
+month), ``y`` (double, NaN for a gap), the whole history of each series (a series with
+fewer than 36 months is young and forecast by its segment's shape, see
+:func:`~demand_forecasting.models.forecaster.young_series_log`; the rule is code, not model
+state, so champions saved before it get it too). Output: one row per series observed in the
+newest month and horizon 1..H: ``series_id, origin, horizon, month, forecast, forecast_lower,
+forecast_upper, forecast_xgb, forecast_holt_winters, forecast_theta``. Scoring loads
 ``models:/<name>@champion`` and calls ``predict(history)``.
 
 The model folder holds XGBoost's own UBJ file and a JSON state. The wrapper class is pickled

@@ -190,3 +190,66 @@ def test_a_model_needing_a_feature_the_code_no_longer_builds_names_it() -> None:
     stale = dataclasses.replace(forecaster, feature_names=renamed)
     with pytest.raises(FeatureMismatchError, match=r"\['retired_feature'\].*full_retrain"):
         stale.predict(frame)
+
+
+def with_new_series(frame: pd.DataFrame, months: int) -> pd.DataFrame:
+    """``frame`` plus a series launched ``months`` months before its end (a new product)."""
+    newest = frame["month"].max()
+    index = pd.date_range(end=newest, periods=months, freq="MS")
+    young = pd.DataFrame({"series_id": "new", "month": index, "y": 30.0 + np.arange(months)})
+    return pd.concat([frame, young], ignore_index=True)
+
+
+@pytest.mark.parametrize("months", [1, 5, 23, forecaster_module.YOUNG_MONTHS - 1])
+def test_a_new_series_gets_its_level_moved_by_the_segments_forecast(
+    tmp_path: Path, months: int
+) -> None:
+    frame = history()
+    # The champion was trained (and saved) before the series existed.
+    fit_forecaster(frame, SMALL).to_files(tmp_path)
+    champion = load_forecaster(tmp_path)
+    extended = with_new_series(frame, months)
+    forecast = champion.predict(extended).set_index(["series_id", "horizon"])
+
+    # Its level: the mean log of its newest min(months, 12) months; its moves: the mean of
+    # the mature active series' forecasts (s0, s1) relative to their own level then.
+    wide = extended.pivot(index="month", columns="series_id", values="y")
+    recent = np.log1p(wide.tail(min(months, 12)))
+    shape = np.mean(
+        [np.log1p(forecast.loc[s, "forecast"].to_numpy()) - recent[s].mean() for s in ("s0", "s1")],
+        axis=0,
+    )
+    expected = np.expm1(recent["new"].mean() + shape)
+    np.testing.assert_allclose(forecast.loc["new", "forecast"].to_numpy(), expected, rtol=1e-9)
+    assert forecast.loc["new", "forecast_holt_winters"].isna().all()  # too short for it
+    # The mature series are forecast exactly as without the new one.
+    alone = champion.predict(frame).set_index(["series_id", "horizon"])
+    pd.testing.assert_frame_equal(forecast.drop(index="new"), alone)
+
+
+def test_long_series_are_untouched_by_the_young_series_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame = with_new_series(history(), 4)
+    forecaster = fit_forecaster(history(), SMALL)
+    with_rule = forecaster.predict(frame)
+    monkeypatch.setattr(forecaster_module, "young_series_log", lambda *args: args[-1])
+    without = forecaster.predict(frame)
+    mature = with_rule["series_id"] != "new"
+    pd.testing.assert_frame_equal(with_rule[mature], without[mature])
+    assert not np.allclose(
+        with_rule.loc[~mature, "forecast"].to_numpy(), without.loc[~mature, "forecast"].to_numpy()
+    )
+
+
+def test_a_segment_of_young_series_only_keeps_the_models_forecast(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame = history(months=35)  # every series too short for the statistical members
+    forecaster = fit_forecaster(frame, SMALL)
+    forecast = forecaster.predict(frame)
+    assert forecast["forecast_holt_winters"].isna().all()
+    assert forecast["forecast"].notna().all()
+    # No mature series to lend a shape: the forecast is what it was without the rule.
+    monkeypatch.setattr(forecaster_module, "young_series_log", lambda *args: args[-1])
+    pd.testing.assert_frame_equal(forecast, forecaster.predict(frame))
