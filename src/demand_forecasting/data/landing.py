@@ -33,6 +33,7 @@ from demand_forecasting.data.config import (
     SyntheticSource,
     add_month,
     load_dataset_config,
+    month_count,
     month_strftime,
     parse_month,
 )
@@ -193,8 +194,7 @@ def _require_source(config: DatasetConfig) -> Source:
 
 
 def _months_between(first: date, last: date) -> list[date]:
-    count = (last.year - first.year) * 12 + last.month - first.month + 1
-    return [add_month(first, i) for i in range(max(count, 0))]
+    return [add_month(first, i) for i in range(month_count(first, last))]
 
 
 def _read_history(config: DatasetConfig, source: PackageCsvSource | CsvFileSource) -> pd.DataFrame:

@@ -114,6 +114,17 @@ def segment_of(name: str, prefix: str) -> str:
     return table[len(prefix) + 1 :]
 
 
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version of registered model ``name`` behind ``alias``, or None (no such model or
+    alias); another registry error is raised."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in _MISSING:
+            return None
+        raise
+
+
 @dataclass
 class SegmentRegistry:
     """Registry operations for the segment models of one catalog and schema."""
@@ -146,12 +157,7 @@ class SegmentRegistry:
 
     def alias(self, segment: str, alias: str) -> ModelVersion | None:
         """The version behind ``alias``, or None (no such model or alias)."""
-        try:
-            return self.client.get_model_version_by_alias(self.name(segment), alias)
-        except MlflowException as exc:
-            if exc.error_code in _MISSING:
-                return None
-            raise
+        return version_by_alias(self.client, self.name(segment), alias)
 
     def version(self, segment: str, version: str) -> ModelVersion:
         """One version of the segment's model.

@@ -48,6 +48,7 @@ from demand_forecasting.models.registry import (
     CHALLENGER,
     DEPLOYMENT_STATUS,
     read_each_segment,
+    version_by_alias,
 )
 from demand_forecasting.monitoring import costs, telemetry
 from demand_forecasting.monitoring.accuracy import (
@@ -725,8 +726,10 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
 
     def challenger(segment: str) -> str | None:
         try:
-            version = ctx.mlflow.get_model_version_by_alias(names_of[segment], CHALLENGER)
-        except MlflowException:  # no challenger (approved, or the model is gone)
+            version = version_by_alias(ctx.mlflow, names_of[segment], CHALLENGER)
+        except MlflowException:  # the report goes on without this segment's approval
+            return None
+        if version is None:  # approved since, or the model is gone
             return None
         awaiting = (version.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
         return str(version.version) if awaiting else None
