@@ -14,6 +14,7 @@ second pass over every segment. Its errors also give the model its forecast inte
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import traceback
@@ -53,6 +54,21 @@ def input_example(history: pd.DataFrame, months: int = 30) -> pd.DataFrame:
             "month": pd.to_datetime(one["month"]).to_numpy(),
             "y": one["y"].astype(float).to_numpy(),
         }
+    )
+
+
+def read_input_example(text: str) -> pd.DataFrame:
+    """The input example from the JSON text a training result row carries (``example``).
+
+    The column types are given, not inferred: pandas would read a ``y`` of whole numbers
+    (counts such as scripts or units) as int64, which the model signature's double refuses,
+    and a ``series_id`` such as ``001`` as the number 1.
+    """
+    return pd.read_json(
+        io.StringIO(text),
+        orient="records",
+        convert_dates=["month"],
+        dtype={"series_id": "str", "y": "float64"},
     )
 
 

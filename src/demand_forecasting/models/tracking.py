@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
@@ -31,6 +30,7 @@ from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 from demand_forecasting.models.forecaster import BOOSTER_FILE, STATE_FILE
 from demand_forecasting.models.pyfunc import check_logged_model, log_forecaster
 from demand_forecasting.models.registry import TAG_VALUE_MAX
+from demand_forecasting.models.segment_training import read_input_example
 from demand_forecasting.monitoring.job_run import job_parent_run
 from demand_forecasting.platform.mlflow_setup import ensure_experiment
 
@@ -196,10 +196,7 @@ class TrainingLogger:
         if row["booster"] is not None:  # XGBoost's UBJ bytes, as the worker saved them
             (model_dir / BOOSTER_FILE).write_bytes(bytes(row["booster"]))
         (model_dir / STATE_FILE).write_text(str(row["state"]))
-        example = pd.read_json(
-            _text_io(str(row["example"])), orient="records", convert_dates=["month"]
-        )
-        example["series_id"] = example["series_id"].astype(str)
+        example = read_input_example(str(row["example"]))
         # The model gets the parameters from here (Model.log would copy them from the run).
         model_uri = log_forecaster(
             model_dir, example, run=(self.experiment_id, run_id), params=params
@@ -303,9 +300,3 @@ def logged_model_id(model_uri: str) -> str | None:
     """The logged model id of a ``models:/<model id>`` URI (None for other URIs)."""
     match = re.fullmatch(r"models:/(m-[0-9a-f]+)", model_uri)
     return match.group(1) if match else None
-
-
-def _text_io(text: str) -> Any:
-    import io
-
-    return io.StringIO(text)

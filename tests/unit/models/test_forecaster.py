@@ -21,7 +21,11 @@ from demand_forecasting.models.forecaster import (
 )
 from demand_forecasting.models.metrics import accuracy
 from demand_forecasting.models.recipe import Recipe
-from demand_forecasting.models.segment_training import train_segment
+from demand_forecasting.models.segment_training import (
+    input_example,
+    read_input_example,
+    train_segment,
+)
 
 SMALL = Recipe(horizon=6).with_overrides(xgb_params={"n_estimators": 60, "learning_rate": 0.15})
 
@@ -67,6 +71,23 @@ def test_a_segment_shorter_than_the_lag_window_is_refused_naming_its_months(mont
         train_segment("new_seg", frame, SMALL, origins=6)
 
     assert f"a model needs at least {features.N_LAGS}" in str(error.value)
+
+
+def test_input_example_of_whole_counts_reads_back_as_logged() -> None:
+    # Counts (scripts, units) are whole numbers and ids may have leading zeros: the example
+    # read back from the result row's JSON must keep y double (the model signature refuses
+    # int64: every PBS segment failed to log) and "001" a text.
+    frame = history().assign(
+        y=lambda f: f["y"].round(),
+        series_id=lambda f: f["series_id"].str.replace("s", "00"),
+    )
+    row = train_segment("counts", frame, SMALL, origins=2)
+
+    example = read_input_example(str(row["example"]))
+
+    pd.testing.assert_frame_equal(example, input_example(frame))
+    assert example["y"].dtype == np.float64
+    assert example["series_id"].iloc[0] == "000"
 
 
 def test_saved_forecaster_predicts_the_same(tmp_path: Path) -> None:
