@@ -307,9 +307,12 @@ def seasonal_naive_forecast(panel: Panel, horizon: int) -> pd.DataFrame:
         low, high = seasonal_naive_offsets(panel.log_values, int(k))
         rows = years == k
         lower[rows], upper[rows] = low[position[rows]], high[position[rows]]
-    forecast_log = np.log1p(forecast["forecast"].to_numpy(float))
-    forecast["forecast_lower"] = _to_scale(forecast_log + lower)
-    forecast["forecast_upper"] = _to_scale(forecast_log + upper)
+    value = forecast["forecast"].to_numpy(float)
+    forecast_log = np.log1p(value)
+    # The offsets hold 0, but expm1(log1p(v)) is not always v: a bound a rounding error
+    # past its forecast (1061597.0000000009 over 1061597.0) fails lower <= forecast <= upper.
+    forecast["forecast_lower"] = np.minimum(_to_scale(forecast_log + lower), value)
+    forecast["forecast_upper"] = np.maximum(_to_scale(forecast_log + upper), value)
     for member in ("forecast_xgb", "forecast_holt_winters", "forecast_theta"):
         forecast[member] = np.nan
     return forecast[list(FORECAST_COLUMNS)]

@@ -147,3 +147,28 @@ def test_the_seasonal_naive_interval_comes_from_each_series_year_on_year_changes
     offset = (np.log1p(forecast["forecast_upper"]) - np.log1p(forecast["forecast"])).round(9)
     assert offset.groupby(forecast["series_id"]).nunique().eq(1).all()
     assert on_short["forecast_lower"].isna().all()
+
+
+def test_the_seasonal_naive_interval_holds_its_forecast_to_the_last_digit() -> None:
+    # Growing counts (every year-on-year change > 0) put the lower offset at exactly 0, so
+    # the lower bound is the forecast itself, as PBS's script counts showed: through
+    # expm1(log1p(v)) it came out a rounding error above v (1061597.0000000009).
+    months = pd.date_range("2010-01-01", periods=84, freq="MS")
+    rng = np.random.default_rng(7)
+    frame = pd.concat(
+        pd.DataFrame(
+            {
+                "series_id": f"s{s}",
+                "month": months,
+                "y": np.round(base * 1.01 ** np.arange(84) * (1 + 0.3 * np.sin(np.arange(84) / 2))),
+            }
+        )
+        for s, base in enumerate(rng.uniform(10.0, 2e6, size=40))
+    )
+    naive = fit_forecaster(frame, Recipe(horizon=12, method="seasonal_naive"))
+
+    forecast = naive.predict(frame)
+
+    assert forecast["forecast_lower"].notna().all()
+    assert (forecast["forecast_lower"] <= forecast["forecast"]).all()
+    assert (forecast["forecast"] <= forecast["forecast_upper"]).all()
