@@ -217,14 +217,12 @@ class DatasetConfig:
             "file_prefix",
             f"{self.file_prefix!r} is not snake_case",
         )
-        roles = [*self.series_keys, self.month_column, self.target, *self.exogenous]
-        if self.series_id:
-            roles.append(self.series_id)
-        for name in roles:
+        for key, name in self._roles():
             self._require(
                 name in canonical,
-                "roles",
-                f"{name!r} is not a canonical name of `rename` ({', '.join(canonical)})",
+                key,
+                f"{name!r} is not a canonical name of `rename` ({', '.join(canonical)}): "
+                "name the column by its canonical name (the right-hand side of `rename`)",
             )
         self._require(bool(self.series_keys), "series_keys", "name at least one series key")
         self._require(
@@ -233,9 +231,19 @@ class DatasetConfig:
             and "MM" in self.month_format,
             "month.format",
             f"{self.month_format!r} is not a month pattern of yyyy, MM, dd, HH, mm, "
-            "ss and separators (e.g. yyyy-MM-dd)",
+            "ss and separators (e.g. yyyy-MM-dd); months written as names (1991 Jul) are "
+            "not read: rewrite the column as numbers (1991-07, format yyyy-MM) before landing",
         )
         self._check_segment(canonical)
+
+    def _roles(self) -> list[tuple[str, str]]:
+        """(config key, canonical column) of every column the config gives a role."""
+        roles = [("series_keys", key) for key in self.series_keys]
+        roles += [("month.column", self.month_column), ("target", self.target)]
+        roles += [("exogenous", column) for column in self.exogenous]
+        if self.series_id:
+            roles.append(("series_id", self.series_id))
+        return roles
 
     def _check_segment(self, canonical: list[str]) -> None:
         grouped = {g.name: g for g in self.groups}

@@ -243,10 +243,17 @@ def _history_months(
             f"line {int(str(index)) + 2}: {value!r}"
             for index, value in frame[column][bad].head(5).items()
         )
+        # No row parses: the config's pattern, not the file, is what to fix.
+        fix = (
+            f"no row matches: set `month.format` in dataset config {config.name!r} to the "
+            "pattern of these values (yyyy, MM, dd, HH, mm, ss; month names such as Jul are "
+            "not read: rewrite them as numbers)"
+            if bad.all()
+            else "a row cannot be landed without its month: fix those rows"
+        )
         raise LandingError(
             f"{where}: {int(bad.sum())} row(s) have a {column!r} that is not a month in the "
-            f"format {config.month_format!r} ({lines}); a row cannot be landed without its "
-            "month: fix those rows (nothing was landed)"
+            f"format {config.month_format!r} ({lines}); {fix} (nothing was landed)"
         )
     return parsed.dt.to_period("M").dt.start_time.dt.date
 

@@ -81,8 +81,11 @@ def test_synthetic_has_exogenous_columns_and_no_id_column() -> None:
     [
         ("rename: {State: State}", "not snake_case"),
         ("rename: {State: y}", "reserved"),
-        ("target: sales", "'sales' is not a canonical name"),
+        ("target: sales", "target: 'sales' is not a canonical name.*right-hand side"),
+        ("series_keys: [state, Industry]", "series_keys: 'Industry' is not a canonical name"),
+        ("month: {column: Month, format: yyyy-MM-dd}", "month.column: 'Month' is not a canon"),
         ("month: {column: month, format: dd.MM}", "not a month pattern"),
+        ("month: {column: month, format: yyyy MMM}", r"rewrite the column as numbers \(1991-07"),
         ("segment: {keys: [state, industry]}", "known values of segment key .industry."),
         ("exogeneous: [turnover]", r"unknown key\(s\) \['exogeneous'\]; the keys are .*exogenous"),
         (

@@ -270,6 +270,13 @@ def test_a_history_file_that_cannot_be_landed_is_refused_naming_the_rows(
             landing_dir,
             until=parse_month("2023-01"),
         )
+    # No row parses: the config's month.format is what to fix, not the rows.
+    with pytest.raises(LandingError, match=r"no row matches: set `month.format` in .*'byod'"):
+        land(
+            dataclasses.replace(config, month_format="yyyy-MM", source=CsvFileSource(bad_months)),
+            landing_dir,
+            until=parse_month("2023-01"),
+        )
     with pytest.raises(LandingError, match=r"columns.csv: the header lacks \['Turnover'\]"):
         land(
             dataclasses.replace(config, source=CsvFileSource(no_turnover)),
