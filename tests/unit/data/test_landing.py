@@ -286,3 +286,30 @@ def test_a_history_file_that_cannot_be_landed_is_refused_naming_the_rows(
     with pytest.raises(LandingError, match="--from-csv FILE"):
         land(config, landing_dir, until=parse_month("2023-01"))
     assert not landing_dir.exists() or not any(landing_dir.iterdir())
+
+
+def test_the_pbs_recipe_in_the_docs_lands_the_shipped_pbs_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/data_pipeline.md, "A second dataset: PBS": its month rewrite, run as written,
+    # gives a history that the shipped `pbs` config lands month by month.
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "data_pipeline.md").read_text()
+    recipe = docs.split("### A second dataset: PBS", 1)[1].split("<<'EOF'\n", 1)[1]
+    monkeypatch.chdir(tmp_path)
+    exec(recipe.split("\nEOF\n", 1)[0], {})
+    own = ["land", "--dataset", "pbs", "--from-csv", "pbs_history.csv"]
+    landing_dir = tmp_path / "landing"
+
+    until = build_parser().parse_args([*own, "--until", "1991-08", "--landing-dir", "landing"])
+    assert landing.main(until) == 0
+    assert (
+        landing.main(build_parser().parse_args([*own, "--next-month", "--landing-dir", "landing"]))
+        == 0
+    )
+
+    config = load_dataset_config("pbs")
+    assert landed_months(landing_dir, config) == [date(1991, m, 1) for m in (7, 8, 9)]
+    september = _rows(landing_dir / "pbs_1991-09.csv")
+    assert september[0] == list(config.landing_columns)
+    assert len(september) == 1 + 320  # 320 of the 336 series have rows from 1991-07
+    assert {row[0] for row in september[1:]} == {"1991-09"}  # "1991 Sept" in the package
