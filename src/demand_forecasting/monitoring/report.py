@@ -456,7 +456,7 @@ def without_champion(segments: Sequence[str], awaiting: pd.DataFrame) -> list[st
         return list(segments)
     versions = dict(zip(awaiting["segment"], awaiting["version"], strict=True))
     return [
-        f"{s} (v{versions[s]} awaits approval; no fallback stands in)" if s in versions else s
+        f"{s} (v{versions[s]} awaits approval, so no fallback stands in)" if s in versions else s
         for s in segments
     ]
 

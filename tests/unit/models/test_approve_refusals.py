@@ -249,7 +249,7 @@ def test_the_report_lists_what_awaits_approval_with_the_gates_figures(
     assert f"`segments` set to `{segment}={second}`" in text
     assert f"`demand-forecasting approve {segment}={second} --reason ...`" in text
     assert without_champion([segment, "other"], mine) == [
-        f"{segment} (v{second} awaits approval; no fallback stands in)",
+        f"{segment} (v{second} awaits approval, so no fallback stands in)",
         "other",
     ]
 
