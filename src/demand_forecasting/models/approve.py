@@ -6,18 +6,26 @@ them; each promotion gets an audit row with their name, their reason and (in a j
 
 On Databricks, start the bundle's ``approve`` job (``resources/approval_job.yml``, named
 ``demand-forecasting-approve``; those with CAN_MANAGE_RUN or more on it, the admins group,
-can), with its job parameters ``segments`` (``all`` or a comma list), ``reason`` and
-``approver``: in the Jobs UI (*Run now with different parameters*), or::
+can), with its job parameters ``segments`` (``all``, or a comma list of ``segment`` or
+``segment=version``), ``reason`` and ``approver``: in the Jobs UI (*Run now with different
+parameters*), or::
 
-    databricks jobs run-now --json '{"job_id": <id>, "job_parameters": {"segments": "all",
-        "reason": "reviewed model_evaluations, CAB-1234", "approver": "jane.doe@contoso.com"}}'
+    databricks jobs run-now --json '{"job_id": <id>, "job_parameters": {"segments":
+        "nsw_food=7,vic_food=3", "reason": "reviewed model_evaluations, CAB-1234",
+        "approver": "jane.doe@contoso.com"}}'
+
+``segment=version`` (pinned; the monthly report's "Awaiting approval" section prints the
+list for the versions it shows) promotes that version only: if a monthly run validated a
+newer challenger after the review, the approval is refused, naming both versions, and
+nothing is promoted. A plain ``segment`` (and ``all``) promotes whichever version awaits
+approval when the job runs, for scripts; the audit row says which of the two it was.
 
 The job runs :func:`task_main` (entry point ``df-approve``) as the target's service principal.
 (``databricks bundle run approve -t prod -- --segments=all ...`` does the same, but only when
 the CLI runs as the identity that deployed prod: the bundle finds its jobs in that identity's
 folder. See docs/deployment.md, "Approving and rolling back".)
 
-Locally, ``demand-forecasting approve SEGMENT... | --all --reason ...`` acts on the local
+Locally, ``demand-forecasting approve SEGMENT[=VERSION]... | --all --reason ...`` acts on the local
 registry under ``.local/``. There a target other than ``dev`` is refused, because a person
 typing ``--target prod`` on a laptop means prod's models, which this process cannot reach;
 add ``--local`` to approve in the local registry of a local ``-t prod`` run on purpose.
@@ -60,7 +68,6 @@ from demand_forecasting.models.registry import (
     read_each_segment,
 )
 from demand_forecasting.models.segment_data import (
-    SegmentSelectionError,
     parse_segments,
     read_history,
 )
@@ -79,6 +86,34 @@ def awaiting(registry: SegmentRegistry, segments: Sequence[str]) -> dict[str, st
     return found
 
 
+def pinned_versions(items: Sequence[str]) -> dict[str, str | None]:
+    """``{segment: version}`` from ``segment=version`` items, ``{segment: None}`` from
+    plain ``segment`` ones (in their order).
+
+    Raises:
+        ValueError: an item has no segment before ``=``, or no version number after it, or
+            names a segment already named with another version.
+    """
+    pins: dict[str, str | None] = {}
+    for item in items:
+        segment, pinned, version = (part.strip() for part in item.partition("="))
+        if not segment:
+            raise ValueError(f"{item!r}: no segment before '=' (write segment=version)")
+        if pinned and not version.isdigit():
+            raise ValueError(
+                f"{item!r}: the version after '=' must be a version number, as the report's "
+                "'Awaiting approval' section shows it (e.g. nsw_food=7)"
+            )
+        pin = version if pinned else None
+        if segment in pins and pins[segment] != pin:
+            raise ValueError(
+                f"segment {segment} is named twice (versions {pins[segment] or 'unpinned'} and "
+                f"{pin or 'unpinned'}): name it once"
+            )
+        pins[segment] = pin
+    return pins
+
+
 def approve(
     ctx: RunContext,
     model_prefix: str,
@@ -89,11 +124,17 @@ def approve(
 ) -> dict[str, str]:
     """Promote the awaiting challengers of ``segments`` (None: every segment).
 
+    A segment named ``segment=version`` (pinned) is promoted only if that version still is
+    its challenger awaiting approval: a monthly run that validated a newer challenger after
+    the approver's review makes the approval refuse, instead of promoting a version nobody
+    reviewed. A plain ``segment`` promotes whichever version awaits when this runs.
+
     Args:
         ctx: the run context (its registry and audit table are the ones changed).
         model_prefix: registered models are ``<catalog>.<schema>.<prefix>_<segment>``.
-        segments: the segments to approve; None: every segment awaiting approval.
-        reason: why; recorded on every audit row.
+        segments: the segments to approve, each ``segment`` or ``segment=version``; None:
+            every segment awaiting approval.
+        reason: why; recorded on every audit row, with the version and whether it was pinned.
         actor: who approves (default: Spark's ``current_user()``).
         job_run_id: the job run that approves, if any; recorded on every audit row.
 
@@ -101,12 +142,14 @@ def approve(
         ``{segment: version}`` promoted.
 
     Raises:
-        LookupError: a named segment has no challenger awaiting approval, or (every segment)
-            none has.
+        LookupError: a named segment has no challenger awaiting approval, or not the pinned
+            version, or (every segment) none has; nothing is promoted then.
+        ValueError: a ``segment=version`` item is malformed (:func:`pinned_versions`).
         FileNotFoundError: every segment was asked and the feature table does not exist.
     """
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, model_prefix)
-    scope = list(segments) if segments else list(read_history(ctx, None).segments)
+    pins = pinned_versions(segments) if segments else {}
+    scope = list(pins) if segments else list(read_history(ctx, None).segments)
     who = actor or current_actor(ctx)
     # First the trail: a champion whose row a killed run never wrote (a rerun of a killed
     # approve finds nothing awaiting and stops below) gets a reconciled row, before the
@@ -115,17 +158,20 @@ def approve(
     reconciled = reconcile(ctx, registry, champions, recorder=who, job_run_id=job_run_id)
     pending = awaiting(registry, scope)
     if segments:
-        missing = sorted(set(segments) - set(pending))
-        if missing:
+        # Refused: nothing awaits, or another version than the one pinned.
+        refused = sorted(s for s in pins if s not in pending or pins[s] not in (None, pending[s]))
+        if refused:
             why = read_each_segment(
-                missing,
-                lambda segment: not_awaiting_reason(registry, segment, champions.get(segment)),
+                refused,
+                lambda segment: refusal_reason(
+                    registry, segment, pins[segment], pending.get(segment), champions.get(segment)
+                ),
             )
             raise LookupError(
-                f"nothing was approved: {len(missing)} named segment(s) have no challenger "
+                f"nothing was approved: {len(refused)} named segment(s) have no challenger "
                 f"awaiting approval in {ctx.catalog}.{ctx.schema} (model prefix "
-                f"{model_prefix!r}): "
-                + "; ".join(f"{s}: {why[s]}" for s in missing)
+                f"{model_prefix!r}), or not the version named: "
+                + "; ".join(f"{_named(s, pins[s])}: {why[s]}" for s in refused)
                 + _known_segments(ctx, why)
                 + _reconciled_note(reconciled)
             )
@@ -147,7 +193,7 @@ def approve(
                 current=champions[segment],
                 action=APPROVE,
                 actor=who,
-                reason=reason,
+                reason=approval_reason(reason, version, pinned=pins.get(segment) is not None),
                 job_run_id=job_run_id,
             )
             if event is not None:
@@ -157,6 +203,43 @@ def approve(
         write_audit(ctx, events)
         clear_intents(registry, events)
     return {e.segment: e.to_version for e in events}
+
+
+def approval_reason(reason: str, version: str, *, pinned: bool) -> str:
+    """The audit reason of an approval: the approver's, then the version and whether they
+    named it (pinned) or approved whichever challenger awaited."""
+    if pinned:
+        return f"{reason}; approved v{version} as pinned"
+    return f"{reason}; approved v{version}, the challenger when approved (not pinned)"
+
+
+def _named(segment: str, pin: str | None) -> str:
+    return f"{segment} (reviewed v{pin})" if pin is not None else segment
+
+
+def refusal_reason(
+    registry: SegmentRegistry,
+    segment: str,
+    pin: str | None,
+    pending: str | None,
+    champion: ModelVersion | None,
+) -> str:
+    """Why ``segment`` cannot be approved as named: nothing awaits
+    (:func:`not_awaiting_reason`), or another version than the pinned one ``pin`` awaits
+    (``pending``): then what became of the pinned version, and the command to approve the
+    one awaiting once reviewed."""
+    if pending is None:
+        return not_awaiting_reason(registry, segment, champion)
+    try:
+        status = (registry.version(segment, str(pin)).tags or {}).get(DEPLOYMENT_STATUS)
+        became = f"v{pin} is {status or 'not marked'}"
+    except LookupError:
+        became = f"{registry.name(segment)} has no v{pin}"
+    return (
+        f"its challenger awaiting approval is now v{pending}, not the v{pin} named ({became}: "
+        f"a later run validated v{pending}); review v{pending} (the report's 'Awaiting "
+        f"approval' section, the model_evaluations table) and approve {segment}={pending}"
+    )
 
 
 #: Why :func:`not_awaiting_reason` names no model: a typo, or another schema or prefix.
@@ -234,7 +317,12 @@ def _reconciled_note(reconciled: Sequence[AuditEvent]) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of ``demand-forecasting approve``."""
-    parser.add_argument("segments", nargs="*", help="segments to approve")
+    parser.add_argument(
+        "segments",
+        nargs="*",
+        help="segments to approve; SEGMENT=VERSION (as the report prints it) promotes that "
+        "version only, and refuses if a later run made another one the challenger",
+    )
     parser.add_argument(
         "--all", action="store_true", help="approve every challenger awaiting approval"
     )
@@ -256,7 +344,7 @@ def main(args: argparse.Namespace) -> int:
         return 1
     try:
         done = approve(ctx, args.model_prefix, args.segments or None, args.reason, args.actor)
-    except (LookupError, FileNotFoundError) as exc:
+    except (LookupError, ValueError, FileNotFoundError) as exc:
         log.error("approve refused: %s", exc)
         return 1
     log.info(
@@ -276,6 +364,7 @@ TASK_KEY = "approve"
 class ApprovalConfig:
     """Parameters of the approve job's task (its job parameters)."""
 
+    #: ``segment`` or ``segment=version`` items (None: all).
     segments: tuple[str, ...] | None
     reason: str
     approver: str
@@ -286,7 +375,10 @@ class ApprovalConfig:
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     """The approve task's options; the job passes its job parameters into them."""
     parser.add_argument(
-        "--segments", default="", help="all, or a comma list of segments to approve"
+        "--segments",
+        default="",
+        help="all, or a comma list of segments to approve, each segment or segment=version "
+        "(pinned: only that version is promoted)",
     )
     parser.add_argument("--reason", default="", help="why (ticket, review); audited")
     parser.add_argument("--approver", default="", help="who approves (e-mail); audited")
@@ -301,16 +393,17 @@ def make_task_config(args: argparse.Namespace) -> ApprovalConfig:
             names it and shows the command that sets it.
     """
     usage = (
-        "start the approve job with job parameters segments (all or a comma list), reason "
-        "(ticket, review) and approver (your e-mail)"
+        "start the approve job with job parameters segments (all, or a comma list of segment "
+        "or segment=version), reason (ticket, review) and approver (your e-mail)"
     )
     for name in ("segments", "reason", "approver"):
         if not str(getattr(args, name)).strip():
             raise ValueError(f"job parameter '{name}' is empty; {usage}")
     try:
         segments = parse_segments(args.segments)
-    except SegmentSelectionError as exc:
-        raise ValueError(f"{exc}; {usage}") from exc
+        pinned_versions(segments or ())
+    except ValueError as exc:  # SegmentSelectionError is one
+        raise ValueError(f"job parameter 'segments': {exc}; {usage}") from exc
     if segments == ():
         raise ValueError(f"job parameter 'segments' names no segment; {usage}")
     return ApprovalConfig(

@@ -12,7 +12,10 @@ promotes them. :func:`promote` is shared with the ``rollback`` and ``approve`` c
 Before changing anything, deploy reconciles the audit trail of the segments it is about to
 change (:func:`demand_forecasting.models.audit.reconcile`, with the champions it loads
 anyway): a champion whose row a killed run never wrote gets a ``reconciled`` row first, so
-the new promotion's row follows it in the trail. A challenger tagged
+the new promotion's row follows it in the trail. After its changes, deploy
+retags the versions an older release left with a ``deployment_status`` their aliases no
+longer bear out, once per segment model (:mod:`demand_forecasting.models.lifecycle`).
+A challenger tagged
 ``deployment_status=rolled_back`` is not promoted. Validation makes none, except after a
 rollback killed before setting that tag: the rerun month's validation, which comes first,
 sees no tag; this reconciliation sets it (:func:`demand_forecasting.models.audit.reconcile`).
@@ -38,6 +41,7 @@ from demand_forecasting.models.audit import (
     write_audit,
 )
 from demand_forecasting.models.fallback import is_fallback
+from demand_forecasting.models.lifecycle import retag_stale_versions
 from demand_forecasting.models.registry import (
     CHALLENGER,
     CHAMPION,
@@ -87,6 +91,9 @@ class DeploySummary:
     unchanged: dict[str, str] = field(default_factory=dict)
     #: Segments whose champion had no audit row: a ``reconciled`` row was written first.
     reconciled: list[str] = field(default_factory=list)
+    #: Versions whose deployment_status an older release left stale, retagged (once per
+    #: segment model: :mod:`demand_forecasting.models.lifecycle`).
+    retagged: dict[str, list[str]] = field(default_factory=dict)
     rows_in: int = 0
     rows_out: int = 0
 
@@ -247,6 +254,7 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
         # would never audit that change.
         write_audit(ctx, events)
         clear_intents(registry, events)
+    summary.retagged = retag_stale_versions(registry, list(loaded))
     summary.rows_out = len(events)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
     ctx.task_values.set(CHAMPIONS_KEY, summary.promoted)

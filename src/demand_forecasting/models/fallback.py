@@ -9,6 +9,11 @@ audit row, lineage to the same Delta version as the refused candidate. It is the
 gate itself found better. The drift check then retries a real model for the segment every
 ``refused_retry_months`` months; the next candidate must beat seasonal naive as always.
 
+A segment whose ``challenger`` awaits approval (prod before its first approval) gets no
+fallback: it has a model, waiting for a person, and a fallback would await approval as well
+while superseding the version under review
+(:func:`demand_forecasting.models.validate.withheld_fallback_reason`).
+
 A fallback version is tagged ``fallback = seasonal_naive`` and ``fallback_for = <refused
 version>``; a rerun of the month finds it by that tag instead of registering another.
 """

@@ -9,6 +9,10 @@ their role is an alias:
 - ``previous_champion``: the champion before the newest promotion (rollback target).
 
 A version a rollback replaced is tagged ``deployment_status=rolled_back`` (:data:`ROLLED_BACK`).
+The ``deployment_status`` tag follows the aliases: a version that loses ``previous_champion``
+to a newer promotion is ``retired`` (:data:`RETIRED`), one that loses ``challenger`` while
+awaiting approval is ``superseded`` (:data:`SUPERSEDED`); see :func:`stale_status` and
+:mod:`demand_forecasting.models.lifecycle` for tags older releases left behind.
 
 Everything a version records about itself is a tag (see :data:`VERSION_TAGS`).
 """
@@ -63,7 +67,29 @@ PROMOTION_INTENT = "promotion_intent"
 SUPERSEDED = "superseded"
 #: ``deployment_status`` of a version a rollback took the champion away from: validation
 #: never makes it a challenger again (a person may restore it with ``rollback --to``).
+#: It keeps this status when it later loses ``previous_champion``.
 ROLLED_BACK = "rolled_back"
+#: ``deployment_status`` of a former champion that lost ``previous_champion`` to a newer
+#: promotion: no alias names it any more (``rollback --to`` can still restore it).
+RETIRED = "retired"
+#: The alias a ``deployment_status`` says its version holds, and the status the version
+#: takes once it holds it no more (:func:`stale_status`).
+_ALIAS_OF_STATUS = {
+    CHAMPION: CHAMPION,
+    PREVIOUS_CHAMPION: PREVIOUS_CHAMPION,
+    AWAITING_APPROVAL: CHALLENGER,
+}
+_STATUS_WITHOUT_ALIAS = {
+    CHAMPION: RETIRED,
+    PREVIOUS_CHAMPION: RETIRED,
+    AWAITING_APPROVAL: SUPERSEDED,
+}
+#: Registered-model tag: the version of the lifecycle-tag rules its versions were last
+#: checked against (:mod:`demand_forecasting.models.lifecycle`); a model created by this
+#: release starts with it. Raise :data:`LIFECYCLE_RULES` when the rules change, so that the
+#: next deploy checks every segment's versions again.
+LIFECYCLE_RULES_TAG = "deployment_status_rules"
+LIFECYCLE_RULES = "1"
 
 #: Unity Catalog's limits on the tags of a securable, model versions included (documented
 #: as 20 tags of up to 255 characters at first, 50 tags with values of up to 1,000 since):
@@ -148,12 +174,25 @@ class SegmentRegistry:
                 raise
             self.client.create_registered_model(
                 name,
-                tags={"segment": segment},
+                tags={"segment": segment, LIFECYCLE_RULES_TAG: LIFECYCLE_RULES},
                 description=f"Monthly demand forecaster of segment {segment} (XGBoost + "
                 "Holt-Winters, direct multi-horizon). Aliases: champion, challenger, "
                 "previous_champion.",
             )
         return name
+
+    def model_tags(self, segment: str) -> dict[str, str] | None:
+        """The tags of the segment's registered model, or None (no such model)."""
+        try:
+            return dict(self.client.get_registered_model(self.name(segment)).tags or {})
+        except MlflowException as exc:
+            if exc.error_code in _MISSING:
+                return None
+            raise
+
+    def tag_model(self, segment: str, key: str, value: str) -> None:
+        """Set a tag on the segment's registered model."""
+        self.client.set_registered_model_tag(self.name(segment), key, value)
 
     def alias(self, segment: str, alias: str) -> ModelVersion | None:
         """The version behind ``alias``, or None (no such model or alias)."""
@@ -306,6 +345,18 @@ def read_each_segment(
             raise
 
 
+def stale_status(version: ModelVersion) -> str | None:
+    """The ``deployment_status`` that ``version`` should carry instead of its own, or None
+    (its status names no alias, or one it holds). A version whose status says it holds an
+    alias it no longer holds is ``retired`` (it was champion or previous champion) or
+    ``superseded`` (it awaited approval as the challenger)."""
+    status = (version.tags or {}).get(DEPLOYMENT_STATUS) or ""
+    alias = _ALIAS_OF_STATUS.get(status)
+    if alias is None or alias in (version.aliases or []):
+        return None
+    return _STATUS_WITHOUT_ALIAS[status]
+
+
 def finish_promotion(
     registry: SegmentRegistry,
     segment: str,
@@ -313,18 +364,36 @@ def finish_promotion(
     replaced: str | None,
     replaced_status: str = PREVIOUS_CHAMPION,
 ) -> None:
-    """What a promotion does after moving ``champion`` to ``version``: ``replaced`` (the
-    champion before; None: there was none) becomes ``previous_champion`` and is tagged
-    ``deployment_status=<replaced_status>``, ``version`` is tagged
+    """What a promotion does after moving ``champion`` to ``version``: the version that held
+    ``previous_champion`` is tagged ``deployment_status=retired`` (unless ``rolled_back``),
+    ``replaced`` (the champion before; None: there was none) becomes ``previous_champion``
+    and is tagged ``deployment_status=<replaced_status>``, ``version`` is tagged
     ``deployment_status=champion`` and loses ``challenger``.
 
     Every step sets a state, so that doing them again is harmless: the reconciliation of a
-    promotion killed after moving ``champion`` calls this to finish it.
+    promotion killed after moving ``champion`` calls this to finish it. The old holder of
+    ``previous_champion`` is retired *before* the alias leaves it: killed in between, the
+    rerun reads the same holder and finishes; moved first, the holder would be forgotten
+    with a stale ``previous_champion`` tag.
     """
     if replaced is not None and replaced != version:
+        _retire_previous_champion(registry, segment, keep=(version, replaced))
         registry.set_alias(segment, PREVIOUS_CHAMPION, replaced)
         registry.tag(segment, replaced, {DEPLOYMENT_STATUS: replaced_status})
     registry.tag(segment, version, {DEPLOYMENT_STATUS: CHAMPION})
     challenger = registry.alias(segment, CHALLENGER)
     if challenger is not None and str(challenger.version) == version:
         registry.delete_alias(segment, CHALLENGER)
+
+
+def _retire_previous_champion(
+    registry: SegmentRegistry, segment: str, keep: tuple[str, str]
+) -> None:
+    """Tag the holder of ``previous_champion`` ``retired`` (the alias is about to leave it),
+    unless it is one of ``keep`` (it is being promoted, or already the replaced champion) or
+    a status that names no alias (``rolled_back`` stays: validation skips such versions)."""
+    holder = registry.alias(segment, PREVIOUS_CHAMPION)
+    if holder is None or str(holder.version) in keep:
+        return
+    if (holder.tags or {}).get(DEPLOYMENT_STATUS) in (CHAMPION, PREVIOUS_CHAMPION):
+        registry.tag(segment, str(holder.version), {DEPLOYMENT_STATUS: RETIRED})

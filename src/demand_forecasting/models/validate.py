@@ -17,7 +17,9 @@ the ``challenger`` alias; failing ones do not, and ``champion`` is never touched
 
 A refused candidate of a segment that has no champion gets a seasonal-naive fallback
 version (:mod:`demand_forecasting.models.fallback`) with the ``challenger`` alias instead, so
-that every segment ends the month with a forecast the gate stands behind.
+that every segment ends the month with a forecast the gate stands behind; unless the
+segment's challenger awaits approval (prod before a first approval): that version keeps the
+alias, and the log says why no fallback was made.
 
 A candidate a rollback took the champion away from (tag ``deployment_status=rolled_back``) is
 skipped: a rerun of its month reuses it, and must not undo the rollback.
@@ -140,6 +142,9 @@ class ValidateSummary:
     skipped: dict[str, str] = field(default_factory=dict)
     #: Segments whose refused candidate left them without a champion: fallback version.
     fallbacks: dict[str, str] = field(default_factory=dict)
+    #: Refused segments without a champion that get no fallback, and why: their challenger
+    #: awaits approval (:func:`withheld_fallback_reason`).
+    fallbacks_withheld: dict[str, str] = field(default_factory=dict)
     backtests_reused: int = 0
     backtests_run: int = 0
     rows_in: int = 0
@@ -374,6 +379,7 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
         for segment, why in sorted(summary.refused.items()):
             log.warning("segment %s refused: %s", segment, why)
         orphans = [c for c in contests if c.segment in summary.refused and not c.champion_version]
+        orphans = [c for c in orphans if not _awaits_a_person(registry, c.segment, summary)]
         if orphans:
             rows += stand_in_fallbacks(ctx, cfg, registry, history, orphans, results, summary)
         write_evaluations(ctx, rows)
@@ -381,13 +387,43 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
     ctx.task_values.set(CHALLENGERS_KEY, {**summary.passed, **summary.fallbacks})
     log.info(
-        "validation: %d passed, %d refused (%d of them get a seasonal-naive fallback), %d skipped",
+        "validation: %d passed, %d refused (%d of them get a seasonal-naive fallback, %d keep "
+        "a challenger awaiting approval instead), %d skipped",
         len(summary.passed),
         len(summary.refused),
         len(summary.fallbacks),
+        len(summary.fallbacks_withheld),
         len(summary.skipped),
     )
     return summary
+
+
+def _awaits_a_person(registry: SegmentRegistry, segment: str, summary: ValidateSummary) -> bool:
+    """Whether the refused ``segment``, which has no champion, has a challenger awaiting
+    approval; if so, records and logs why it gets no fallback (one registry read)."""
+    challenger = registry.alias(segment, CHALLENGER)
+    if challenger is None or (challenger.tags or {}).get(DEPLOYMENT_STATUS) != AWAITING_APPROVAL:
+        return False
+    why = withheld_fallback_reason(str(challenger.version))
+    summary.fallbacks_withheld[segment] = why
+    log.warning("segment %s: %s", segment, why)
+    return True
+
+
+def withheld_fallback_reason(awaiting: str) -> str:
+    """Why a refused segment without a champion gets no seasonal-naive fallback while
+    version ``awaiting`` awaits approval.
+
+    A fallback exists so that a segment with no usable model still gets forecasts. This one
+    is not without a model: it waits for a person. Where approval is required, a fallback
+    would await approval as well (so it forecasts nothing sooner), and taking the challenger
+    alias would supersede the version the approver is reviewing.
+    """
+    return (
+        f"v{awaiting} awaits approval and stays the challenger (no seasonal-naive fallback: "
+        f"it would await approval too and supersede v{awaiting}); approve it to forecast the "
+        "segment"
+    )
 
 
 def stand_in_fallbacks(

@@ -430,6 +430,34 @@ def approval_section(awaiting: pd.DataFrame) -> list[str]:
             {"candidate_mase": ".3f", "champion_mase": ".3f", "naive_mase": ".3f"},
             rest=f"the {names.EVALUATIONS} and {names.AUDIT} tables have them all",
         ),
+        *pinned_approval(awaiting),
+    ]
+
+
+def pinned_approval(awaiting: pd.DataFrame) -> list[str]:
+    """The approve command for exactly the versions listed: a run that validates a newer
+    challenger before the approval makes it refuse that segment, instead of promoting a
+    version nobody reviewed."""
+    pins = [f"{s}={v}" for s, v in zip(awaiting["segment"], awaiting["version"], strict=True)]
+    return [
+        "To approve exactly these versions, start the approve job with the job parameter "
+        f"`segments` set to `{','.join(pins)}` (locally: `demand-forecasting approve "
+        f"{' '.join(pins)} --reason ...`); keep only the segments you approve. If a later run "
+        "has validated another version of a segment, the approval is refused, naming both "
+        "(`all` and bare segment names promote whichever version awaits when it runs).",
+        "",
+    ]
+
+
+def without_champion(segments: Sequence[str], awaiting: pd.DataFrame) -> list[str]:
+    """``segments`` (no champion, not forecast), each awaiting its first approval named so:
+    no seasonal-naive fallback stands in for those (it would await approval too)."""
+    if "segment" not in awaiting.columns:
+        return list(segments)
+    versions = dict(zip(awaiting["segment"], awaiting["version"], strict=True))
+    return [
+        f"{s} (v{versions[s]} awaits approval, so no fallback stands in)" if s in versions else s
+        for s in segments
     ]
 
 
@@ -450,7 +478,10 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         f"{inputs.forecasts['segment'].nunique() if not inputs.forecasts.empty else 0} "
         "segment champions.",
         "- Segments without a champion (not forecast): "
-        + _listed(inputs.segments_without_champion, f"see the {names.DRIFT} table")
+        + _listed(
+            without_champion(inputs.segments_without_champion, inputs.awaiting_approval),
+            f"see the {names.DRIFT} table",
+        )
         + ".",
         *(
             [

@@ -21,7 +21,12 @@ from demand_forecasting.models import approve, deploy, rollback, validate
 from demand_forecasting.models.registry import (
     AWAITING_APPROVAL,
     CHALLENGER,
+    CHAMPION,
     DEPLOYMENT_STATUS,
+    LIFECYCLE_RULES_TAG,
+    PREVIOUS_CHAMPION,
+    RETIRED,
+    ROLLED_BACK,
     SUPERSEDED,
     VALIDATION_REASONS,
     VALIDATION_STATUS,
@@ -75,12 +80,19 @@ def register(ctx: RunContext, segment: str, tmp_path: Path, *, passed: bool = Tr
 
 def mark_awaiting(ctx: RunContext, segment: str, job_run_id: str) -> None:
     """The deploy task of a prod month (require_approval true) after validation."""
+    deploy_task(ctx, segment, job_run_id, approval=True)
+
+
+def deploy_task(
+    ctx: RunContext, segment: str, job_run_id: str, *, approval: bool
+) -> deploy.DeploySummary:
+    """The deploy task of a month after validation published ``segment``'s challenger."""
     values = ctx.task_values
     assert isinstance(values, LocalTaskValues)
     with values.running("validate_models"):
         values.set(CHALLENGERS_KEY, {segment: "?"})
     with values.running("deploy"):
-        deploy.run(ctx, deploy.DeployConfig(None, PREFIX, True, job_run_id=job_run_id))
+        return deploy.run(ctx, deploy.DeployConfig(None, PREFIX, approval, job_run_id=job_run_id))
 
 
 def approve_job(ctx: RunContext, *segments: str) -> dict[str, str]:
@@ -197,7 +209,7 @@ def test_the_report_lists_what_awaits_approval_with_the_gates_figures(
     from datetime import datetime, timezone
 
     from demand_forecasting.monitoring.monitor import awaiting_approval
-    from demand_forecasting.monitoring.report import approval_section
+    from demand_forecasting.monitoring.report import approval_section, without_champion
 
     segment = "report_awaiting"
     first = register(ctx, segment, tmp_path)
@@ -232,7 +244,187 @@ def test_the_report_lists_what_awaits_approval_with_the_gates_figures(
     text = "\n".join(approval_section(mine))
     assert "## Awaiting approval (1)" in text
     assert f"| {segment} | {second} |" in text and "| 0.820 |" in text
+    # The command that approves exactly the version shown, and why a segment without a
+    # champion has no fallback forecasting it.
+    assert f"`segments` set to `{segment}={second}`" in text
+    assert f"`demand-forecasting approve {segment}={second} --reason ...`" in text
+    assert without_champion([segment, "other"], mine) == [
+        f"{segment} (v{second} awaits approval, so no fallback stands in)",
+        "other",
+    ]
 
     approve_job(ctx, segment)
     assert segment not in set(awaiting_approval(ctx)["segment"])
     assert approval_section(awaiting_approval(ctx).iloc[0:0]) == []
+
+
+def audit_rows(ctx: RunContext, segment: str) -> list[list[str]]:
+    """``[action, to_version, reason]`` of the segment's audit rows, oldest first."""
+    from demand_forecasting import names
+
+    rows = ctx.tables.read(ctx.table(names.AUDIT)).where(f"segment = '{segment}'").toPandas()
+    return rows.sort_values("at")[["action", "to_version", "reason"]].values.tolist()
+
+
+def test_a_pinned_approval_refuses_a_challenger_validated_after_the_review(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    """The approver reviews v1 in the report; a monthly run validates v2 before they start
+    the approve job. Approving ``segment=1`` must not promote v2."""
+    from demand_forecasting.monitoring.monitor import awaiting_approval
+
+    segment = "raced"
+    reg = registry(ctx)
+    reviewed = register(ctx, segment, tmp_path)
+    mark_awaiting(ctx, segment, "40")
+    shown = awaiting_approval(ctx)
+    assert shown.query("segment == @segment")["version"].tolist() == [reviewed]
+
+    newer = register(ctx, segment, tmp_path)  # the next month's validation, then its deploy
+    mark_awaiting(ctx, segment, "41")
+    before = audit_rows(ctx, segment)
+
+    with pytest.raises(LookupError) as raced:
+        approve_job(ctx, f"{segment}={reviewed}")
+    message = str(raced.value)
+    assert (
+        f"{segment} (reviewed v{reviewed}): its challenger awaiting approval is now v{newer}"
+    ) in message
+    assert f"v{reviewed} is {SUPERSEDED}" in message
+    assert f"approve {segment}={newer}" in message  # what to do
+    assert reg.alias(segment, "champion") is None, "the champion is unchanged"
+    assert audit_rows(ctx, segment) == before, "a refused approval writes no row"
+
+    # Pinned to what awaits now: promoted, and the audit row says which version was named.
+    assert approve_job(ctx, f"{segment}={newer}") == {segment: newer}
+    assert str(reg.alias(segment, "champion").version) == newer  # type: ignore[union-attr]
+    action, version, reason = audit_rows(ctx, segment)[-1]
+    assert (action, version) == ("approve", newer)
+    assert reason == f"CAB-9; approved v{newer} as pinned"
+
+
+def test_an_unpinned_approval_still_promotes_the_current_challenger_and_says_so(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    segment = "unpinned"
+    register(ctx, segment, tmp_path)
+    mark_awaiting(ctx, segment, "50")
+    newer = register(ctx, segment, tmp_path)
+    mark_awaiting(ctx, segment, "51")
+    assert approve_job(ctx, segment) == {segment: newer}
+    reason = audit_rows(ctx, segment)[-1][2]
+    assert reason == f"CAB-9; approved v{newer}, the challenger when approved (not pinned)"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("a=", "'a=': the version after '=' must be a version number"),
+        ("a=v7", "'a=v7': the version after '=' must be a version number"),
+        ("=7", "'=7': no segment before '='"),
+        ("a=1,a=2", "segment a is named twice (versions 1 and 2)"),
+    ],
+)
+def test_the_approve_job_refuses_a_malformed_pin_before_reading_anything(
+    text: str, error: str
+) -> None:
+    import argparse
+
+    args = argparse.Namespace(
+        segments=text, reason="CAB-1", approver="a@b.c", model_prefix=PREFIX, job_run_id="1"
+    )
+    with pytest.raises(ValueError) as refused:
+        approve.make_task_config(args)
+    assert error in str(refused.value)
+    assert "segments (all, or a comma list of segment or segment=version)" in str(refused.value)
+
+
+def test_the_approve_job_takes_pinned_and_unpinned_segments() -> None:
+    import argparse
+
+    args = argparse.Namespace(
+        segments="a=7, b ,c=12", reason="r", approver="x", model_prefix=PREFIX, job_run_id="1"
+    )
+    config = approve.make_task_config(args)
+    assert approve.pinned_versions(config.segments or ()) == {"a": "7", "b": None, "c": "12"}
+
+
+def statuses(reg: SegmentRegistry, segment: str) -> dict[str, str | None]:
+    return {str(v.version): (v.tags or {}).get(DEPLOYMENT_STATUS) for v in reg.versions(segment)}
+
+
+def test_the_deployment_status_tag_follows_the_previous_champion_alias(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    """The registry UI must show one previous champion per segment: a version that loses
+    the alias is retired, one a person rolled back stays marked rolled back."""
+    segment = "lifecycle"
+    reg = registry(ctx)
+    promoted = []
+    for run in range(3):
+        promoted.append(register(ctx, segment, tmp_path))
+        deploy_task(ctx, segment, f"6{run}", approval=False)
+    first, second, third = promoted
+    assert statuses(reg, segment) == {first: RETIRED, second: PREVIOUS_CHAMPION, third: CHAMPION}
+
+    rollback.rollback(ctx, PREFIX, segment, None, "INC-2", actor="ops")
+    assert statuses(reg, segment) == {first: RETIRED, second: CHAMPION, third: ROLLED_BACK}
+    fourth = register(ctx, segment, tmp_path)
+    deploy_task(ctx, segment, "63", approval=False)
+    assert statuses(reg, segment) == {
+        first: RETIRED,
+        second: PREVIOUS_CHAMPION,
+        third: ROLLED_BACK,  # validation must keep skipping it
+        fourth: CHAMPION,
+    }
+
+
+def test_the_next_deploy_retags_what_older_releases_left_stale_once(
+    ctx: RunContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Versions tagged by earlier releases: several 'previous champions', a version still
+    'awaiting approval' although a newer one took its challenger alias."""
+    segment = "stale_tags"
+    reg = registry(ctx)
+    for run in range(3):
+        register(ctx, segment, tmp_path)
+        deploy_task(ctx, segment, f"7{run}", approval=False)
+    waiting = register(ctx, segment, tmp_path)
+    # As earlier releases left them; their models carry no record of a tidy pass.
+    reg.tag(segment, "1", {DEPLOYMENT_STATUS: PREVIOUS_CHAMPION})
+    reg.tag(segment, waiting, {DEPLOYMENT_STATUS: AWAITING_APPROVAL})
+    reg.delete_alias(segment, CHALLENGER)
+    ctx.mlflow.delete_registered_model_tag(reg.name(segment), LIFECYCLE_RULES_TAG)
+    assert list(statuses(reg, segment).values()).count(PREVIOUS_CHAMPION) == 2
+
+    scans: list[str] = []
+    real_iter = SegmentRegistry.iter_versions
+
+    def counted(self: SegmentRegistry, name: str) -> Any:
+        scans.append(name)
+        return real_iter(self, name)
+
+    monkeypatch.setattr(SegmentRegistry, "iter_versions", counted)
+    newest = register(ctx, segment, tmp_path)
+    summary = deploy_task(ctx, segment, "73", approval=True)
+    assert scans == [segment], "deploy read the segment's versions once"
+    assert statuses(reg, segment) == {
+        "1": RETIRED,
+        "2": PREVIOUS_CHAMPION,
+        "3": CHAMPION,
+        waiting: SUPERSEDED,
+        newest: AWAITING_APPROVAL,
+    }
+    assert summary.retagged == {
+        segment: [
+            f"v1 {PREVIOUS_CHAMPION} -> {RETIRED}",
+            f"v{waiting} {AWAITING_APPROVAL} -> {SUPERSEDED}",
+        ]
+    }
+
+    # Once checked, a segment's versions are not read again by later deploys.
+    scans.clear()
+    deploy_task(ctx, segment, "74", approval=True)
+    register(ctx, segment, tmp_path)
+    assert deploy_task(ctx, segment, "75", approval=True).retagged == {}
+    assert scans == []

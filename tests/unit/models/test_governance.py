@@ -24,8 +24,10 @@ from demand_forecasting.models import rollback as rollback_task
 from demand_forecasting.models.gate import GateRule
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.registry import (
+    AWAITING_APPROVAL,
     CHALLENGER,
     CHAMPION,
+    DEPLOYMENT_STATUS,
     MAX_VERSION_TAGS,
     PREVIOUS_CHAMPION,
     PROMOTION_INTENT,
@@ -44,6 +46,10 @@ from models_support import history, write_gold
 SEGMENTS = ["tasmania__food_retailing", "tasmania__household_goods_retailing"]
 RECIPE = Recipe().with_overrides(xgb_params={"n_estimators": 40, "learning_rate": 0.15})
 EXPERIMENT = "/Shared/demand_forecasting_tests"
+#: A recipe that loses to seasonal naive (validation refuses it).
+WORSE = Recipe(xgb_weight=1.0).with_overrides(
+    xgb_params={"n_estimators": 1, "max_depth": 1, "learning_rate": 0.01}
+)
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +318,7 @@ def test_approval_required_only_marks_until_approved(ctx: RunContext) -> None:
     approval = audit.query("action == 'approve'").iloc[0]
     assert (approval["actor"], approval["reason"], approval["job_run_id"]) == (
         "lead@contoso.com",
-        "CAB-1",
+        "CAB-1; approved v2, the challenger when approved (not pinned)",
         "77",
     )
 
@@ -385,9 +391,7 @@ def test_a_refused_segment_without_champion_gets_a_governed_seasonal_naive_champ
 ) -> None:
     # Another model prefix: the same real segment, but no champion yet.
     prefix, segment = "fallback", SEGMENTS[0]
-    worse = Recipe(xgb_weight=1.0).with_overrides(
-        xgb_params={"n_estimators": 1, "max_depth": 1, "learning_rate": 0.01}
-    )
+    worse = WORSE
     result = run_month(ctx, worse, segments=(segment,), prefix=prefix)
     assert segment in result["validate"].refused
     assert result["validate"].fallbacks == {segment: "2"}
@@ -446,6 +450,36 @@ def test_a_refused_segment_without_champion_gets_a_governed_seasonal_naive_champ
     assert better["validate"].backtests_run == 0, "a fallback champion's backtest is naive's"
     assert better["deploy"].promoted == {segment: "3"}
     assert version_of(reg, segment, PREVIOUS_CHAMPION) == "2"
+
+
+def test_a_refused_candidate_leaves_the_version_awaiting_approval_the_challenger(
+    ctx: RunContext,
+) -> None:
+    """Prod before its first approval: month 1's challenger awaits a person when month 2's
+    candidate is refused. A seasonal-naive fallback must not take the challenger alias from
+    the version under review: it would await approval too, so the segment would gain no
+    forecast, and the approver would find the version they reviewed superseded."""
+    prefix, segment = "awaiting", SEGMENTS[0]
+    first = run_month(ctx, RECIPE, segments=(segment,), prefix=prefix, approval=True)
+    assert first["deploy"].awaiting == {segment: "1"}
+
+    second = run_month(ctx, WORSE, segments=(segment,), prefix=prefix, approval=True)
+    assert segment in second["validate"].refused
+    assert second["validate"].fallbacks == {}
+    assert second["validate"].fallbacks_withheld == {
+        segment: "v1 awaits approval and stays the challenger (no seasonal-naive fallback: it "
+        "would await approval too and supersede v1); approve it to forecast the segment"
+    }
+    reg = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, prefix)
+    assert [str(v.version) for v in reg.versions(segment)] == ["2", "1"], "no fallback version"
+    challenger = reg.alias(segment, CHALLENGER)
+    assert challenger is not None and str(challenger.version) == "1"
+    assert challenger.tags[DEPLOYMENT_STATUS] == AWAITING_APPROVAL
+    assert second["deploy"].awaiting == {} and second["deploy"].promoted == {}
+
+    job = approve.ApprovalConfig((f"{segment}=1",), "CAB-3", "lead@contoso.com", prefix, "78")
+    assert approve.run(ctx, job) == {segment: "1"}
+    assert version_of(reg, segment, CHAMPION) == "1"
 
 
 def test_every_version_keeps_within_unity_catalogs_tag_limits(ctx: RunContext) -> None:

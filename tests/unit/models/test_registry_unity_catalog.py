@@ -33,7 +33,16 @@ from demand_forecasting.models.fallback import (
     newest_trained_version,
     trained_versions,
 )
-from demand_forecasting.models.registry import TAG_VALUE_MAX, VALIDATION_STATUS, SegmentRegistry
+from demand_forecasting.models.lifecycle import retag_stale_versions
+from demand_forecasting.models.registry import (
+    DEPLOYMENT_STATUS,
+    LIFECYCLE_RULES_TAG,
+    PREVIOUS_CHAMPION,
+    RETIRED,
+    TAG_VALUE_MAX,
+    VALIDATION_STATUS,
+    SegmentRegistry,
+)
 from demand_forecasting.models.tracking import compact_features
 from demand_forecasting.monitoring.champions import recently_refused
 from demand_forecasting.platform.mlflow_setup import configure_mlflow, local_store
@@ -196,3 +205,27 @@ def test_the_newest_trained_version_is_found_without_reading_older_ones(
     }
     # The fallback and the newest refused candidate, each time: not all nine versions.
     assert client.versions_read == 4
+
+
+def test_stale_lifecycle_tags_cost_one_version_read_each_once(
+    client: UnityCatalogSearchClient, tmp_path: Path
+) -> None:
+    """Twelve months of versions left by an older release: former champions still tagged
+    previous_champion. The first deploy's pass reads each version once (Unity Catalog's
+    search returns no tags) plus each stale one again before retagging it; later deploys
+    read only the registered model's record."""
+    reg = SegmentRegistry(client, "prod", "demand_forecasting", "demand")
+    for _ in range(12):
+        _register(reg, tmp_path, {DEPLOYMENT_STATUS: PREVIOUS_CHAMPION})
+    reg.set_alias(SEGMENT, PREVIOUS_CHAMPION, "12")
+    client.delete_registered_model_tag(reg.name(SEGMENT), LIFECYCLE_RULES_TAG)
+    client.versions_read = 0
+
+    retagged = retag_stale_versions(reg, [SEGMENT])
+
+    assert retagged == {SEGMENT: [f"v{v} {PREVIOUS_CHAMPION} -> {RETIRED}" for v in range(1, 12)]}
+    assert client.versions_read == 12 + 11
+    assert (reg.version(SEGMENT, "12").tags or {})[DEPLOYMENT_STATUS] == PREVIOUS_CHAMPION
+    client.versions_read = 0
+    assert retag_stale_versions(reg, [SEGMENT]) == {}
+    assert client.versions_read == 0
