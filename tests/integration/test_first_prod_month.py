@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from monthly_support import drop_landed_before, write_tiny_dataset
+from monthly_support import land_tiny_history
 
 from demand_forecasting import names
-from demand_forecasting.data.config import load_dataset_config, parse_month
-from demand_forecasting.data.landing import land
 from demand_forecasting.models import approve
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.runner.executor import run_job
@@ -64,11 +62,7 @@ def prod_like(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdLike]:
     state = tmp_path_factory.mktemp("first_prod_month") / "state"
     patch = pytest.MonkeyPatch()
     patch.setenv("DEMAND_FORECASTING_HOME", str(state))
-    dataset = write_tiny_dataset(state.parent / "conf")
-    config = load_dataset_config(str(dataset))
-    landing = state / "volumes" / CATALOG / SCHEMA / names.LANDING_VOLUME / config.name
-    land(config, landing, until=parse_month("2015-12"))
-    drop_landed_before(landing, config, 2006)
+    dataset, _, _ = land_tiny_history(state, CATALOG, SCHEMA)
     yield ProdLike(state, dataset)
     patch.undo()
 

@@ -13,7 +13,11 @@
 4. The run report (Markdown + PNG, :mod:`demand_forecasting.monitoring.report`): drift and
    retraining decisions, new champions, accuracy, cost per model, forecasts vs actuals and
    time per task, written under ``<state>/reports/<YYYY-MM>/`` locally and logged to the
-   job's parent MLflow run as artifacts.
+   job's parent MLflow run as artifacts. It is written in a month with no forecasts too
+   (before a ``require_approval`` target's first approval no segment has a champion): a
+   segment without champion whose challenger awaits approval is the designed state (a
+   warning, the report's top says what to do); one with nothing awaiting fails the run
+   after the report (:class:`NoChampionError`).
 5. On Databricks, the forecast table's Lakehouse monitor is created if it does not exist yet
    (:mod:`demand_forecasting.monitoring.lakehouse_monitor`; not a bundle resource, because
    the table only exists after the first run).
