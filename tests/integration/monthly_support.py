@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from demand_forecasting.data.config import DatasetConfig, slugify
+from demand_forecasting import names
+from demand_forecasting.data.config import (
+    DatasetConfig,
+    load_dataset_config,
+    parse_month,
+    slugify,
+)
+from demand_forecasting.data.landing import land
 
 RESTATED_SUFFIX = "restated"
 
@@ -98,3 +105,15 @@ def drop_landed_before(folder: Path, config: DatasetConfig, first_year: int) -> 
             path.unlink()
             removed += 1
     return removed
+
+
+def land_tiny_history(state: Path, catalog: str, schema: str) -> tuple[Path, DatasetConfig, Path]:
+    """The tiny dataset's config file beside ``state`` and its history from 2006 to 2015-12
+    landed in the local landing volume of ``catalog.schema``: ``(config file, config,
+    landing folder)``."""
+    dataset = write_tiny_dataset(state.parent / "conf")
+    config = load_dataset_config(str(dataset))
+    landing = state / "volumes" / catalog / schema / names.LANDING_VOLUME / config.name
+    land(config, landing, until=parse_month("2015-12"))
+    drop_landed_before(landing, config, 2006)
+    return dataset, config, landing

@@ -17,10 +17,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from monthly_support import drop_landed_before, plant_shift, write_tiny_dataset
+from monthly_support import land_tiny_history, plant_shift
 
 from demand_forecasting import names
-from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
+from demand_forecasting.data.config import DatasetConfig
 from demand_forecasting.data.landing import land
 from demand_forecasting.models import train
 from demand_forecasting.models.registry import CHAMPION, VALIDATION_STATUS, SegmentRegistry
@@ -102,11 +102,7 @@ def monthly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monthly]:
     state = tmp_path_factory.mktemp("monthly") / "state"
     patch = pytest.MonkeyPatch()
     patch.setenv("DEMAND_FORECASTING_HOME", str(state))
-    dataset = write_tiny_dataset(state.parent / "conf")
-    config = load_dataset_config(str(dataset))
-    landing = state / "volumes" / CATALOG / SCHEMA / names.LANDING_VOLUME / config.name
-    land(config, landing, until=parse_month("2015-12"))
-    drop_landed_before(landing, config, 2006)
+    dataset, config, landing = land_tiny_history(state, CATALOG, SCHEMA)
     yield Monthly(state, dataset, config, landing)
     patch.undo()
 

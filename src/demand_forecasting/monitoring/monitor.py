@@ -13,7 +13,11 @@
 4. The run report (Markdown + PNG, :mod:`demand_forecasting.monitoring.report`): drift and
    retraining decisions, new champions, accuracy, cost per model, forecasts vs actuals and
    time per task, written under ``<state>/reports/<YYYY-MM>/`` locally and logged to the
-   job's parent MLflow run as artifacts.
+   job's parent MLflow run as artifacts. It is written in a month with no forecasts too
+   (before a ``require_approval`` target's first approval no segment has a champion): a
+   segment without champion whose challenger awaits approval is the designed state (a
+   warning, the report's top says what to do); one with nothing awaiting fails the run
+   after the report (:class:`NoChampionError`).
 5. On Databricks, the forecast table's Lakehouse monitor is created if it does not exist yet
    (:mod:`demand_forecasting.monitoring.lakehouse_monitor`; not a bundle resource, because
    the table only exists after the first run).
@@ -41,12 +45,15 @@ from pyspark.sql import functions as F
 from demand_forecasting import names
 from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
 from demand_forecasting.data.rules import with_series_and_month
+from demand_forecasting.models.approve import not_awaiting_reason
 from demand_forecasting.models.audit import AWAITING_APPROVAL as AWAITING_APPROVAL_ACTION
 from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.models.registry import (
     AWAITING_APPROVAL,
     CHALLENGER,
     DEPLOYMENT_STATUS,
+    SegmentRegistry,
+    add_model_prefix_option,
     read_each_segment,
     version_by_alias,
 )
@@ -67,8 +74,10 @@ from demand_forecasting.monitoring.lakehouse_monitor import (
     workspace_quality_monitors,
 )
 from demand_forecasting.monitoring.report import (
+    APPROVE_THEN_SCORE,
     TELEMETRY_COLUMNS,
     ReportInputs,
+    awaiting_first_approval,
     gap_listing,
     write_report,
 )
@@ -87,8 +96,11 @@ REPORTS_FOLDER = "reports"
 REPORT_DRIVER_MAX_ROWS = 500_000
 
 
-class NoForecastsError(RuntimeError):
-    """No segment has a champion yet, so score forecast nothing and there is no report."""
+class NoChampionError(TaskInputError, RuntimeError):
+    """Segments have data but no champion, and nothing of theirs awaits approval: nothing
+    will forecast them until someone acts (the message names each and why). Monitor raises
+    it after writing the report. A segment whose challenger awaits approval is not one: that
+    is the designed state of a ``require_approval`` target before its first approval."""
 
 
 class AccuracyAlertError(TaskInputError, RuntimeError):
@@ -160,6 +172,9 @@ class MonitorConfig:
     upstream_states: dict[str, str] = field(default_factory=dict)
     #: Months each forecast should cover (bundle variable ``horizon``; None: not checked).
     horizon: int | None = None
+    #: Registered models are ``<catalog>.<schema>.<model_prefix>_<segment>`` (bundle variable
+    #: ``model_prefix``): where monitor looks up why a segment has no champion.
+    model_prefix: str = "demand"
     #: The dataset (bundle variable ``dataset``): how quarantined rows name their series and
     #: month, to count those corrected since (None: not counted).
     dataset: DatasetConfig | None = None
@@ -249,14 +264,20 @@ class Measured:
 def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
     """Accuracy of every forecast whose month has an actual, and the alerts it raises.
 
+    The run month is ``cfg.run_month``, else the one this job run's score task forecast,
+    else the forecast table's newest. A month score forecast nothing (no segment has a
+    champion yet: in a target with ``require_approval``, every month before the first
+    approval) is measured all the same, with no forecasts of its own, so that its report is
+    written; :func:`run` then decides whether that is a failure.
+
     Raises:
-        RuntimeError: there are no forecasts (or no feature table) yet, or none of
-            ``cfg.run_month``.
+        RuntimeError: there are no forecast or feature tables yet (score writes the forecast
+            table even when it forecasts nothing), or the forecast table is empty and score
+            did not run in this job run, or it has no forecasts of ``cfg.run_month``.
     """
     forecasts = _read(ctx, names.FORECASTS)
     gold = _read(ctx, names.FEATURES)
     if forecasts is None or gold is None:
-        _raise_if_nothing_was_scored(ctx)
         raise RuntimeError(
             f"monitor: {ctx.table(names.FORECASTS)} or "
             f"{ctx.table(names.FEATURES)} does not exist: run score first"
@@ -276,10 +297,9 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
         "model_version",
     ).cache()
     latest = forecasts.agg(F.max("run_month"), F.count(F.lit(1))).first()
-    run_month = cfg.run_month or (latest[0] if latest else None)
+    run_month = cfg.run_month or _scored_run_month(ctx) or (latest[0] if latest else None)
     if run_month is None:
         forecasts.unpersist()
-        _raise_if_nothing_was_scored(ctx)
         raise RuntimeError(f"monitor: {ctx.table(names.FORECASTS)} is empty: run score first")
     if cfg.run_month is not None:
         _require_run_month(ctx, forecasts, cfg.run_month)
@@ -291,26 +311,11 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
     return Measured(run_month, forecasts, actuals, accuracy, accuracy_rows, alerts, forecast_rows)
 
 
-def _raise_if_nothing_was_scored(ctx: RunContext) -> None:
-    """Raise why there are no forecasts at all when this run's score task tells it: it ran,
-    and segments had no champion (in a target with ``require_approval``, every month before
-    the first approval). Returns when score did not run in this job run or named none.
-
-    Raises:
-        NoForecastsError: score named every segment it skipped for want of a champion.
-    """
-    without = ctx.task_values.get("score", "segments_without_champion", None)
-    if not without:
-        return
-    shown = ", ".join(without[:10]) + (" ..." if len(without) > 10 else "")
-    raise NoForecastsError(
-        f"monitor: {ctx.table(names.FORECASTS)} has no forecasts yet: score ran and forecast "
-        f"nothing; {len(without)} segment(s) have no champion ({shown}). "
-        "With require_approval (prod), deploy only marks passing challengers "
-        "awaiting_approval: approve them (the approve job; docs/deployment.md, 'Approving "
-        "and rolling back'), then rerun this month to score it and write its report. "
-        "Otherwise see the deploy and validate_models tasks' logs."
-    )
+def _scored_run_month(ctx: RunContext) -> date | None:
+    """The run month this job run's score task forecast (None: score did not run in it, as
+    for the ``report`` command)."""
+    month = ctx.task_values.get("score", "run_month", None)
+    return parse_month(month) if month else None
 
 
 def _require_run_month(ctx: RunContext, forecasts: DataFrame, run_month: date) -> None:
@@ -394,6 +399,7 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
         rows_in=int(accuracy_rows["n_series"].sum()) if not accuracy_rows.empty else 0,
         rows_out=len(accuracy_rows),
     )
+    _warn_awaiting_first_approval(inputs, report)
     if inputs.failed_tasks:
         raise UpstreamTaskFailedError(
             f"{len(inputs.failed_tasks)} task(s) of job run {cfg.job_run_id} failed: "
@@ -405,7 +411,10 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
             "scored, the others are forecast by their champions, and the report is written. "
             "Fix the cause (the task's log has it) and retrain the failed segments with the "
             "training job (--segments); monitor fails so that the run is alerted."
+            + (f" Also: {_no_champion_message(inputs)}" if inputs.no_champion_reasons else "")
         )
+    if inputs.no_champion_reasons:
+        raise NoChampionError(f"monitor {run_month:%Y-%m}: {_no_champion_message(inputs)}")
     if alerts and cfg.fail_on_alert:
         raise AccuracyAlertError(
             f"{len(alerts)} segment(s) over the WAPE alert threshold {cfg.alert_wape:.0%}: "
@@ -414,6 +423,37 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
             "accuracy_alert_wape. fail_on_alert is set, so the run fails."
         )
     return summary
+
+
+def _warn_awaiting_first_approval(inputs: ReportInputs, report: Path) -> None:
+    """Log the segments not forecast because their first version awaits approval: the
+    designed state of a ``require_approval`` target until someone approves, so a warning and
+    not a failure."""
+    waiting = awaiting_first_approval(inputs)
+    if not waiting:
+        return
+    log.warning(
+        "monitor %s: %d segment(s) have no champion yet and are not forecast: their "
+        "challengers await approval (require_approval), as designed before the first "
+        "approval: %s. Review the report's 'Awaiting approval' (%s), then %s.",
+        f"{inputs.run_month:%Y-%m}",
+        len(waiting),
+        ", ".join(waiting),
+        report,
+        APPROVE_THEN_SCORE,
+    )
+
+
+def _no_champion_message(inputs: ReportInputs) -> str:
+    """The error for segments with no champion and nothing awaiting approval: each with why."""
+    reasons = inputs.no_champion_reasons
+    return (
+        f"{len(reasons)} segment(s) have data but no champion, and nothing awaits approval, "
+        "so nothing forecasts them: "
+        + "; ".join(f"{s}: {why}" for s, why in sorted(reasons.items()))
+        + ". Retrain them with the training job (--segments), or make a version champion "
+        "(rollback --to); the report is written and names them at its top."
+    )
 
 
 def ensure_lakehouse_monitor(
@@ -645,13 +685,16 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
     on_fallback = ctx.task_values.get("score", "segments_on_fallback", None)
     if on_fallback is None:  # not in the job run (the report command): ask the registry
         on_fallback = fallback_segments(ctx, run_month)
+    without_champion = [s for s in not_forecast if s not in without_data]
+    waiting = awaiting_approval(ctx)
+    unexplained = sorted(set(without_champion) - set(waiting["segment"]))
     return ReportInputs(
         run_month=run_month,
         target=ctx.target,
         job_run_id=cfg.job_run_id,
         generated_at=ctx.clock(),
         series_forecast=totals.series_count,
-        segments_without_champion=[s for s in not_forecast if s not in without_data],
+        segments_without_champion=without_champion,
         segments_without_data=without_data,
         drift=drift,
         accuracy=recent_accuracy(measured.accuracy_rows, 1, cfg.window_months),
@@ -664,7 +707,8 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         segments_on_fallback=list(on_fallback),
         horizon=cfg.horizon,
         segments_off_horizon=off_horizon,
-        awaiting_approval=awaiting_approval(ctx),
+        awaiting_approval=waiting,
+        no_champion_reasons=no_champion_reasons(ctx, cfg.model_prefix, unexplained),
         costs=allocation,
         job_cost=costs.job_cost(telemetry, cfg.cost_per_hour),
         cost_per_hour=cfg.cost_per_hour,
@@ -691,6 +735,26 @@ def segments_without_value(actuals: DataFrame, segments: list[str], run_month: d
     )
     found = {row[0] for row in with_value}
     return [s for s in segments if s not in found]
+
+
+def no_champion_reasons(
+    ctx: RunContext, model_prefix: str, segments: Sequence[str]
+) -> dict[str, str]:
+    """``{segment: why}`` for segments with data, no champion and nothing awaiting approval,
+    from each one's registry model (no registered model: train never registered one, or it
+    failed; its newest version refused by validation, rolled back, or not marked for
+    approval), read a few segments at a time. Empty for no segments (no registry read)."""
+    if not segments:
+        return {}
+    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, model_prefix)
+
+    def why(segment: str) -> str:
+        try:
+            return not_awaiting_reason(registry, segment, None)
+        except Exception as exc:  # the report and the error go on without the detail
+            return f"its model {registry.name(segment)} could not be read: {exc}"
+
+    return read_each_segment(list(segments), why)
 
 
 #: Columns of :func:`awaiting_approval`.
@@ -908,6 +972,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="months each forecast should cover (bundle var horizon); segments whose "
         "champion forecasts another number are named in the report (omit: not checked)",
     )
+    add_model_prefix_option(parser)
     parser.add_argument(
         "--dataset",
         default="aus_retail",
@@ -971,6 +1036,7 @@ def make_config(args: argparse.Namespace) -> MonitorConfig:
         monitor_pause_status=str(args.quality_monitor_pause_status).strip().upper(),
         upstream_states=upstream_states(args.upstream_state),
         horizon=args.horizon,
+        model_prefix=args.model_prefix,
         dataset=load_dataset_config(args.dataset),
     )
 

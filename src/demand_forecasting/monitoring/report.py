@@ -53,6 +53,9 @@ class ReportInputs:
             of months than ``horizon``.
         awaiting_approval: the challengers the approve job would promote, with their gate
             figures (:func:`demand_forecasting.monitoring.monitor.awaiting_approval`).
+        no_champion_reasons: ``{segment: why}`` of the segments without a champion that
+            have nothing awaiting approval either (the run fails on them;
+            :func:`demand_forecasting.monitoring.monitor.no_champion_reasons`).
         segments_without_data: segments not forecast because they have no value in the run
             month (rows quarantined, or the segment stopped).
         costs: the job run's estimated cost per segment and task
@@ -88,6 +91,7 @@ class ReportInputs:
     horizon: int | None = None
     segments_off_horizon: dict[str, int] = field(default_factory=dict)
     awaiting_approval: pd.DataFrame = field(default_factory=pd.DataFrame)
+    no_champion_reasons: dict[str, str] = field(default_factory=dict)
     segments_without_data: list[str] = field(default_factory=list)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)
     job_cost: float | None = None
@@ -461,6 +465,94 @@ def without_champion(segments: Sequence[str], awaiting: pd.DataFrame) -> list[st
     ]
 
 
+def awaiting_first_approval(inputs: ReportInputs) -> list[str]:
+    """Segments without a champion whose challenger awaits approval, sorted: not forecast
+    until a person approves them (every segment, in a ``require_approval`` target's first
+    month)."""
+    if inputs.awaiting_approval.empty:
+        return []
+    waiting = set(inputs.awaiting_approval["segment"])
+    return sorted(s for s in inputs.segments_without_champion if s in waiting)
+
+
+#: What to do about segments awaiting their first approval (the log and the report say it).
+#: Approving only moves the ``champion`` alias: score, in the next run of the monthly job,
+#: forecasts with the approved versions.
+APPROVE_THEN_SCORE = (
+    "approve them (the approve job; docs/deployment.md, 'Approving and rolling back'), then "
+    "rerun this month's monthly job (approving does not forecast) or wait for next month's run"
+)
+
+#: The documented approval commands (docs/deployment.md, 'Approving and rolling back').
+APPROVE_COMMANDS = r"""```bash
+# Databricks, logged in as yourself (or Jobs UI: Run now with different parameters); the
+# pinned value is the one 'Awaiting approval' ends with:
+JOB_ID=$(databricks jobs list --name demand-forecasting-approve --output json | jq '.[0].job_id')
+databricks jobs run-now --json "{\"job_id\": $JOB_ID, \"job_parameters\": {\"segments\":
+  \"<segment>=<version>,...\", \"reason\": \"<ticket, review>\", \"approver\": \"<your e-mail>\"}}"
+# local runner (add --target <target> --local for a local test or prod run):
+demand-forecasting approve <segment>=<version> ... --reason "<ticket, review>"
+```"""
+
+
+def status_section(inputs: ReportInputs) -> list[str]:
+    """The lines above the summary when segments have no champion: those awaiting approval
+    (as designed: what to do) and those with nothing awaiting (the run fails: why each)."""
+    lines: list[str] = []
+    waiting = awaiting_first_approval(inputs)
+    if waiting:
+        lines += [
+            f"**Awaiting approval: {len(waiting)} segment(s) have no champion yet, so they are "
+            "not forecast** ("
+            + _listed(waiting, "see 'Awaiting approval' below")
+            + "). Their challengers passed validation and wait for a person "
+            "(`require_approval`): this is how a new deployment starts, not a failure. "
+            "Review 'Awaiting approval' below, then approve the versions you reviewed with the "
+            "pinned `segments` value it ends with (a version validated after your review is "
+            "then refused, not promoted):",
+            "",
+            APPROVE_COMMANDS,
+            "",
+            "Approving only makes them champions. Their forecasts come from the next run of "
+            "the monthly job: rerun this month (job `demand-forecasting-monthly`: Run now; "
+            "locally `demand-forecasting run monthly`), or wait for next month's run.",
+            "",
+        ]
+    if inputs.no_champion_reasons:
+        reasons = sorted(inputs.no_champion_reasons.items())
+        lines += [
+            f"**FAILED: {len(reasons)} segment(s) have no champion and nothing awaiting "
+            "approval**, so nothing forecasts them. Retrain them (the training job with "
+            "`--segments`) or make a version champion (`rollback --to`):",
+            "",
+            *[f"- {segment}: {why}" for segment, why in reasons[:LIST_LIMIT]],
+            *(
+                [f"- ... {len(reasons) - LIST_LIMIT} more: the monitor task's error names all."]
+                if len(reasons) > LIST_LIMIT
+                else []
+            ),
+            "",
+        ]
+    return lines
+
+
+def no_forecast_note(inputs: ReportInputs) -> str:
+    """Why the run month has no forecasts, and what to do."""
+    waiting = awaiting_first_approval(inputs)
+    if waiting:
+        return (
+            f"_No forecasts this month: no segment has a champion yet ({len(waiting)} "
+            f"await approval; the top of the report shows how). To get forecasts, "
+            f"{APPROVE_THEN_SCORE}._"
+        )
+    if inputs.no_champion_reasons:
+        return (
+            "_No forecasts this month: segments have no champion and nothing awaiting "
+            "approval (the top of the report says why each)._"
+        )
+    return "_no forecasts_"
+
+
 def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
     """The report text; ``images`` maps a figure's file name to its caption."""
     month = inputs.run_month.strftime("%Y-%m")
@@ -472,6 +564,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         f"Job run `{inputs.job_run_id or 'n/a'}`, report generated "
         f"{inputs.generated_at:%Y-%m-%d %H:%M} UTC.",
         "",
+        *status_section(inputs),
         "## Summary",
         "",
         f"- **{inputs.series_forecast} series forecast** from {month} by "
@@ -547,22 +640,25 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         lines.append(f"- **ALERT** {alert.describe()}")
     if inputs.alerts:
         lines.append("")
-    accuracy = (
-        inputs.accuracy.sort_values("wape", ascending=False)
-        if not inputs.accuracy.empty
-        else inputs.accuracy
-    )
-    lines += [
-        "One-month-ahead WAPE and bias per segment (newest evaluated months), and the share "
-        f"of actuals inside the {intervals.LEVEL:.0%} forecast interval (interval_coverage, "
-        "forecasts of those months at any horizon; empty without intervals):",
-        "",
-        _table(
-            accuracy,
-            {"wape": ".1%", "bias": "+.1%", "interval_coverage": ".0%"},
-            rest=f"the worst are above; the {names.ACCURACY} table has every segment",
-        ),
-    ]
+    if inputs.accuracy.empty:
+        lines += [
+            "_No forecast has its month's actual yet: accuracy starts the month after the "
+            "first forecasts._",
+            "",
+        ]
+    else:
+        lines += [
+            "One-month-ahead WAPE and bias per segment (newest evaluated months), and the "
+            f"share of actuals inside the {intervals.LEVEL:.0%} forecast interval "
+            "(interval_coverage, forecasts of those months at any horizon; empty without "
+            "intervals):",
+            "",
+            _table(
+                inputs.accuracy.sort_values("wape", ascending=False),
+                {"wape": ".1%", "bias": "+.1%", "interval_coverage": ".0%"},
+                rest=f"the worst are above; the {names.ACCURACY} table has every segment",
+            ),
+        ]
     lines += ["## Forecasts vs actuals", ""]
     if FORECAST_FILE in images:
         drawn = plot_segments(inputs)
@@ -575,7 +671,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
             "",
         ]
     else:
-        lines += ["_no forecasts_", ""]
+        lines += [no_forecast_note(inputs), ""]
     lines += cost_section(inputs.costs, inputs.job_cost, inputs.cost_per_hour, images)
     lines += ["## Time per task", ""]
     if TASK_TIME_FILE in images:

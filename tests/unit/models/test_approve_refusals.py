@@ -28,14 +28,13 @@ from demand_forecasting.models.registry import (
     RETIRED,
     ROLLED_BACK,
     SUPERSEDED,
-    VALIDATION_REASONS,
-    VALIDATION_STATUS,
     SegmentRegistry,
 )
 from demand_forecasting.models.validate import CHALLENGERS_KEY
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.platform.task_values import LocalTaskValues
 from models_support import history, write_gold
+from registry_support import register_validated
 
 PREFIX = "demand"
 SEGMENTS = ["tasmania__food_retailing", "tasmania__household_goods_retailing"]
@@ -60,22 +59,7 @@ def registry(ctx: RunContext) -> SegmentRegistry:
 
 
 def register(ctx: RunContext, segment: str, tmp_path: Path, *, passed: bool = True) -> str:
-    """A new version, tagged as validation tags it; a passing one becomes the challenger
-    as validation makes it."""
-    reg = registry(ctx)
-    name = reg.ensure_model(segment)
-    source = tmp_path / "model"
-    source.mkdir(exist_ok=True)
-    version = str(reg.client.create_model_version(name, source=str(source)).version)
-    reason = "MASE 0.9 beats seasonal naive 1.1" if passed else "MASE 1.2 does not beat 1.1"
-    reg.tag(
-        segment,
-        version,
-        {VALIDATION_STATUS: "passed" if passed else "refused", VALIDATION_REASONS: reason},
-    )
-    if passed:
-        validate.make_challenger(reg, segment, version)
-    return version
+    return register_validated(ctx, segment, tmp_path, passed=passed, prefix=PREFIX)
 
 
 def mark_awaiting(ctx: RunContext, segment: str, job_run_id: str) -> None:

@@ -213,12 +213,15 @@ def test_the_report_counts_the_quarantined_rows_a_later_load_corrected(
     assert "corrected" not in monitor.quarantine_summary(ctx)["quarantine"].columns
 
 
-def test_monitor_takes_the_bundles_dataset() -> None:
+def test_monitor_takes_the_bundles_dataset_and_model_prefix() -> None:
     parser = base_parser("monitor", "")
     monitor.add_arguments(parser)
     common = ["--catalog", "dev", "--schema", "small", "--target", "dev"]
-    config = monitor.make_config(parser.parse_args([*common, "--dataset", "aus_retail_small"]))
+    config = monitor.make_config(
+        parser.parse_args([*common, "--dataset", "aus_retail_small", "--model-prefix", "sales"])
+    )
     assert config.dataset is not None and config.dataset.name == "aus_retail_small"
+    assert config.model_prefix == "sales"
 
 
 def test_run_writes_the_accuracy_table_beside_the_report(forecast_tables: RunContext) -> None:
@@ -494,22 +497,3 @@ def test_segments_forecasting_another_horizon_than_the_bundle_are_named(
 
     assert off_horizon(None) == {} and off_horizon(3) == {}
     assert off_horizon(4) == {"alpha": 3, "beta": 3}
-
-
-def test_a_month_without_any_champion_fails_saying_so_not_to_run_score(ctx: RunContext) -> None:
-    """With require_approval, the months before the first approval have no champion: score
-    runs and writes nothing; monitor says why, and what to do, instead of "run score"."""
-    gold = gold_frame({"alpha": 2, "beta": 2}, date(2019, 1, 1), 37)
-    ctx.tables.write(to_spark(ctx.spark, gold), ctx.table(names.FEATURES), mode="overwrite")
-    empty = ctx.spark.createDataFrame([], FORECAST_SCHEMA)
-    ctx.tables.write(empty, ctx.table(names.FORECASTS), mode="overwrite")
-    ctx.task_values = values = LocalTaskValues()
-    with values.running("score"):
-        values.set("segments_without_champion", ["alpha", "beta"])
-
-    with pytest.raises(RuntimeError) as refused:
-        monitor.run(ctx, monitor.MonitorConfig())
-    message = str(refused.value)
-    assert "score ran and forecast nothing; 2 segment(s) have no champion (alpha, beta)" in message
-    assert "awaiting_approval: approve them (the approve job" in message
-    assert "run score first" not in message

@@ -1,0 +1,129 @@
+"""A require_approval target's first month: no champion yet, so score forecasts nothing.
+
+Monitor must still write the report (with what awaits approval), succeed when every segment
+without a champion has a challenger awaiting approval (the designed state before the first
+approval), and fail after the report when a segment has neither.
+
+Real Delta tables, the real sqlite registry and the real check_drift, deploy and score
+tasks; versions are registered without training (no champion is loaded: score has none to
+load), tagged as validation tags them.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from monitoring_support import gold_frame, to_spark
+
+from demand_forecasting import names
+from demand_forecasting.models import deploy
+from demand_forecasting.models.validate import CHALLENGERS_KEY
+from demand_forecasting.monitoring import check_drift, monitor
+from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.task_values import LocalTaskValues
+from demand_forecasting.scoring import score
+from registry_support import register_validated
+
+PREFIX = "demand"
+SEGMENTS = ("alpha", "beta", "gamma")
+#: gold_frame's 37 months from 2019-01.
+RUN_MONTH = date(2022, 1, 1)
+
+
+def first_prod_month(
+    ctx: RunContext, tmp_path: Path, passed: tuple[str, ...], refused: tuple[str, ...] = ()
+) -> LocalTaskValues:
+    """check_drift, validation's outcome, deploy (require_approval true) and score of a month
+    in which no segment has a champion, as the job chains them (task values passed on)."""
+    gold = gold_frame(dict.fromkeys(SEGMENTS, 2), date(2019, 1, 1), 37)
+    ctx.tables.write(to_spark(ctx.spark, gold), ctx.table(names.FEATURES), mode="overwrite")
+    ctx.task_values = values = LocalTaskValues()
+    with values.running("check_drift"):
+        check_drift.run(ctx, check_drift.DriftConfig(model_prefix=PREFIX))
+    challengers = {s: register_validated(ctx, s, tmp_path, prefix=PREFIX) for s in passed}
+    for segment in refused:
+        register_validated(ctx, segment, tmp_path, passed=False, prefix=PREFIX)
+    with values.running("validate_models"):
+        values.set(CHALLENGERS_KEY, challengers)
+    with values.running("deploy"):
+        deployed = deploy.run(ctx, deploy.DeployConfig(None, PREFIX, require_approval=True))
+    assert deployed.awaiting == challengers and not deployed.promoted
+    with values.running("score"):
+        scored = score.run(ctx, score.ScoreConfig(model_prefix=PREFIX))
+    assert scored.segments_without_champion == list(SEGMENTS) and scored.series_forecast == 0
+    return values
+
+
+def report_text(ctx: RunContext) -> str:
+    assert ctx.state_dir is not None
+    return (ctx.state_dir / monitor.REPORTS_FOLDER / "2022-01" / "report.md").read_text()
+
+
+def test_everything_awaiting_approval_writes_the_report_and_does_not_fail(
+    ctx: RunContext, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first_prod_month(ctx, tmp_path, passed=SEGMENTS)
+
+    summary = monitor.run(ctx, monitor.MonitorConfig())
+
+    assert summary.run_month == RUN_MONTH and summary.report is not None
+    text = report_text(ctx)
+    # At the top, before the summary: why nothing is forecast and the commands that fix it.
+    top = text[: text.index("## Summary")]
+    assert "**Awaiting approval: 3 segment(s) have no champion yet" in top
+    assert "alpha, beta, gamma" in top
+    assert "databricks jobs run-now" in top
+    assert "demand-forecasting approve <segment>=<version>" in top
+    assert "rerun this month (job `demand-forecasting-monthly`" in top
+    assert "FAILED" not in text
+    # The approver's table, with the gate's figures of each version.
+    assert "## Awaiting approval (3)" in text
+    for segment in SEGMENTS:
+        assert f"| {segment} | 1 |" in text
+    # The sections that need forecasts say why they are empty and what to do.
+    accuracy = text[text.index("## Accuracy") : text.index("## Forecasts vs actuals")]
+    assert "_No forecast has its month's actual yet" in accuracy
+    forecasts = text[text.index("## Forecasts vs actuals") : text.index("## Cost per model")]
+    assert "_No forecasts this month: no segment has a champion yet (3 await approval" in forecasts
+    assert "rerun this month's monthly job" in forecasts
+    # The sections that do not need forecasts are all there.
+    for section in ("## Data quality", "## Retraining decisions", "## Drift", "## Time per task"):
+        assert section in text
+    assert "| alpha | retrain_no_champion |" in text
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "3 segment(s) have no champion yet and are not forecast: their challengers await "
+        "approval" in message
+        for message in warnings
+    ), warnings
+
+
+def test_a_segment_with_neither_champion_nor_anything_awaiting_fails_after_the_report(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    # alpha awaits approval; beta's only version was refused (no fallback registered);
+    # gamma never got a model (train failed for it).
+    first_prod_month(ctx, tmp_path, passed=("alpha",), refused=("beta",))
+
+    with pytest.raises(monitor.NoChampionError) as failed:
+        monitor.run(ctx, monitor.MonitorConfig(model_prefix=PREFIX))
+
+    message = str(failed.value)
+    assert "monitor 2022-01: 2 segment(s) have data but no champion, and nothing awaits" in message
+    assert (
+        "beta: its newest version v1 was refused by validation (MASE 1.2 does not beat 1.1); "
+        "no champion" in message
+    )
+    assert "gamma: no registered model main.demand_forecasting.demand_gamma" in message
+    assert "alpha" not in message  # it waits for a person, as designed
+    assert "Retrain them with the training job (--segments)" in message
+    assert "run score first" not in message  # score ran: it had no champion to run
+    # The report was written first: the failure at its top, the approval section below.
+    text = report_text(ctx)
+    top = text[: text.index("## Summary")]
+    assert "**FAILED: 2 segment(s) have no champion and nothing awaiting approval**" in top
+    assert "- gamma: no registered model main.demand_forecasting.demand_gamma" in top
+    assert "**Awaiting approval: 1 segment(s) have no champion yet" in top
+    assert "## Awaiting approval (1)" in text and "| alpha | 1 |" in text
