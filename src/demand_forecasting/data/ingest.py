@@ -413,11 +413,11 @@ def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
         ctx.task_values.set("ingested_rows", 0)
         return IngestRun(0, 0, ())
     log.info(
-        "ingest: %d of the %d landing file(s) in %s are new to this run and passed the file "
-        "rules (the rest were read by an earlier run)",
+        "ingest: %d landing file(s) in %s new to this run passed the file rules; %d read by "
+        "an earlier run were not read again",
         len(landing.new),
-        len(landing.listed),
         folder,
+        len(landing.listed) - len(landing.new),
     )
     ctx.tables.ensure_schema(ctx.catalog, ctx.schema)
     cut_files = landing.cut_short

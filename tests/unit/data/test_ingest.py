@@ -200,7 +200,9 @@ def test_a_run_reads_only_the_landing_files_new_to_it_and_each_once(
     with caplog.at_level(logging.INFO, logger="demand_forecasting.data.ingest"):
         assert run(ctx, IngestConfig(aus)).rows_in == 2
     assert opened == ["aus_retail_2015-03.csv"]
-    assert "1 of the 3 landing file(s)" in caplog.text
+    assert "new to this run passed the file rules; 2 read by an earlier run were not" in (
+        caplog.text
+    )
     bronze = ctx.tables.read(ctx.table(names.BRONZE))
     assert [r["series_id"] for r in bronze.where(~F.col("line_terminated")).collect()] == ["A2"]
 
