@@ -1,8 +1,9 @@
 """Task ``ingest``: new landing files -> the bronze Delta table, incrementally and exactly once.
 
-Every landing file is first checked as a whole (:func:`check_landing_files`): a file that is not
-UTF-8 text, a blank file or a header without the dataset's columns stops the task before
-anything is read, naming every such file and its rule.
+Every landing file new to the run is first checked as a whole (:func:`check_new_landing_files`;
+files already ingested are not read again): a file that is not UTF-8 text, a blank file or a
+header without the dataset's columns stops the task before anything is read, naming every such
+file and its rule.
 Then a stream reads the files it has not seen yet (Auto Loader on Databricks, Spark's file
 source locally; both keep what they have read in a checkpoint) and appends their rows to bronze
 with lineage: ``source_file``, ``file_modification_time``, ``load_time`` and ``batch_id`` (the
@@ -18,11 +19,11 @@ import argparse
 import csv
 import io
 import logging
-import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -35,12 +36,14 @@ from demand_forecasting.data.streams import (
     append_once,
     checkpoint_query_id,
     file_source_caught_up,
-    files_changed_since_read,
+    files_read,
+    files_read_in,
     folders_read_besides,
     run_available_now,
 )
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import generated_code
+from demand_forecasting.platform.tables import TableStore
 from demand_forecasting.task import TaskInputError, run_task
 
 log = logging.getLogger(__name__)
@@ -78,8 +81,57 @@ def bronze_columns(config: DatasetConfig) -> list[str]:
 # ----------------------------------------------------------------------- file-level checks
 
 
-def check_landing_files(folder: Path, config: DatasetConfig) -> list[Path]:
-    """Check every landing file of ``folder`` as a whole and return them in name order.
+@dataclass(frozen=True)
+class LandingFiles:
+    """The landing folder as the file rules left it, before the stream starts."""
+
+    #: Every landing file, in name order.
+    listed: tuple[Path, ...]
+    #: Those new to this run (not ingested yet, or changed since): the ones checked.
+    new: tuple[Path, ...]
+    #: Of ``new``, those already ingested once and modified since (``landed_file_unchanged``).
+    changed: tuple[Path, ...]
+    #: Names of the ``new`` files whose last line has no line break (maybe cut short).
+    cut_short: tuple[str, ...]
+
+
+def check_new_landing_files(ctx: RunContext, config: DatasetConfig, folder: Path) -> LandingFiles:
+    """Every check ingest makes of the landing files before its stream starts.
+
+    Only files new to this run are read: the folder keeps every month ever delivered, and on a
+    volume each read is a remote GET. What is already in comes from the stream's own record,
+    the cheapest reliable one on each platform: locally the file-source checkpoint's file log
+    (what the stream will not read again; parsed without Spark), on Databricks bronze's
+    ``source_file`` and ``file_modification_time`` (Auto Loader keeps its file state in
+    RocksDB, which only Databricks reads). A file whose modification time differs from the
+    one recorded is new again: the file rules check it, and locally it is then refused
+    (``landed_file_unchanged``).
+
+    Raises:
+        LandingFileError: a file rule, ``one_dataset_per_schema`` or ``landed_file_unchanged``
+            is broken (nothing has been ingested).
+    """
+    checkpoint = ctx.volume_path(names.CHECKPOINT_VOLUME, names.BRONZE)
+    if ctx.on_databricks:
+        ingested = ingested_files_in_bronze(ctx.tables, ctx.table(names.BRONZE))
+    else:
+        read = files_read(checkpoint)  # the checkpoint's file log, parsed once
+        check_one_dataset(checkpoint, folder, f"{ctx.catalog}.{ctx.schema}", read)
+        ingested = files_read_in(read, folder)
+    landing = check_landing_files(folder, config, ingested)
+    if not ctx.on_databricks:
+        check_unchanged_since_read(landing.changed)
+    return landing
+
+
+def check_landing_files(
+    folder: Path, config: DatasetConfig, ingested: Mapping[str, int] | None = None
+) -> LandingFiles:
+    """Check the landing files of ``folder`` that are new as a whole, reading each once.
+
+    Args:
+        ingested: ``{file name: modification time in ms}`` of the files already ingested;
+            a listed file with that name and time is not read (default: none ingested).
 
     Raises:
         LandingFileError: a file is not UTF-8 text, is blank (no header, or a header and no
@@ -87,8 +139,27 @@ def check_landing_files(folder: Path, config: DatasetConfig) -> list[Path]:
             every such file (up to :data:`MAX_NAMED_FILES`) with the rule it broke, and what
             to do. Nothing has been read into bronze when this is raised.
     """
-    files = sorted(p for p in folder.glob("*.csv") if not p.name.startswith((".", "_")))
-    problems = [problem for path in files if (problem := _file_problem(path, config))]
+    listed = sorted(p for p in folder.glob("*.csv") if not p.name.startswith((".", "_")))
+    ingested = ingested or {}
+    new = [p for p in listed if p.name not in ingested or ingested[p.name] != _modified_ms(p)]
+    problems, cut_short = [], []
+    for path in new:
+        data = path.read_bytes()
+        if problem := _file_problem(path, data, config):
+            problems.append(problem)
+        elif ends_without_line_break(data):
+            cut_short.append(path.name)
+    _raise_file_problems(problems)
+    changed = tuple(p for p in new if p.name in ingested)
+    return LandingFiles(tuple(listed), tuple(new), changed, tuple(cut_short))
+
+
+def _modified_ms(path: Path) -> int:
+    """The file's modification time in ms, as Spark records it."""
+    return path.stat().st_mtime_ns // 1_000_000
+
+
+def _raise_file_problems(problems: list[str]) -> None:
     if len(problems) == 1:
         raise LandingFileError(
             f"{problems[0]} Nothing was ingested. Replace or remove the file and run ingest "
@@ -103,17 +174,16 @@ def check_landing_files(folder: Path, config: DatasetConfig) -> list[Path]:
             + " Nothing was ingested. Replace or remove the files and run ingest again (they "
             "have not been read, so corrected files may keep their names)."
         )
-    return files
 
 
 #: The most files a file-rule error names one by one.
 MAX_NAMED_FILES = 10
 
 
-def _file_problem(path: Path, config: DatasetConfig) -> str | None:
-    """What is wrong with the file as a whole (a sentence naming it and the rule), or None."""
+def _file_problem(path: Path, data: bytes, config: DatasetConfig) -> str | None:
+    """What is wrong with the file (``data``: its bytes) as a whole (a sentence naming it and
+    the rule), or None."""
     expected = list(config.landing_columns)
-    data = path.read_bytes()
     try:
         # The whole file: Spark would read any byte that is not UTF-8 as U+FFFD, silently
         # changing a series id or a segment value.
@@ -146,46 +216,48 @@ def _file_problem(path: Path, config: DatasetConfig) -> str | None:
     return None
 
 
-#: Bytes read from the end of a file to find its last line (more only if that line is longer).
-_TAIL_BYTES = 4096
-
-
-def ends_without_line_break(path: Path) -> bool:
-    """True when the file's last line has no line break and is not blank: a row that the CSV
-    reader reads although the file may have been cut short after it (mid-number, even).
+def ends_without_line_break(data: bytes) -> bool:
+    """True when a file's last line (``data``: its bytes) has no line break and is not blank:
+    a row that the CSV reader reads although the file may have been cut short after it
+    (mid-number, even).
 
     CRLF and CR line breaks count as line breaks; a blank last line (only spaces) holds no row
-    (the reader skips it), so it is not a cut row. Reads only the file's end.
+    (the reader skips it), so it is not a cut row.
     """
-    with path.open("rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, size - _TAIL_BYTES))
-        tail = handle.read()
-        if tail.endswith((b"\n", b"\r")) or not tail:
-            return False
-        last = tail.replace(b"\r", b"\n").rsplit(b"\n", 1)
-        if len(last) == 1 and len(tail) < size and not tail.strip():
-            # A blank tail of a line longer than the tail: the whole line decides.
-            handle.seek(0)
-            last = handle.read().replace(b"\r", b"\n").rsplit(b"\n", 1)
+    if not data or data.endswith((b"\n", b"\r")):
+        return False
+    last = data[max(data.rfind(b"\n"), data.rfind(b"\r")) + 1 :]
     # Blank as Spark's reader sees it (Java's trim: bytes up to the space).
-    return any(byte > 0x20 for byte in last[-1])
+    return any(byte > 0x20 for byte in last)
 
 
-def files_cut_short(files: Sequence[Path]) -> list[Path]:
-    """Those of ``files`` whose last line has no line break (:func:`ends_without_line_break`)."""
-    return [path for path in files if ends_without_line_break(path)]
+def ingested_files_in_bronze(tables: TableStore, bronze: str) -> dict[str, int]:
+    """``{file name: modification time in ms}`` of the landing files with rows in ``bronze``
+    (every ingested file has one: the file rules refuse a file without rows)."""
+    if not tables.exists(bronze):
+        return {}
+    files = (
+        tables.read(bronze)
+        .groupBy("source_file")
+        .agg(F.max(F.unix_millis("file_modification_time")).alias("modified"))
+        .collect()
+    )
+    # Spark gives the path URL-encoded (a space as %20, a '+' as it is).
+    return {unquote(r["source_file"].rsplit("/", 1)[-1]): int(r["modified"]) for r in files}
 
 
-def check_one_dataset(checkpoint: str, folder: Path, schema: str) -> None:
+def check_one_dataset(checkpoint: str, folder: Path, schema: str, read: Mapping[str, int]) -> None:
     """Refuse to ingest a dataset into a schema whose ingest stream read another dataset's
     landing folder (the stream, its checkpoint and the tables belong to one dataset).
+
+    Args:
+        read: the files the stream of ``checkpoint`` has read (:func:`files_read`).
 
     Raises:
         LandingFileError: naming both datasets, the rule (``one_dataset_per_schema``) and
             how to run the new one in a schema of its own.
     """
-    others = folders_read_besides(checkpoint, folder)
+    others = folders_read_besides(read, folder)
     if others:
         raise LandingFileError(
             f"schema {schema} already holds dataset {', '.join(others)} (its ingest checkpoint "
@@ -196,8 +268,9 @@ def check_one_dataset(checkpoint: str, folder: Path, schema: str) -> None:
         )
 
 
-def check_unchanged_since_read(checkpoint: str, files: list[Path]) -> None:
-    """Refuse landing files rewritten after the stream of ``checkpoint`` read them.
+def check_unchanged_since_read(changed: Sequence[Path]) -> None:
+    """Refuse landing files rewritten after the stream read them (``changed``:
+    :attr:`LandingFiles.changed`, from the stream's checkpoint).
 
     The stream reads a path once (Auto Loader too, unless ``cloudFiles.allowOverwrites``), so a
     correction written over an ingested file would be ignored without a word.
@@ -205,7 +278,6 @@ def check_unchanged_since_read(checkpoint: str, files: list[Path]) -> None:
     Raises:
         LandingFileError: naming the files, the rule (``landed_file_unchanged``) and the fix.
     """
-    changed = files_changed_since_read(checkpoint, files)
     if not changed:
         return
     first = changed[0]
@@ -283,7 +355,8 @@ def to_bronze(
 ) -> DataFrame:
     """Rename the landing columns to canonical names and add the load time, the batch id and
     ``line_terminated``: false for the last row of each file named in ``cut_files`` (file
-    names whose last line has no line break, :func:`files_cut_short`), true for every other.
+    names whose last line has no line break, :attr:`LandingFiles.cut_short`), true for every
+    other.
 
     ``raw`` is a micro-batch of :func:`landing_stream` as the stream gives it (no shuffle
     before): a file's rows are read in file order, part by part, so the last row of a file is
@@ -320,29 +393,34 @@ def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
     """Ingest new landing files of the dataset into bronze; return what was ingested.
 
     Raises:
-        LandingFileError: a landing file is blank or has the wrong header (nothing ingested).
+        LandingFileError: a landing file new to the run breaks a file rule, or (locally) an
+            ingested one was rewritten or the schema holds another dataset (nothing ingested).
     """
     config = cfg.dataset
     folder = Path(ctx.volume_path(names.LANDING_VOLUME, config.name))
     folder.mkdir(parents=True, exist_ok=True)
-    files = check_landing_files(folder, config)
+    landing = check_new_landing_files(ctx, config, folder)
     bronze = ctx.table(names.BRONZE)
     checkpoint = ctx.volume_path(names.CHECKPOINT_VOLUME, names.BRONZE)
-    if not ctx.on_databricks:
-        check_one_dataset(checkpoint, folder, f"{ctx.catalog}.{ctx.schema}")
-        check_unchanged_since_read(checkpoint, files)
     # Locally the checkpoint tells whether any file is new without starting a query (seconds);
     # Auto Loader on Databricks keeps its own state, so there the query always runs.
     if not ctx.on_databricks and file_source_caught_up(checkpoint, folder):
         log.info(
             "ingest: the checkpoint has all %d file(s) in %s; no query started, bronze unchanged",
-            len(files),
+            len(landing.listed),
             folder,
         )
         ctx.task_values.set("ingested_rows", 0)
         return IngestRun(0, 0, ())
+    log.info(
+        "ingest: %d landing file(s) in %s new to this run passed the file rules; %d read by "
+        "an earlier run were not read again",
+        len(landing.new),
+        folder,
+        len(landing.listed) - len(landing.new),
+    )
     ctx.tables.ensure_schema(ctx.catalog, ctx.schema)
-    cut_files = [path.name for path in files_cut_short(files)]
+    cut_files = landing.cut_short
     stream = landing_stream(ctx.spark, str(folder), landing_schema(config), ctx.on_databricks)
     first_load = ctx.first_local_load(names.BRONZE)
 
@@ -366,7 +444,9 @@ def run(ctx: RunContext, cfg: IngestConfig) -> IngestRun:
 
     result = run_available_now(stream, write_batch, checkpoint, f"ingest_{config.name}")
     if not result.batches:
-        log.info("ingest: no new files among the %d in %s; bronze unchanged", len(files), folder)
+        log.info(
+            "ingest: no new files among the %d in %s; bronze unchanged", len(landing.listed), folder
+        )
     ctx.task_values.set("ingested_rows", result.input_rows)
     return IngestRun(result.input_rows, result.input_rows, result.batches)
 

@@ -14,8 +14,10 @@ The judged frame keeps every bronze column and adds columns prefixed ``_`` (cano
 never start with one): ``_text_<column>`` for each canonical column (trimmed, blank as null),
 ``_y`` and ``_num_<exog>`` (double), ``_month`` (date), ``_month_offset`` (seconds after the
 first of the month), ``_series_id``, ``_segment``, ``_months_after_file`` (months from the month
-in the landing file's name to ``_month``; null for a file not named by month) and
-``_failed_rules`` (the names of the rules the row breaks, in suite order).
+in the landing file's name to ``_month``; null for a file not named by month),
+``_months_after_plain_file`` (the same for a plain month file ``<prefix>_<YYYY-MM>.csv``; null
+for a suffixed one such as a correction) and ``_failed_rules`` (the names of the rules the row
+breaks, in suite order).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ RESCUED = "_rescued_data"
 #: mid-number); null for rows ingested before the column existed (not judged).
 LINE_TERMINATED = "line_terminated"
 FAILED_RULES = "_failed_rules"
+#: The rules of a row whose month is not its landing file's (see ``_file_month_rules``).
+FILE_MONTH_RULES = ("month_not_after_file_month", "month_not_before_file_month")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
         series_id_column(config).alias("_series_id"),
         segment_column(config).alias("_segment"),
         months_after_file.alias("_months_after_file"),
+        F.when(plain_month_file_column(config), months_after_file).alias(
+            "_months_after_plain_file"
+        ),
     )
 
 
@@ -137,6 +144,13 @@ def file_month_column(config: DatasetConfig) -> Column:
     pattern = rf"/{re.escape(config.file_prefix)}_([0-9]{{4}}-[0-9]{{2}})(_[^/.]*)?[.]csv$"
     found = F.regexp_extract(F.col("source_file"), pattern, 1)
     return F.when(found != "", F.to_date(F.concat(found, F.lit("-01"))))
+
+
+def plain_month_file_column(config: DatasetConfig) -> Column:
+    """Whether the row's landing file is a plain month file ``<file_prefix>_<YYYY-MM>.csv``
+    (no suffix: not a correction)."""
+    pattern = rf"/{re.escape(config.file_prefix)}_[0-9]{{4}}-[0-9]{{2}}[.]csv$"
+    return F.col("source_file").rlike(pattern)
 
 
 def series_id_column(config: DatasetConfig) -> Column:
@@ -266,14 +280,32 @@ def _target_and_month_rules(config: DatasetConfig, run_month: date) -> list[Rule
             "ExpectColumnValuesToBeBetween",
             {"column": "_month", "max_value": run_month},
         ),
-        # One mistyped future month would otherwise become the newest month of its series,
-        # and drift, training and scoring would take it for the run month.
+        *_file_month_rules(),
+    ]
+
+
+def _file_month_rules() -> list[Rule]:
+    # A landing file named for a month holds that month's rows. One mistyped future month
+    # would otherwise become the newest month of its series, and drift, training and scoring
+    # would take it for the run month. An earlier month's row in a plain month file would
+    # silently restate that month: restating is what a correction file (a suffixed name) is
+    # for, so only there may rows of earlier months come.
+    after, after_plain = F.col("_months_after_file"), F.col("_months_after_plain_file")
+    return [
         Rule(
-            "month_not_after_file_month",
+            FILE_MONTH_RULES[0],
             "the month is not after the month its landing file is named for",
-            F.col("_months_after_file").isNotNull() & (F.col("_months_after_file") > 0),
+            after.isNotNull() & (after > 0),
             "ExpectColumnValuesToBeBetween",
             {"column": "_months_after_file", "max_value": 0},
+        ),
+        Rule(
+            FILE_MONTH_RULES[1],
+            "in a plain month file (<file_prefix>_<YYYY-MM>.csv) the month is not before the "
+            "file's month (an earlier month is restated in a correction file of that month)",
+            after_plain.isNotNull() & (after_plain < 0),
+            "ExpectColumnValuesToBeBetween",
+            {"column": "_months_after_plain_file", "min_value": 0},
         ),
     ]
 
@@ -281,8 +313,9 @@ def _target_and_month_rules(config: DatasetConfig, run_month: date) -> list[Rule
 def _unique_rule() -> Rule:
     # Per file: a file that says two things of one series and month is ambiguous. Across the
     # files of a batch (an original and its correction landed before the month ran, or a
-    # month's file restating an earlier month) each row is valid, and silver keeps the one of
-    # the file that sorts last (silver.latest_load_wins), as it keeps a later batch's.
+    # correction of a later month restating an earlier one) each row is valid, and silver
+    # keeps the one of the file that sorts last (silver.latest_load_wins), as it keeps a later
+    # batch's.
     key = Window.partitionBy("_series_id", "_month", "source_file")
     present = F.col("_series_id").isNotNull() & F.col("_month").isNotNull()
     return Rule(

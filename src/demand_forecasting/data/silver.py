@@ -38,7 +38,7 @@ def series_attributes(config: DatasetConfig) -> list[str]:
 def latest_load_wins(validated: DataFrame) -> DataFrame:
     """Keep one row per (series_id, month): the latest ``load_time``, then batch, then the
     file whose name sorts last (within a batch, ``<prefix>_<YYYY-MM>_correction.csv`` over
-    ``<prefix>_<YYYY-MM>.csv``, and a later month's file over an earlier one's)."""
+    ``<prefix>_<YYYY-MM>.csv``, and a later month's correction over an earlier one's)."""
     order = Window.partitionBy("series_id", "month").orderBy(
         F.col("load_time").desc(), F.col("batch_id").desc(), F.col("source_file").desc()
     )

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,15 +213,29 @@ def _seen_files(root: Path) -> dict[str, int]:
     return seen
 
 
-def folders_read_besides(checkpoint: str, folder: Path) -> list[str]:
-    """Names of the folders other than ``folder`` (by name) whose files the file-source query
-    of ``checkpoint`` read: another dataset's landing folder. Empty when the checkpoint has
-    no file log (nothing read yet) or a format not understood."""
+def files_read(checkpoint: str) -> dict[str, int]:
+    """``{local path: modification time in ms}`` of every file the file-source query of
+    ``checkpoint`` has read (or planned to read in a batch not yet committed: a rerun reads
+    those again, unchanged). Empty when the checkpoint has no file log (nothing read yet) or a
+    format not understood: then every file counts as unread.
+    """
     try:
-        seen = _seen_files(Path(checkpoint))
+        return _seen_files(Path(checkpoint))
     except (OSError, ValueError, KeyError, TypeError):
-        return []
-    return sorted({Path(p).parent.name for p in seen} - {folder.name})
+        return {}
+
+
+def files_read_in(read: Mapping[str, int], folder: Path) -> dict[str, int]:
+    """``{file name: modification time in ms}`` of the files of ``read`` (:func:`files_read`)
+    that are in ``folder``."""
+    here = os.path.abspath(folder)
+    return {os.path.basename(p): ms for p, ms in read.items() if os.path.dirname(p) == here}
+
+
+def folders_read_besides(read: Mapping[str, int], folder: Path) -> list[str]:
+    """Names of the folders other than ``folder`` (by name) with files in ``read``
+    (:func:`files_read`): another dataset's landing folder."""
+    return sorted({os.path.basename(os.path.dirname(p)) for p in read} - {folder.name})
 
 
 def file_source_caught_up(checkpoint: str, folder: Path) -> bool:
@@ -247,24 +261,6 @@ def file_source_caught_up(checkpoint: str, folder: Path) -> bool:
     if any(not p.is_file() for p in listed):
         return False
     return all(os.path.abspath(p) in seen for p in listed)
-
-
-def files_changed_since_read(checkpoint: str, files: list[Path]) -> list[Path]:
-    """Those of ``files`` the file-source query of ``checkpoint`` read when their modification
-    time was another: rewritten since, and never read again (a stream reads a path once).
-
-    Empty when the checkpoint has no file log (nothing read yet) or a format not understood.
-    """
-    try:
-        seen = _seen_files(Path(checkpoint))
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    changed = []
-    for path in files:
-        read_at = seen.get(os.path.abspath(path))
-        if read_at is not None and path.stat().st_mtime_ns // 1_000_000 != read_at:
-            changed.append(path)
-    return changed
 
 
 def delta_source_caught_up(checkpoint: str, table: Path) -> bool:

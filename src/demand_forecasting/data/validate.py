@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from demand_forecasting.data.expectations import (
 from demand_forecasting.data.ingest import bronze_columns
 from demand_forecasting.data.rules import (
     FAILED_RULES,
+    FILE_MONTH_RULES,
     KNOWN_RULE_PREFIX,
     LINE_TERMINATED,
     Rule,
@@ -93,6 +95,8 @@ class FileCounts:
     by_rule: Mapping[str, int]
     #: Bronze (ingest) batch ids the file's rows came in.
     batch_ids: tuple[int, ...] = ()
+    #: Months (``YYYY-MM``) of the file's rows that broke a rule of :data:`FILE_MONTH_RULES`.
+    other_months: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,16 +162,21 @@ class ValidationRun:
 
 
 def file_counts(judged: DataFrame, rules: Sequence[Rule]) -> tuple[FileCounts, ...]:
-    """Count rows, bad rows and rows per rule for each source file, in one Spark job."""
+    """Count rows, bad rows and rows per rule for each source file, and list the months of
+    rows not of their file's month, in one Spark job."""
     per_rule = [
         F.sum(F.array_contains(FAILED_RULES, r.name).cast("long")).alias(r.name) for r in rules
     ]
+    off_month = F.arrays_overlap(F.col(FAILED_RULES), F.array(*map(F.lit, FILE_MONTH_RULES)))
     rows = (
         judged.groupBy("source_file")
         .agg(
             F.count(F.lit(1)).alias("_rows"),
             F.sum((F.size(FAILED_RULES) > 0).cast("long")).alias("_bad"),
             F.collect_set("batch_id").alias("_batch_ids"),
+            F.array_sort(
+                F.collect_set(F.when(off_month, F.date_format("_month", "yyyy-MM")))
+            ).alias("_other_months"),
             *per_rule,
         )
         .orderBy("source_file")
@@ -180,6 +189,7 @@ def file_counts(judged: DataFrame, rules: Sequence[Rule]) -> tuple[FileCounts, .
             int(row["_bad"]),
             {r.name: int(row[r.name]) for r in rules},
             tuple(sorted(row["_batch_ids"])),
+            tuple(row["_other_months"]),
         )
         for row in rows
     )
@@ -228,6 +238,39 @@ def cut_file_hint(verdict: BatchVerdict) -> str:
     )
 
 
+#: A landing file's name: prefix, month, optional suffix.
+_FILE_NAME = re.compile(r"^(.*)_([0-9]{4}-[0-9]{2})(_[^.]*)?[.]csv$")
+
+
+def file_month_hint(verdict: BatchVerdict) -> str:
+    """For files with rows of another month than the one the file is named for: which months,
+    why those rows are not merged, and where to land them instead."""
+    hints, example = [], ""
+    for counts in verdict.files:
+        found = _FILE_NAME.match(counts.source_file.rsplit("/", 1)[-1])
+        if not counts.other_months or found is None:
+            continue
+        prefix, month, suffix = found.groups()
+        broken = ", ".join(
+            f"{rule} {counts.by_rule[rule]}"
+            for rule in FILE_MONTH_RULES
+            if counts.by_rule.get(rule)
+        )
+        hints.append(
+            f"{found.group(0)} is the {'correction ' if suffix else ''}file of {month} but has "
+            f"rows of {', '.join(counts.other_months[:5])} ({broken})"
+        )
+        example = example or f" (e.g. {prefix}_{counts.other_months[0]}_correction.csv)"
+    if not hints:
+        return ""
+    return (
+        f" Rows of another month: {'; '.join(hints)}. A month's file holds that month's rows "
+        "(a correction file, <file_prefix>_<YYYY-MM>_<suffix>.csv, may also restate earlier "
+        "months), so those rows are kept in quarantine, not merged as a restatement. Land "
+        f"each in a correction file of its own month{example}: the latest load wins in silver."
+    )
+
+
 def gate_message(
     verdict: BatchVerdict,
     batch_ids: str,
@@ -251,7 +294,8 @@ def gate_message(
         f"validate_data: {verdict.bad} of {verdict.rows} rows ({verdict.bad_share:.1%}) of "
         f"bronze batch(es) {batch_ids} broke the data-quality rules, more than the allowed "
         f"{verdict.max_bad_row_share:.1%} (max_bad_row_share). {details}."
-        f"{unknown_value_hint(verdict, examples or {}, dataset)}{cut_file_hint(verdict)} "
+        f"{unknown_value_hint(verdict, examples or {}, dataset)}{cut_file_hint(verdict)}"
+        f"{file_month_hint(verdict)} "
         f"No table was changed and the batch will be judged again on the next run, as it "
         f"is: its rows are in bronze, so correcting or replacing the landing file does not "
         f"change the verdict. "
@@ -328,7 +372,7 @@ def _judge_and_write(
         report = _save_report(ctx, cfg, run_month, batch_id, bronze_batches, verdict, suite)
         check_agreement(suite, verdict.rule_counts())
         _log_summary(verdict, suite, bronze_batches, report)
-        if verdict.passed and (hint := cut_file_hint(verdict)):
+        if verdict.passed and (hint := cut_file_hint(verdict) + file_month_hint(verdict)):
             log.warning("validate_data:%s", hint)
         if not verdict.passed:
             raise DataQualityGateError(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from data_support import write_landing_file
@@ -17,6 +19,7 @@ from demand_forecasting.data.ingest import (
     LandingFileError,
     bronze_columns,
     check_landing_files,
+    check_new_landing_files,
     ends_without_line_break,
     run,
 )
@@ -101,7 +104,7 @@ def test_every_file_that_breaks_a_file_rule_is_named_at_once(
 def test_good_files_pass_and_hidden_files_are_ignored(tmp_path: Path, aus: DatasetConfig) -> None:
     write_landing_file(tmp_path, "aus_retail_2015-01.csv", _rows("2015-01-01", "A1"))
     (tmp_path / ".aus_retail_2015-02.csv.tmp").write_text("", encoding="utf-8")
-    assert [p.name for p in check_landing_files(tmp_path, aus)] == ["aus_retail_2015-01.csv"]
+    assert [p.name for p in check_landing_files(tmp_path, aus).listed] == ["aus_retail_2015-01.csv"]
 
 
 def test_ingest_is_incremental_and_exactly_once(ctx: RunContext, aus: DatasetConfig) -> None:
@@ -166,6 +169,76 @@ def test_malformed_lines_are_kept_and_a_bad_file_blocks_the_run(
     assert ctx.tables.version(ctx.table(names.BRONZE)) == version  # nothing ingested
 
 
+def _record_opens(monkeypatch: pytest.MonkeyPatch, folder: Path) -> list[str]:
+    """Names of the files in ``folder`` that Python opens from now on (``Path.read_bytes``
+    opens through ``Path.open`` too); Spark's own reads happen in the JVM."""
+    opened: list[str] = []
+    real_open = Path.open
+
+    def recording_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.parent == folder:
+            opened.append(self.name)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", recording_open)
+    return opened
+
+
+def test_a_run_reads_only_the_landing_files_new_to_it_and_each_once(
+    ctx: RunContext, aus: DatasetConfig, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    # The folder keeps every month ever landed: checking them all made each month cost more
+    # (and on a volume each read is a remote GET), and a new file's tail was read twice.
+    folder = _landing(ctx, aus)
+    for month in ("2015-01", "2015-02"):
+        write_landing_file(folder, f"aus_retail_{month}.csv", _rows(f"{month}-01", "A1", "A2"))
+    run(ctx, IngestConfig(aus))
+    new = write_landing_file(folder, "aus_retail_2015-03.csv", _rows("2015-03-01", "A1", "A2"))
+    new.write_bytes(new.read_bytes().rstrip(b"\n"))  # cut short: found from the same bytes
+    opened = _record_opens(monkeypatch, folder)
+
+    with caplog.at_level(logging.INFO, logger="demand_forecasting.data.ingest"):
+        assert run(ctx, IngestConfig(aus)).rows_in == 2
+    assert opened == ["aus_retail_2015-03.csv"]
+    assert "new to this run passed the file rules; 2 read by an earlier run were not" in (
+        caplog.text
+    )
+    bronze = ctx.tables.read(ctx.table(names.BRONZE))
+    assert [r["series_id"] for r in bronze.where(~F.col("line_terminated")).collect()] == ["A2"]
+
+    opened.clear()
+    assert run(ctx, IngestConfig(aus)).rows_in == 0
+    assert opened == []  # nothing new: nothing read
+
+
+def _blank_later(path: Path) -> None:
+    """Rewrite ``path`` blank, its modification time 5 s later (as a later write would)."""
+    later = path.stat().st_mtime_ns + 5_000_000_000
+    path.write_text("", encoding="utf-8")
+    os.utime(path, ns=(later, later))
+
+
+def test_on_databricks_bronze_tells_which_files_are_already_in(
+    ctx: RunContext, aus: DatasetConfig
+) -> None:
+    # Auto Loader's file state is RocksDB in its checkpoint; bronze's lineage says the same.
+    # Spark names a file URL-encoded: a space as %20, a '+' as it is.
+    folder = _landing(ctx, aus)
+    first = write_landing_file(folder, "aus_retail_2015-01.csv", _rows("2015-01-01", "A1"))
+    write_landing_file(folder, "aus_retail_2015-01_re sent+1.csv", _rows("2015-01-01", "A1"))
+    run(ctx, IngestConfig(aus))
+    write_landing_file(folder, "aus_retail_2015-02.csv", _rows("2015-02-01", "A1"))
+    databricks = dataclasses.replace(ctx, on_databricks=True)
+
+    landing = check_new_landing_files(databricks, aus, folder)
+    assert [p.name for p in landing.new] == ["aus_retail_2015-02.csv"]
+    assert len(landing.listed) == 3
+
+    _blank_later(first)  # rewritten after ingest: checked again
+    with pytest.raises(LandingFileError, match=r"aus_retail_2015-01\.csv is blank"):
+        check_new_landing_files(databricks, aus, folder)
+
+
 def test_a_landing_file_rewritten_after_ingest_is_refused_not_ignored(
     ctx: RunContext, aus: DatasetConfig
 ) -> None:
@@ -174,6 +247,13 @@ def test_a_landing_file_rewritten_after_ingest_is_refused_not_ignored(
     run(ctx, IngestConfig(aus))
     bronze = ctx.tables.version(ctx.table(names.BRONZE))
     ingested_at = landed.stat().st_mtime_ns
+
+    # Rewritten blank: checked again like a new file, its file rule says so (as when every
+    # file was checked on every run).
+    _blank_later(landed)
+    with pytest.raises(LandingFileError, match=r"2015-01\.csv is blank .*file_not_blank"):
+        run(ctx, IngestConfig(aus))
+    assert ctx.tables.version(ctx.table(names.BRONZE)) == bronze
 
     # A correction written over the ingested file: the stream would never read it again.
     write_landing_file(folder, "aus_retail_2015-01.csv", _rows("2015-01-01", "A1", value="9.9"))
@@ -221,19 +301,14 @@ def test_a_second_dataset_in_the_same_schema_is_refused_naming_both(
         ("1.5\n  \t ", False),  # a last line of spaces: no row, nothing cut
         ("19", True),  # cut mid-number
         ('1.5\r\n"Tasmania","Liq', True),  # cut mid-row in a CRLF file
-        ("1" + " " * 5000, True),  # a last line longer than the bytes read first
+        ("1" + " " * 5000, True),  # a long last line
     ],
 )
 def test_a_file_ends_without_a_line_break_only_when_its_last_line_has_a_row_and_none(
     tmp_path: Path, ending: str, cut: bool
 ) -> None:
-    path = tmp_path / "aus_retail_2016-06.csv"
-    path.write_bytes(
-        (
-            '"State","Industry","Series ID","Month","Turnover"\n"T","L","A1",2016-06-01,' + ending
-        ).encode()
-    )
-    assert ends_without_line_break(path) is cut
+    data = '"State","Industry","Series ID","Month","Turnover"\n"T","L","A1",2016-06-01,' + ending
+    assert ends_without_line_break(data.encode()) is cut
 
 
 def test_the_last_row_of_a_file_cut_short_is_marked_and_no_other(

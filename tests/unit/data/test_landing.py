@@ -18,7 +18,7 @@ from demand_forecasting.data.config import (
     load_dataset_config,
     parse_month,
 )
-from demand_forecasting.data.ingest import files_cut_short
+from demand_forecasting.data.ingest import check_landing_files
 from demand_forecasting.data.landing import LandingError, land, landed_months
 
 
@@ -61,8 +61,8 @@ def test_land_until_writes_one_erp_like_file_per_month(
     assert {r[3] for r in rows[1:]} == {"1983-03-01"}  # the source's own month spelling
     assert report.rows == sum(len(_rows(p)) - 1 for p in tmp_path.iterdir())
     assert "landed 12 monthly file(s) 1982-04 .. 1983-03" in report.summary()
-    # Complete files end with a line break (ingest's rule row_complete).
-    assert files_cut_short(sorted(tmp_path.iterdir())) == []
+    # Complete files pass ingest's file rules and end with a line break (rule row_complete).
+    assert check_landing_files(tmp_path, small).cut_short == ()
 
 
 def test_landing_is_idempotent_and_next_month_continues(
@@ -119,7 +119,7 @@ def test_synthetic_landing_is_deterministic_month_by_month(tmp_path: Path) -> No
     rows = _rows(tmp_path / "at_once" / "synthetic_1982-05.csv")
     assert rows[0] == ["Region", "Category", "Product", "Period", "Units", "Price", "Promo"]
     assert len(rows) == 7 and {r[3] for r in rows[1:]} == {"1982-05"}
-    assert files_cut_short(sorted((tmp_path / "at_once").iterdir())) == []
+    assert check_landing_files(tmp_path / "at_once", config).cut_short == ()
     other_seed = tmp_path / "other_seed"
     land(config, other_seed, until=parse_month("1982-04"), series=6, seed=7)
     assert (other_seed / "synthetic_1982-04.csv").read_text() != (
@@ -242,7 +242,7 @@ def test_land_from_your_own_history_file_month_by_month(tmp_path: Path) -> None:
     next_args = build_parser().parse_args([*own, "--next-month", "--landing-dir", str(landing_dir)])
     assert landing.main(next_args) == 0
     assert landed_months(landing_dir, config)[-1] == date(2023, 3, 1)
-    assert files_cut_short(sorted(landing_dir.iterdir())) == []
+    assert check_landing_files(landing_dir, config).cut_short == ()
 
 
 def test_a_history_file_that_cannot_be_landed_is_refused_naming_the_rows(

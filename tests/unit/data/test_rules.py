@@ -52,9 +52,19 @@ CASES: dict[str, tuple[dict[str, str | None], list[str]]] = {
     ),
     # A typo in one row of the 2015-01 file: before the run month, but not that file's month.
     "month after its file's month": ({"month": "2015-02-01"}, ["month_not_after_file_month"]),
-    "earlier month in a later file": (
+    # The same in a correction file: a later month is still another file's.
+    "month after its correction file's month": (
+        {"month": "2015-02-01", "source_file": "file:/landing/aus_retail_2015-01_correction.csv"},
+        ["month_not_after_file_month"],
+    ),
+    # A correction file may restate earlier months; a plain month file may not.
+    "earlier month in a correction file": (
         {"month": "2014-12-01", "source_file": "file:/landing/aus_retail_2015-01_correction.csv"},
         [],
+    ),
+    "earlier month in a plain month file": (
+        {"month": "2014-12-01"},
+        ["month_not_before_file_month"],
     ),
     "file not named by month": (
         {"month": "2015-06-01", "source_file": "file:/landing/erp_export.csv"},
@@ -194,6 +204,7 @@ def test_great_expectations_agrees_with_every_rule(
     assert not suite.success
     assert suite.unexpected["unique_series_month"] == 2
     assert suite.unexpected["turnover_is_number"] == 2
+    assert suite.unexpected["month_not_before_file_month"] == 1
     assert suite.statistics["evaluated_expectations"] == len(rules) + 1
     assert suite.result_json["results"]
 

@@ -137,7 +137,7 @@ def test_rows_after_the_run_month_are_quarantined(ctx: RunContext, aus: DatasetC
     _land_and_ingest(
         ctx,
         aus,
-        "aus_retail_2016-01.csv",
+        "aus_retail_2016-01_correction.csv",  # a correction may restate the month before
         [
             '"Tasmania","Liquor retailing","A1",2016-01-01,1.5',
             '"Tasmania","Liquor retailing","A1",2015-12-01,1.4',
@@ -147,6 +147,44 @@ def test_rows_after_the_run_month_are_quarantined(ctx: RunContext, aus: DatasetC
     assert done.rows_quarantined == 1
     row = ctx.tables.read(ctx.table(names.QUARANTINE)).first()
     assert row["month"] == "2016-01-01" and row["failed_rule"] == "month_not_after_run_month"
+
+
+def test_a_row_of_another_month_in_a_plain_month_file_is_quarantined_not_merged(
+    ctx: RunContext, aus: DatasetConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The 2015-03 file with a row of 2015-01 (it would restate that month) and one of 2015-04.
+    earlier = '"Tasmania","Liquor retailing","A1",2015-01-01,99'
+    later = '"Tasmania","Liquor retailing","A1",2015-04-01,98'
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03.csv", [*GOOD, earlier, later])
+
+    with pytest.raises(DataQualityGateError) as failure:  # 2 of 6 bad: over 5%
+        run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+    message = str(failure.value)
+    assert (
+        "aus_retail_2015-03.csv: 2 of 6 rows bad (month_not_after_file_month 1, "
+        "month_not_before_file_month 1)"
+    ) in message
+    assert "aus_retail_2015-03.csv is the file of 2015-03 but has rows of 2015-01, 2015-04" in (
+        message
+    )
+    assert "correction file of its own month (e.g. aus_retail_2015-01_correction.csv)" in message
+
+    with caplog.at_level("WARNING", logger="demand_forecasting.data.validate"):
+        done = run(ctx, ValidateConfig(aus, max_bad_row_share=0.5, run_month=RUN_MONTH))
+    assert (done.rows_out, done.rows_quarantined) == (4, 2)
+    assert "not merged as a restatement" in caplog.text
+    quarantine = ctx.tables.read(ctx.table(names.QUARANTINE)).collect()
+    assert sorted((r["month"], r["failed_rule"], r["source_file"][-22:]) for r in quarantine) == [
+        ("2015-01-01", "month_not_before_file_month", "aus_retail_2015-03.csv"),
+        ("2015-04-01", "month_not_after_file_month", "aus_retail_2015-03.csv"),
+    ]
+    accepted = ctx.tables.read(ctx.table(names.VALIDATED))
+    assert accepted.where("month != '2015-03-01'").count() == 0
+
+    # Landed as the message says, the restatement passes.
+    _land_and_ingest(ctx, aus, "aus_retail_2015-01_correction.csv", [earlier])
+    fixed = run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+    assert (fixed.rows_out, fixed.rows_quarantined) == (1, 0)
 
 
 def test_gate_message_names_files_rules_and_counts() -> None:
