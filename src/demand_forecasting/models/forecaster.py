@@ -11,7 +11,9 @@ last month forecasts from this month's data without retraining). Only series obs
 newest month are forecast: a series that stopped keeps teaching the model but gets no
 forecast. A young series (observed in fewer than :data:`YOUNG_MONTHS` months, e.g. a product
 launched after the model was trained) is forecast by its segment's shape instead
-(:func:`young_series_log`). :meth:`SegmentForecaster.to_files` / :func:`load_forecaster` are
+(:func:`young_series_log`); one written as zeros before its launch, fewer than
+:data:`YOUNG_MONTHS` months ago (:meth:`.Panel.start_rows`), by its newest value
+(:func:`launched_series_log`). :meth:`SegmentForecaster.to_files` / :func:`load_forecaster` are
 the model's on-disk form (XGBoost's own UBJ format plus one JSON), wrapped by the MLflow
 pyfunc.
 """
@@ -28,7 +30,7 @@ import pandas as pd
 import xgboost as xgb
 
 from demand_forecasting.models import holt_winters, theta
-from demand_forecasting.models.baseline import seasonal_naive
+from demand_forecasting.models.baseline import seasonal_naive, source_rows, values_at
 from demand_forecasting.models.features import FEATURE_NAMES, LEVEL_MONTHS, N_LAGS, design_rows
 from demand_forecasting.models.holt_winters import HoltWintersParams
 from demand_forecasting.models.intervals import ForecastInterval, seasonal_naive_offsets
@@ -44,7 +46,8 @@ class FeatureMismatchError(ValueError):
 MIN_TRAINING_ROWS = 100
 #: A series observed in fewer months than this is young: Holt-Winters and Theta cannot fit it
 #: (:data:`.holt_winters.MIN_MONTHS`) and its forecast is its segment's shape
-#: (:func:`young_series_log`; benchmarks/README.md, "Young series").
+#: (:func:`young_series_log`; benchmarks/README.md, "Young series"). One launched after
+#: zeros fewer months ago than this is forecast by its newest value (:func:`launched_series_log`).
 YOUNG_MONTHS = holt_winters.MIN_MONTHS
 BOOSTER_FILE = "booster.ubj"
 STATE_FILE = "forecaster.json"
@@ -136,8 +139,10 @@ class SegmentForecaster:
         blend = combine_logs(xgb_log, statistical_log, self.recipe.xgb_weight)
         # A young series (too short for the statistical members): the segment's shape.
         blend = young_series_log(panel, rows.series, rows.horizon, blend)
+        # Launched after zeros: its newest value (the ramp-up of a launch).
+        blend = launched_series_log(panel, rows.series, blend)
         # Neither half could forecast (short series): fall back to the seasonal naive value.
-        naive_log = seasonal_naive_log(panel.log_values, rows.series, rows.horizon)
+        naive_log = seasonal_naive_log(panel, rows.series, rows.horizon)
         blend = np.where(np.isnan(blend), naive_log, blend)
         if self.interval is not None:
             lower, upper = self.interval.bounds(blend, rows.horizon)
@@ -277,23 +282,49 @@ def young_series_log(
     return out
 
 
-def seasonal_naive_log(
-    log_values: np.ndarray, series: np.ndarray, horizon: np.ndarray
-) -> np.ndarray:
-    """The newest same-calendar-month value for each (series, horizon) row, on the log scale."""
-    newest = log_values.shape[0] - 1
-    source = newest + horizon - 12 * np.ceil(horizon / 12).astype(int)
-    valid = source >= 0
-    out = np.full(len(series), np.nan)
-    out[valid] = log_values[source[valid], series[valid]]
+def launched_series_log(panel: Panel, series: np.ndarray, forecast_log: np.ndarray) -> np.ndarray:
+    """``forecast_log`` with the rows of each series launched after zeros, fewer than
+    :data:`YOUNG_MONTHS` months ago, replaced by its newest value.
+
+    Such a series (written as zeros before its launch, :meth:`.Panel.start_rows`) is old
+    by its observed months, so :func:`young_series_log` does not take it, and its members
+    fit its zeros and its launch: Holt-Winters and Theta read the launch as a trend, the
+    XGBoost half sees zero lags. On PBS's launches (origins up to 2004, k = 1..30 months
+    after the launch) that forecast had a WAPE of 35 %, the segment shape 49 % (PBS's
+    segments mix series of opposite seasons), the newest value 25 % (a launch ramps up):
+    benchmarks/README.md, "Series launched after zeros".
+
+    Rows of every other series are returned unchanged (the same array values).
+    """
+    observed = ~np.isnan(panel.values)
+    start = panel.start_rows()
+    after_zeros = start > np.argmax(observed, axis=0)
+    since_start = np.arange(len(panel.months))[:, None] >= start[None, :]
+    launched = after_zeros & ((observed & since_start).sum(axis=0) < YOUNG_MONTHS)
+    rows = launched[series]
+    if not rows.any():
+        return forecast_log
+    out = forecast_log.copy()
+    out[rows] = panel.log_values[-1, series[rows]]
     return out
+
+
+def seasonal_naive_log(panel: Panel, series: np.ndarray, horizon: np.ndarray) -> np.ndarray:
+    """The seasonal-naive value for each (series, horizon) row, on the log scale: the
+    newest same-calendar-month value, or the newest value before the series started
+    (:func:`.baseline.source_rows`)."""
+    grid = values_at(panel.log_values, source_rows(panel, np.arange(1, int(horizon.max()) + 1)))
+    return grid[horizon - 1, series]
 
 
 def seasonal_naive_forecast(panel: Panel, horizon: int) -> pd.DataFrame:
     """The forecast of the seasonal-naive recipe: each month's value a year before.
 
-    Where that month is a gap, the series' newest value stands in (every forecast series
-    was observed in the newest month). The member columns are NaN: nothing else was fitted.
+    Where that month is a gap, or before the series started, the series' newest value
+    stands in (every forecast series was observed in the newest month). The member columns
+    are NaN: nothing else was fitted. The interval rests on the year-on-year changes since
+    the series started (a launch from zero is no change a forecast can make): none where
+    there are too few of them.
     """
     forecast = seasonal_naive(panel, horizon)
     newest = pd.Series(panel.values[len(panel.months) - 1], index=list(panel.series))
@@ -301,10 +332,11 @@ def seasonal_naive_forecast(panel: Panel, horizon: int) -> pd.DataFrame:
     # Its interval: each series' own year-on-year log changes (see .intervals).
     position = forecast["series_id"].map({s: i for i, s in enumerate(panel.series)}).to_numpy()
     years = np.ceil(forecast["horizon"].to_numpy(int) / 12).astype(int)
+    started_log = np.where(panel.not_started(), np.nan, panel.log_values)
     lower = np.full(len(forecast), np.nan)
     upper = np.full(len(forecast), np.nan)
     for k in np.unique(years):
-        low, high = seasonal_naive_offsets(panel.log_values, int(k))
+        low, high = seasonal_naive_offsets(started_log, int(k))
         rows = years == k
         lower[rows], upper[rows] = low[position[rows]], high[position[rows]]
     value = forecast["forecast"].to_numpy(float)

@@ -3,6 +3,11 @@
 - MASE per (series, origin): mean absolute error over the horizons, divided by the in-sample
   mean absolute seasonal difference ``|y_t - y_{t-12}|`` of the data up to the origin; a
   method's MASE is the mean over its (series, origin) pairs.
+- the gate's MASE of a segment (:func:`segment_accuracy`): the same mean, leaving out the
+  pairs whose scale is below :data:`MIN_SCALE_SHARE` of the segment's median scale. A series
+  that was (almost) all zeros before the origin, then launched, has a scale near zero and a
+  per-pair MASE in the hundreds that would decide the mean alone (PBS,
+  ``benchmarks/README.md``, "Near-zero series and the gate").
 - WAPE: sum of absolute errors over sum of actuals (overall, so big series weigh more).
 - bias: sum of errors (forecast - actual) over sum of actuals; > 0 over-forecasts.
 """
@@ -13,6 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+#: In a segment's gate MASE, pairs whose scale is below this share of the segment's median
+#: scale count in WAPE and bias, not in MASE (as a zero scale never did).
+MIN_SCALE_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -55,16 +64,19 @@ def seasonal_scale(values: np.ndarray, season: int = 12) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def accuracy(frame: pd.DataFrame, forecast: str) -> Accuracy:
+def accuracy(frame: pd.DataFrame, forecast: str, min_scale_share: float = 0.0) -> Accuracy:
     """Accuracy of column ``forecast`` in a backtest frame.
 
     Args:
         frame: rows with ``series_id``, ``origin``, ``actual``, ``scale`` (the in-sample
             seasonal scale at the origin) and the forecast column.
         forecast: name of the forecast column.
+        min_scale_share: pairs whose scale is below this share of the median scale of the
+            frame's pairs are left out of MASE (0: only zero scales, the protocol).
 
     Rows without an actual or a forecast are left out; a (series, origin) pair whose scale
-    is zero or unknown counts in WAPE and bias but not in MASE.
+    is zero, unknown or below ``min_scale_share`` of the median counts in WAPE and bias but
+    not in MASE.
     """
     scored = frame.dropna(subset=["actual", forecast])
     if scored.empty:
@@ -77,6 +89,7 @@ def accuracy(frame: pd.DataFrame, forecast: str) -> Accuracy:
         .agg(mae=("abs_error", "mean"), scale=("scale", "first"))
     )
     per_pair = per_pair[per_pair["scale"] > 0]
+    per_pair = per_pair[per_pair["scale"] >= min_scale_share * per_pair["scale"].median()]
     mase = float((per_pair["mae"] / per_pair["scale"]).mean()) if len(per_pair) else np.nan
     return Accuracy(
         mase=mase,
@@ -84,3 +97,9 @@ def accuracy(frame: pd.DataFrame, forecast: str) -> Accuracy:
         bias=float(error.sum()) / total if total > 0 else float("nan"),
         pairs=len(per_pair),
     )
+
+
+def segment_accuracy(frame: pd.DataFrame, forecast: str) -> Accuracy:
+    """The gate's accuracy of one segment's backtest frame: :func:`accuracy` without the
+    pairs whose scale is below :data:`MIN_SCALE_SHARE` of the segment's median scale."""
+    return accuracy(frame, forecast, MIN_SCALE_SHARE)

@@ -14,6 +14,9 @@ import pandas as pd
 
 #: Columns of a history frame (one row per series and month).
 HISTORY_COLUMNS = ("series_id", "month", "y")
+#: A run of at least this many zero months ends a series' life so far: its next non-zero
+#: value is a new start (a product relaunched, or launched after a year or more of zeros).
+DORMANT_MONTHS = 12
 
 
 class HistoryError(ValueError):
@@ -51,10 +54,45 @@ class Panel:
         last = len(self.months) - 1 - flipped
         return np.where(observed.any(axis=0), last, -1)
 
+    def start_rows(self) -> np.ndarray:
+        """Per series, the row index of the month it started (-1: never observed).
+
+        Many sources write zeros, not gaps, before a product is launched (PBS does), so a
+        series' first observed month is not its start: it starts at its first non-zero
+        value, and again at the first non-zero value after a run of at least
+        :data:`DORMANT_MONTHS` zero months (a relaunch). A series that was never non-zero
+        starts at its first observed month (nothing tells a launch apart there); so does
+        one whose first value is non-zero and that never had such a run (every aus_retail
+        series). Gaps neither count as zeros nor break a run.
+        """
+        return np.array([_start_row(self.values[:, s]) for s in range(len(self.series))])
+
+    def not_started(self) -> np.ndarray:
+        """``months x series``: True at the observed months before a series' start (its
+        leading zeros, or the zeros and stray values before a relaunch; see
+        :meth:`start_rows`). A forecaster must not read them as the series' level or season.
+        """
+        rows = np.arange(len(self.months))[:, None]
+        return ~np.isnan(self.values) & (rows < self.start_rows()[None, :])
+
     def until(self, month: pd.Timestamp) -> Panel:
         """The panel cut after ``month`` (what a forecaster standing at ``month`` knows)."""
         keep = self.months <= month
         return Panel(self.months[keep], self.series, self.values[keep])
+
+
+def _start_row(values: np.ndarray) -> int:
+    """:meth:`Panel.start_rows` of one series' column of values."""
+    observed = np.flatnonzero(~np.isnan(values))
+    if len(observed) == 0:
+        return -1
+    selling = np.flatnonzero(values[observed] > 0)  # positions among the observed months
+    if len(selling) == 0:
+        return int(observed[0])
+    zeros_before = np.diff(selling, prepend=-1) - 1
+    relaunches = np.flatnonzero(zeros_before[1:] >= DORMANT_MONTHS) + 1
+    first = selling[relaunches[-1]] if len(relaunches) else selling[0]
+    return int(observed[first])
 
 
 def panel_from_history(history: pd.DataFrame) -> Panel:

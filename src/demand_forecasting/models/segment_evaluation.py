@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 
 from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins, comparable
-from demand_forecasting.models.metrics import accuracy
+from demand_forecasting.models.metrics import segment_accuracy
 from demand_forecasting.models.panel import panel_from_history
 from demand_forecasting.models.recipe import Recipe
 
@@ -47,7 +47,7 @@ def evaluate_segment(
     return [
         {
             "method": method,
-            **accuracy(rows, method).__dict__,
+            **segment_accuracy(rows, method).__dict__,
             "first_origin": chosen[0].date(),
             "last_origin": chosen[-1].date(),
             "seconds": seconds,

@@ -27,7 +27,7 @@ from demand_forecasting.models import intervals
 from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins, comparable
 from demand_forecasting.models.features import MIN_HISTORY_MONTHS
 from demand_forecasting.models.forecaster import SegmentForecaster, fit_forecaster
-from demand_forecasting.models.metrics import accuracy
+from demand_forecasting.models.metrics import segment_accuracy
 from demand_forecasting.models.panel import Panel, panel_from_history
 from demand_forecasting.models.plots import forecast_vs_actual_png
 from demand_forecasting.models.recipe import Recipe
@@ -88,8 +88,8 @@ def backtest_summary(
         "first_origin": f"{origins[0]:%Y-%m-%d}",
         "last_origin": f"{origins[-1]:%Y-%m-%d}",
         "horizon": horizon,
-        CANDIDATE: accuracy(rows, CANDIDATE).__dict__,
-        "naive": accuracy(rows, NAIVE).__dict__,
+        CANDIDATE: segment_accuracy(rows, CANDIDATE).__dict__,
+        "naive": segment_accuracy(rows, NAIVE).__dict__,
     }
 
 

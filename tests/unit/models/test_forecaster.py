@@ -274,3 +274,40 @@ def test_a_segment_of_young_series_only_keeps_the_models_forecast(
     # No mature series to lend a shape: the forecast is what it was without the rule.
     monkeypatch.setattr(forecaster_module, "young_series_log", lambda *args: args[-1])
     pd.testing.assert_frame_equal(forecast, forecaster.predict(frame))
+
+
+def with_launched_series(frame: pd.DataFrame, months: int, before: float | None) -> pd.DataFrame:
+    """``frame`` plus a series written as ``before`` (0: zeros, None: gaps) until it launched
+    ``months`` months before the end, at ~600 a month (PBS writes zeros before a launch)."""
+    index = pd.date_range(frame["month"].min(), frame["month"].max(), freq="MS")
+    y = np.full(len(index), np.nan if before is None else before)
+    y[-months:] = 600.0 + 10 * np.arange(months)
+    launched = pd.DataFrame({"series_id": "launched", "month": index, "y": y}).dropna()
+    return pd.concat([frame, launched], ignore_index=True)
+
+
+@pytest.mark.parametrize("months", [3, 9, forecaster_module.YOUNG_MONTHS - 1])
+def test_a_series_launched_after_zeros_is_forecast_by_its_newest_value(
+    months: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = with_launched_series(history(), months, before=0.0)
+    forecaster = fit_forecaster(frame, SMALL)
+
+    forecast = forecaster.predict(frame).set_index(["series_id", "horizon"])
+
+    newest = 600.0 + 10 * (months - 1)
+    np.testing.assert_allclose(forecast.loc["launched", "forecast"], newest, rtol=1e-12)
+    # Every other series is forecast as without the rule.
+    monkeypatch.setattr(forecaster_module, "launched_series_log", lambda *args: args[-1])
+    without = forecaster.predict(frame).set_index(["series_id", "horizon"])
+    pd.testing.assert_frame_equal(forecast.drop(index="launched"), without.drop(index="launched"))
+    assert not np.allclose(without.loc["launched", "forecast"], newest)
+
+
+def test_a_series_launched_after_zeros_long_ago_is_forecast_by_the_model() -> None:
+    months = forecaster_module.YOUNG_MONTHS
+    frame = with_launched_series(history(), months, before=0.0)
+    forecaster = fit_forecaster(frame, SMALL)
+    forecast = forecaster.predict(frame).set_index(["series_id", "horizon"])
+    assert not np.allclose(forecast.loc["launched", "forecast"], 600.0 + 10 * (months - 1))
+    assert forecast.loc["launched", "forecast_holt_winters"].notna().all()

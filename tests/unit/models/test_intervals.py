@@ -172,3 +172,20 @@ def test_the_seasonal_naive_interval_holds_its_forecast_to_the_last_digit() -> N
     assert forecast["forecast_lower"].notna().all()
     assert (forecast["forecast_lower"] <= forecast["forecast"]).all()
     assert (forecast["forecast"] <= forecast["forecast_upper"]).all()
+
+
+def test_the_seasonal_naive_interval_rests_only_on_changes_since_a_series_started() -> None:
+    # A product written as zeros for years, launched 30 months ago: its year-on-year change
+    # across the launch (0 -> ~600, log +6.4) made an upper bound ~500 times its forecast.
+    frame = history()
+    months = pd.date_range(frame["month"].min(), frame["month"].max(), freq="MS")
+    sales = np.where(np.arange(len(months)) >= len(months) - 30, 600.0, 0.0)
+    launched = pd.DataFrame({"series_id": "launched", "month": months, "y": sales})
+    naive = fit_forecaster(frame, Recipe(horizon=6, method="seasonal_naive"))
+
+    forecast = naive.predict(pd.concat([frame, launched])).set_index("series_id")
+
+    # 18 changes since the launch: fewer than intervals.MIN_ERRORS, so no interval.
+    assert forecast.loc["launched", "forecast"].eq(600.0).all()
+    assert forecast.loc["launched", ["forecast_lower", "forecast_upper"]].isna().all().all()
+    assert forecast.drop(index="launched")["forecast_upper"].notna().all()
