@@ -249,7 +249,7 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
         clear_intents(registry, events)
     summary.rows_out = len(events)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
-    ctx.handover.publish(TASK_KEY, CHAMPIONS_KEY, summary.promoted)
+    ctx.handover.publish(TASK_KEY, {CHAMPIONS_KEY: summary.promoted})
     log.info(
         "deploy: %d promoted, %d awaiting approval, %d unchanged, %d champion(s) without "
         "audit row reconciled",

@@ -180,7 +180,7 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
     segments = segments_from_check_drift(ctx) if cfg.from_check_drift else cfg.segments
     if segments == ():
         log.info("train: no segment to retrain in this run; nothing trained")
-        ctx.handover.publish(TASK_KEY, CANDIDATES_KEY, {})
+        ctx.handover.publish(TASK_KEY, {CANDIDATES_KEY: {}})
         return TrainSummary()
     history = read_history(ctx, segments)
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
@@ -258,7 +258,7 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
 
     summary.rows_out = len(summary.candidates) - len(summary.reused)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
-    ctx.handover.publish(TASK_KEY, CANDIDATES_KEY, summary.candidates)
+    ctx.handover.publish(TASK_KEY, {CANDIDATES_KEY: summary.candidates})
     if summary.log_seconds:
         seconds = list(summary.log_seconds.values())
         log.info(

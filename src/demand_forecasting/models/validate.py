@@ -337,11 +337,11 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
             "the train task published no candidates (it did not run, or failed before it "
             "could); nothing to validate: the champions stay as they are"
         )
-        ctx.handover.publish(TASK_KEY, CHALLENGERS_KEY, {})
+        ctx.handover.publish(TASK_KEY, {CHALLENGERS_KEY: {}})
         return summary
     if candidates is not None and not candidates:
         log.info("train published no candidates; nothing to validate")
-        ctx.handover.publish(TASK_KEY, CHALLENGERS_KEY, {})
+        ctx.handover.publish(TASK_KEY, {CHALLENGERS_KEY: {}})
         return summary
     history = read_history(ctx, wanted)
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
@@ -380,7 +380,7 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
         write_evaluations(ctx, rows)
         summary.rows_out = len(rows)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
-    ctx.handover.publish(TASK_KEY, CHALLENGERS_KEY, {**summary.passed, **summary.fallbacks})
+    ctx.handover.publish(TASK_KEY, {CHALLENGERS_KEY: {**summary.passed, **summary.fallbacks}})
     log.info(
         "validation: %d passed, %d refused (%d of them get a seasonal-naive fallback), %d skipped",
         len(summary.passed),

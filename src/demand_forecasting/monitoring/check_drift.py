@@ -406,7 +406,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         decision.retrain_count,
         _describe(decision, breaches),
     )
-    ctx.handover.publish(TASK_KEY, SEGMENTS_TO_TRAIN, list(decision.segments_to_train))
+    ctx.handover.publish(TASK_KEY, {SEGMENTS_TO_TRAIN: list(decision.segments_to_train)})
     ctx.task_values.set("retrain_count", decision.retrain_count)
     ctx.task_values.set("run_month", run_month.strftime("%Y-%m"))
     target_rows = psi[psi["feature"] == TARGET]

@@ -389,7 +389,7 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
         report,
     )
     _log_to_parent_run(ctx, cfg, folder, run_month, inputs)
-    ctx.handover.publish(TASK_KEY, "alerts", [a.segment for a in alerts])
+    ctx.handover.publish(TASK_KEY, {"alerts": [a.segment for a in alerts]})
     ctx.task_values.set("alert_count", len(alerts))
     ctx.task_values.set("report", str(report))
     ensure_lakehouse_monitor(ctx, cfg)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -63,39 +63,49 @@ class HandOver:
         self.clock = clock
         self._memory: dict[tuple[str, str], str] = {}
 
-    def publish(self, task: str, key: str, value: Any) -> None:
-        """Publish ``value`` (JSON-serialisable) as ``task``'s ``key`` for later tasks.
+    def publish(self, task: str, values: Mapping[str, Any]) -> None:
+        """Publish ``values`` (``{key: JSON-serialisable value}``) of ``task`` for later tasks,
+        in one write (each write is a Delta commit: a task publishes once).
 
-        Replaces what this job run's ``task`` published under ``key`` before (a retry).
+        Replaces what this job run's ``task`` published under these keys before (a retry).
         """
         _require_safe("task", task)
-        _require_safe("key", key)
-        text = json.dumps(value, sort_keys=True)
-        items = len(value) if isinstance(value, list | dict | tuple) else None
+        if not values:
+            return
+        texts = {
+            _require_safe("key", key): json.dumps(v, sort_keys=True) for key, v in values.items()
+        }
         if self.job_run_id is None:
-            self._memory[(task, key)] = text
-            log.info("hand-over %s.%s (no job run: kept in memory) = %s", task, key, text[:200])
+            for key, text in texts.items():
+                self._memory[(task, key)] = text
+                log.info("hand-over %s.%s (no job run: kept in memory) = %s", task, key, text[:200])
             return
         from demand_forecasting.platform.spark import rows_frame
 
-        row = (self.job_run_id, task, key, text, items, self.clock())
+        now = self.clock()
+        rows = [
+            (self.job_run_id, task, key, text, _items(values[key]), now)
+            for key, text in texts.items()
+        ]
+        keys = ", ".join(f"'{key}'" for key in texts)
         self.tables.write(
-            rows_frame(self.tables.spark, [row], HANDOVER_SCHEMA),
+            rows_frame(self.tables.spark, rows, HANDOVER_SCHEMA),
             self.table,
             mode="overwrite",
-            replaceWhere=(
-                f"job_run_id = '{self.job_run_id}' AND task = '{task}' AND key = '{key}'"
-            ),
+            replaceWhere=f"job_run_id = '{self.job_run_id}' AND task = '{task}' "
+            f"AND key IN ({keys})",
         )
-        log.info(
-            "hand-over %s.%s of job run %s: %s%s in %s",
-            task,
-            key,
-            self.job_run_id,
-            f"{items} item(s), " if items is not None else "",
-            f"{len(text.encode('utf-8')):,} bytes of JSON",
-            self.table,
-        )
+        for key, text in texts.items():
+            items = _items(values[key])
+            log.info(
+                "hand-over %s.%s of job run %s: %s%s bytes of JSON in %s",
+                task,
+                key,
+                self.job_run_id,
+                f"{items} item(s), " if items is not None else "",
+                f"{len(text.encode('utf-8')):,}",
+                self.table,
+            )
 
     def read(self, task: str, key: str, default: Any = None) -> Any:
         """What ``task`` of this job run published under ``key``, or ``default`` if nothing."""
@@ -120,9 +130,20 @@ class HandOver:
         return default if row is None else json.loads(row["value"])
 
 
-def _require_safe(what: str, text: str) -> None:
+def _items(value: Any) -> int | None:
+    """The number of entries of a list or map (None for a scalar)."""
+    return len(value) if isinstance(value, list | dict | tuple) else None
+
+
+def _require_safe(what: str, text: str) -> str:
+    """``text``, if it may key the table (it goes into a ``replaceWhere``).
+
+    Raises:
+        ValueError: it holds other characters than letters, digits and ``_.:-``.
+    """
     if not _SAFE.match(text):
         raise ValueError(
             f"hand-over: {what} {text!r} may hold only letters, digits and '_.:-' (it keys the "
             "job_handover table); pass the job run id as {{job.run_id}}"
         )
+    return text

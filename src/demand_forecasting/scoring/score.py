@@ -320,8 +320,13 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
         len(summary.segments_without_champion),
     )
     ctx.task_values.set("series_forecast", summary.series_forecast)
-    ctx.handover.publish(TASK_KEY, WITHOUT_CHAMPION_KEY, summary.segments_without_champion)
-    ctx.handover.publish(TASK_KEY, ON_FALLBACK_KEY, summary.segments_on_fallback)
+    ctx.handover.publish(
+        TASK_KEY,
+        {
+            WITHOUT_CHAMPION_KEY: summary.segments_without_champion,
+            ON_FALLBACK_KEY: summary.segments_on_fallback,
+        },
+    )
     ctx.task_values.set("series_not_forecast", len(summary.series_not_forecast))
     ctx.task_values.set("run_month", run_month.strftime("%Y-%m"))
     return summary

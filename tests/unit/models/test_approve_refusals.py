@@ -77,7 +77,7 @@ def mark_awaiting(ctx: RunContext, segment: str, job_run_id: str) -> None:
     """The deploy task of a prod month (require_approval true) after validation."""
     values = ctx.task_values
     assert isinstance(values, LocalTaskValues)
-    ctx.handover.publish("validate_models", CHALLENGERS_KEY, {segment: "?"})
+    ctx.handover.publish("validate_models", {CHALLENGERS_KEY: {segment: "?"}})
     with values.running("deploy"):
         deploy.run(ctx, deploy.DeployConfig(None, PREFIX, True, job_run_id=job_run_id))
 

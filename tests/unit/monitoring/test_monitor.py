@@ -472,7 +472,7 @@ def test_the_report_command_finds_the_fallback_segments_in_the_registry(
 
     assert inputs.segments_on_fallback == ["alpha"]
     # In the job, what score handed over is the answer (no registry reads).
-    ctx.handover.publish("score", "segments_on_fallback", ["beta"])
+    ctx.handover.publish("score", {"segments_on_fallback": ["beta"]})
     assert _inputs(ctx).segments_on_fallback == ["beta"]
 
 
@@ -503,7 +503,7 @@ def test_a_month_without_any_champion_fails_saying_so_not_to_run_score(ctx: RunC
     ctx.tables.write(to_spark(ctx.spark, gold), ctx.table(names.FEATURES), mode="overwrite")
     empty = ctx.spark.createDataFrame([], FORECAST_SCHEMA)
     ctx.tables.write(empty, ctx.table(names.FORECASTS), mode="overwrite")
-    ctx.handover.publish("score", "segments_without_champion", ["alpha", "beta"])
+    ctx.handover.publish("score", {"segments_without_champion": ["alpha", "beta"]})
 
     with pytest.raises(RuntimeError) as refused:
         monitor.run(ctx, monitor.MonitorConfig())

@@ -36,17 +36,22 @@ def test_an_estate_too_big_for_task_values_passes_through_the_table(ctx: RunCont
     assert len(json.dumps(candidates)) > MAX_VALUE_BYTES
     run = handover(ctx, "7001")
 
-    run.publish("check_drift", SEGMENTS_TO_TRAIN, SEGMENTS)
-    run.publish("train", train.CANDIDATES_KEY, candidates)
+    run.publish("check_drift", {SEGMENTS_TO_TRAIN: SEGMENTS})
+    run.publish("train", {train.CANDIDATES_KEY: candidates})
+    run.publish("score", {"segments_on_fallback": SEGMENTS[:2], "series_forecast": 3})
 
     later_task = handover(ctx, "7001")  # another task of the run: another process
     assert later_task.read("check_drift", SEGMENTS_TO_TRAIN) == SEGMENTS
     assert later_task.read("train", train.CANDIDATES_KEY) == candidates
+    assert later_task.read("score", "segments_on_fallback") == SEGMENTS[:2]
+    assert later_task.read("score", "series_forecast") == 3
     assert later_task.read("validate_models", "challengers") is None
     assert later_task.read("validate_models", "challengers", {}) == {}
     stored = rows(ctx)
     assert [(r["job_run_id"], r["task"], r["key"], r["items"]) for r in stored] == [
         ("7001", "check_drift", SEGMENTS_TO_TRAIN, 1_500),
+        ("7001", "score", "segments_on_fallback", 2),
+        ("7001", "score", "series_forecast", None),
         ("7001", "train", train.CANDIDATES_KEY, 1_500),
     ]
     assert all(r["published_at"] is not None for r in stored)
@@ -54,9 +59,9 @@ def test_an_estate_too_big_for_task_values_passes_through_the_table(ctx: RunCont
 
 def test_a_retry_replaces_its_value_and_another_job_run_sees_none(ctx: RunContext) -> None:
     first = handover(ctx, "7001")
-    first.publish("train", train.CANDIDATES_KEY, {"a": "1", "b": "1"})
-    first.publish("train", train.CANDIDATES_KEY, {"a": "2"})  # the task's retry
-    handover(ctx, "7002").publish("train", train.CANDIDATES_KEY, {})  # next month's run
+    first.publish("train", {train.CANDIDATES_KEY: {"a": "1", "b": "1"}})
+    first.publish("train", {train.CANDIDATES_KEY: {"a": "2"}})  # the task's retry
+    handover(ctx, "7002").publish("train", {train.CANDIDATES_KEY: {}})  # next month's run
 
     assert handover(ctx, "7001").read("train", train.CANDIDATES_KEY) == {"a": "2"}
     assert handover(ctx, "7002").read("train", train.CANDIDATES_KEY) == {}
@@ -71,7 +76,7 @@ def test_without_a_job_run_values_stay_in_memory_and_no_table_is_written(
     ctx: RunContext,
 ) -> None:
     by_hand = handover(ctx, None)
-    by_hand.publish("check_drift", SEGMENTS_TO_TRAIN, ["a"])
+    by_hand.publish("check_drift", {SEGMENTS_TO_TRAIN: ["a"]})
 
     assert by_hand.read("check_drift", SEGMENTS_TO_TRAIN) == ["a"]
     assert handover(ctx, None).read("check_drift", SEGMENTS_TO_TRAIN) is None
@@ -92,7 +97,7 @@ def test_train_takes_the_segments_check_drift_handed_over_in_its_job_run(
     assert "check_drift handed no segments_to_train over in job run 7001" in str(missing.value)
     assert "--segments all|a,b" in str(missing.value)
 
-    handover(ctx, "7001").publish("check_drift", SEGMENTS_TO_TRAIN, SEGMENTS)
+    handover(ctx, "7001").publish("check_drift", {SEGMENTS_TO_TRAIN: SEGMENTS})
 
     assert train.segments_from_check_drift(ctx) == tuple(SEGMENTS)
 
