@@ -27,3 +27,8 @@ ACCURACY = "forecast_accuracy"
 TELEMETRY = "run_telemetry"
 #: Estimated compute cost of each model per job run and task (monitor).
 MODEL_COSTS = "model_costs"
+
+# Orchestration
+#: Values that grow with the estate, handed from task to task of a job run
+#: (:mod:`demand_forecasting.platform.handover`).
+HANDOVER = "job_handover"

@@ -70,7 +70,7 @@ def base_parser(task: str, description: str) -> argparse.ArgumentParser:
         "--job-run-id",
         default=None,
         help="{{job.run_id}}: groups the tasks' telemetry under one MLflow "
-        "parent run (omit when running a task by hand)",
+        "parent run and keys what the tasks hand over (omit when running a task by hand)",
     )
     parser.add_argument(
         "--experiment",
@@ -80,7 +80,9 @@ def base_parser(task: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def build_context(target: str, catalog: str, schema: str) -> RunContext:
+def build_context(
+    target: str, catalog: str, schema: str, job_run_id: str | None = None
+) -> RunContext:
     """The run context of a task (:func:`demand_forecasting.platform.context.build_context`).
 
     Imported on first use: the context brings MLflow and Spark, seconds of imports that a
@@ -88,7 +90,7 @@ def build_context(target: str, catalog: str, schema: str) -> RunContext:
     """
     from demand_forecasting.platform.context import build_context as build
 
-    return build(target, catalog, schema)
+    return build(target, catalog, schema, job_run_id=job_run_id)
 
 
 def run_task(
@@ -121,7 +123,7 @@ def run_task(
     # Telemetry (duration, rows in/out, peak memory, outcome) of every task, context included.
     with TaskRecorder(task, args.target, args.job_run_id, args.experiment) as recorder:
         started = time.perf_counter()
-        ctx = build_context(args.target, args.catalog, args.schema)
+        ctx = build_context(args.target, args.catalog, args.schema, args.job_run_id)
         recorder.bind(ctx)
         log.info(
             "%s: context ready in %.1fs (target=%s, %s.%s)",

@@ -412,6 +412,23 @@ def unnotified_health_rule(root: Path) -> tuple[str, str]:
     )
 
 
+def task_value_as_a_wheel_parameter(root: Path) -> tuple[str, str]:
+    """train's segments as the task value they once were (a list that outgrows 48 KiB)."""
+    path = job_file(root)
+    where: list[str] = []
+
+    def change(data: dict[str, Any]) -> None:
+        tasks = _monthly(data)["tasks"]
+        index = next(i for i, t in enumerate(tasks) if t["task_key"] == "train")
+        parameters = tasks[index]["python_wheel_task"]["parameters"]
+        at = parameters.index("--segments") + 1
+        parameters[at] = "{{tasks.check_drift.values.segments_to_train}}"
+        where.append(f"resources.jobs.{MONTHLY_JOB}.tasks[{index}].python_wheel_task.parameters")
+
+    edit_yaml(path, change)
+    return path.relative_to(root).as_posix(), where[0]
+
+
 MUTATIONS: dict[str, Mutation] = {
     "misspelled-key": Mutation(misspelled_job_key, "resource-model", "timeout_secnds"),
     "misspelled-key-schema": Mutation(misspelled_job_key, "schema", "timeout_secnds", schemas=True),
@@ -468,6 +485,9 @@ MUTATIONS: dict[str, Mutation] = {
     ),
     "unnotified-health-rule": Mutation(
         unnotified_health_rule, "job-health-notification", "notifies no one"
+    ),
+    "task-value-as-a-wheel-parameter": Mutation(
+        task_value_as_a_wheel_parameter, "task-value-parameter", "hand-over table"
     ),
     "wheel-missing-from-environment": Mutation(
         wheel_missing_from_environment, "wheel-not-in-environment", "serverless"

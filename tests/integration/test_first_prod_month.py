@@ -47,6 +47,13 @@ class ProdLike:
     def ctx(self) -> RunContext:
         return build_context("dev", CATALOG, SCHEMA, state_dir=self.state)
 
+    def handed_over(self, run: JobRunResult, task_key: str, key: str) -> object:
+        """What ``task_key`` of job run ``run`` handed over under ``key`` (job_handover)."""
+        ctx = build_context(
+            "dev", CATALOG, SCHEMA, state_dir=self.state, job_run_id=str(run.run_id)
+        )
+        return ctx.handover.read(task_key, key)
+
     def report(self) -> str:
         return (self.state / "reports" / "2015-12" / "report.md").read_text()
 
@@ -77,7 +84,7 @@ def test_the_first_month_forecasts_nothing_and_succeeds_with_a_report_for_the_ap
     run = prod_like.run()
 
     assert run.state is JobResultState.SUCCESS, states(run)
-    assert next(t for t in run.tasks if t.task_key == "deploy").values["champions"] == {}
+    assert prod_like.handed_over(run, "deploy", "champions") == {}
     assert prod_like.forecast_segments() == set()
     text = prod_like.report()
     assert f"**Awaiting approval: {len(SEGMENTS)} segment(s) have no champion yet" in text

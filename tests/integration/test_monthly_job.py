@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from monthly_support import land_tiny_history, plant_shift
@@ -62,6 +63,13 @@ class Monthly:
 
     def ctx(self) -> RunContext:
         return build_context("dev", CATALOG, SCHEMA, state_dir=self.state)
+
+    def handed_over(self, run: JobRunResult, task_key: str, key: str) -> Any:
+        """What ``task_key`` of job run ``run`` handed over under ``key`` (job_handover)."""
+        ctx = build_context(
+            "dev", CATALOG, SCHEMA, state_dir=self.state, job_run_id=str(run.run_id)
+        )
+        return ctx.handover.read(task_key, key)
 
     def next_month(self, shifts: dict[str, float]) -> None:
         land(self.config, self.landing, next_month=True)
@@ -118,16 +126,19 @@ def test_the_first_month_trains_every_segment_and_forecasts_every_segment(
     assert first_run.state is JobResultState.SUCCESS, [
         (t.task_key, t.status, t.error) for t in first_run.tasks
     ]
-    values = task(first_run, "check_drift").values
-    assert values["segments_to_train"] == sorted(SEGMENTS)
+    assert task(first_run, "check_drift").values == {"retrain_count": 3, "run_month": "2015-12"}
+    assert monthly.handed_over(first_run, "check_drift", "segments_to_train") == sorted(SEGMENTS)
     assert task(first_run, "retrain_needed").outcome == "true"
-    assert set(task(first_run, "train").values["candidates"]) == set(SEGMENTS)
+    assert set(monthly.handed_over(first_run, "train", "candidates")) == set(SEGMENTS)
+    # Task values are small scalars only: lists of segments go through the hand-over table.
+    for result in first_run.tasks:
+        assert all(isinstance(v, int | str) for v in result.values.values()), result.values
     ctx = monthly.ctx()
     forecast = ctx.tables.read(ctx.table(names.FORECASTS)).toPandas()
     # A refused candidate leaves its segment the seasonal-naive fallback, never nothing.
     assert without_champion(ctx) == set()
     assert set(forecast["segment"]) == set(SEGMENTS)
-    assert set(task(first_run, "validate_models").values["challengers"]) == set(SEGMENTS)
+    assert set(monthly.handed_over(first_run, "validate_models", "challengers")) == set(SEGMENTS)
     assert task(first_run, "score").values["series_forecast"] == forecast["series_id"].nunique()
     assert (monthly.state / "reports" / "2015-12" / "report.md").is_file()
     telemetry = ctx.tables.read(ctx.table(names.TELEMETRY)).toPandas()
@@ -195,9 +206,9 @@ def test_a_planted_shift_retrains_exactly_that_segment(
     run = monthly.run()
 
     assert run.state is JobResultState.SUCCESS, [(t.task_key, t.status, t.error) for t in run.tasks]
-    chosen = task(run, "check_drift").values["segments_to_train"]
+    chosen = monthly.handed_over(run, "check_drift", "segments_to_train")
     assert chosen == [FOOD]
-    assert set(task(run, "train").values["candidates"]) == set(chosen)
+    assert set(monthly.handed_over(run, "train", "candidates")) == set(chosen)
     ctx = monthly.ctx()
     rows = ctx.tables.read(ctx.table(names.DRIFT)).where("run_month = DATE'2016-01-01'")
     decisions = {r["segment"]: r["decision"] for r in rows.collect()}
@@ -226,10 +237,15 @@ def test_rerunning_a_month_changes_no_contents(monthly: Monthly) -> None:
 
 
 def crash_after_first_segment() -> object:
-    """df-train that trains (and registers) only its first segment, then dies."""
+    """df-train that trains (and registers) only the first segment check_drift handed over,
+    then dies."""
     argv = list(sys.argv)
+    job_run_id = argv[argv.index("--job-run-id") + 1]
+    ctx = build_context("dev", CATALOG, SCHEMA, job_run_id=job_run_id)  # $DEMAND_FORECASTING_HOME
+    handed = ctx.handover.read("check_drift", "segments_to_train")
     at = argv.index("--segments") + 1
-    argv[at] = json.dumps(json.loads(argv[at])[:1])
+    assert argv[at] == train.FROM_CHECK_DRIFT
+    argv[at] = json.dumps(handed[:1])
     train.main(argv[1:])
     raise RuntimeError("killed after registering the first segment")
 
@@ -256,7 +272,7 @@ def test_a_job_killed_mid_training_completes_on_rerun_without_duplicates(
     monitor_task = task(killed, "monitor")
     assert monitor_task.status is TaskStatus.FAILED
     assert "train: result state failed" in str(monitor_task.error)
-    chosen = task(killed, "check_drift").values["segments_to_train"]
+    chosen = monthly.handed_over(killed, "check_drift", "segments_to_train")
     assert {HOUSEHOLD, OTHER} <= set(chosen)
     scored = monthly.ctx().tables.read(monthly.ctx().table(names.FORECASTS)).toPandas()
     assert set(scored.loc[scored["run_month"] == date(2016, 2, 1), "segment"]) == set(SEGMENTS)
@@ -274,7 +290,7 @@ def test_a_job_killed_mid_training_completes_on_rerun_without_duplicates(
     rerun = monthly.run()
 
     assert rerun.state is JobResultState.SUCCESS
-    assert task(rerun, "check_drift").values["segments_to_train"] == [
+    assert monthly.handed_over(rerun, "check_drift", "segments_to_train") == [
         s for s in chosen if s not in refused
     ]
     ctx = monthly.ctx()

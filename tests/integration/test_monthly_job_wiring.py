@@ -24,7 +24,7 @@ def own_state(state_dir: Path) -> Path:
 
 
 def stubs(segments: list[str], failing: str | None = None) -> tuple[object, list[list[str]]]:
-    """A resolver whose tasks do nothing but check_drift's task values; calls recorded."""
+    """A resolver whose tasks do nothing but check_drift's task value; calls recorded."""
     calls: list[list[str]] = []
 
     def resolver(package: str, entry_point: str) -> EntryPoint:
@@ -32,7 +32,6 @@ def stubs(segments: list[str], failing: str | None = None) -> tuple[object, list
             calls.append(list(sys.argv))
             if entry_point == "df-check-drift":
                 values = current_task_values(on_databricks=False)
-                values.set("segments_to_train", segments)
                 values.set("retrain_count", len(segments))
             if entry_point == failing:
                 raise RuntimeError(f"{entry_point} failed")
@@ -77,8 +76,11 @@ def test_drifted_segments_are_the_only_ones_trained(tmp_path: Path) -> None:
     result, calls = run(tmp_path, ["a", "b"])
     statuses = status(result)
     assert all(statuses[key] is TaskStatus.SUCCESS for key in (*RETRAIN, "score", "monitor"))
+    # train reads the segments check_drift handed over in this job run (not a parameter:
+    # an estate's list would exceed Databricks' 10,000 bytes of parameters).
     train = next(argv for argv in calls if argv[0] == "df-train")
-    assert train[train.index("--segments") + 1] == '["a", "b"]'
+    assert train[train.index("--segments") + 1] == "from-check-drift"
+    assert train[train.index("--job-run-id") + 1] == str(result.run_id)
     order = [argv[0] for argv in calls]
     assert order.index("df-deploy") < order.index("df-score") < order.index("df-monitor")
 

@@ -4,12 +4,14 @@ References inside a job (``depends_on``, ``job_cluster_key``, ``environment_key`
 ``run_job_task``), the DAG (no cycles), the wheel entry points, Quartz schedules, that both
 kinds of compute are complete (see :mod:`demand_forecasting.bundle_compute`), and the
 operational settings every job must carry (one run at a time, timeout, failure email,
-duration health rule, retries).
+duration health rule, retries), and that no wheel task takes a task value as a parameter (what
+grows with the estate goes through the job run's hand-over table).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from demand_forecasting.bundle_checks.repository import Repository, ResourceEntr
 from demand_forecasting.bundle_checks.walk import REFERENCE, get
 
 _JAVA_ONLY_ZONES = frozenset({"UTC", "GMT", "Z"})
+#: A dynamic value reference to a task value: ``{{tasks.<task>.values.<key>}}``.
+_TASK_VALUE_REFERENCE = re.compile(r"\{\{\s*tasks\.[^}]+\.values\.[^}]+\}\}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ def check_jobs(repo: Repository, entry_points: EntryPoints | None) -> list[Findi
         findings += _check_compute(view)
         findings += _check_schedule(view)
         findings += _check_operations(view)
+        findings += _check_task_value_parameters(view)
         if entry_points is not None:
             findings += _check_wheel_tasks(view, entry_points)
     return findings
@@ -524,6 +529,36 @@ def _check_wheel_tasks(view: _JobView, entry_points: EntryPoints) -> list[Findin
                         f"entry point '{entry}' = "
                         f"{entry_points.scripts[entry]}: "
                         f"{entry_points.missing_targets[entry]}",
+                    )
+                )
+    return findings
+
+
+def _check_task_value_parameters(view: _JobView) -> list[Finding]:
+    """No wheel task parameter is a task value: Databricks caps a task value at 48 KiB of JSON
+    and a run's parameters at 10,000 bytes, and a list of segments outgrows both. Condition
+    tasks may compare task values (a count is small)."""
+    findings: list[Finding] = []
+    for task, origin in _tasks(view):
+        wheel_task = get(task, "python_wheel_task")
+        if not isinstance(wheel_task, dict):
+            continue
+        positional = wheel_task.get("parameters") or []
+        named = wheel_task.get("named_parameters") or {}
+        entries = [(f"parameters[{i}]", v) for i, v in enumerate(positional)]
+        entries += [(f"named_parameters.{k}", v) for k, v in named.items()]
+        for where, value in entries:
+            if isinstance(value, str) and _TASK_VALUE_REFERENCE.search(value):
+                findings.append(
+                    Finding(
+                        origin.file,
+                        f"{origin.path}.python_wheel_task.{where}",
+                        "task-value-parameter",
+                        f"'{value}' passes a task value to a wheel task: a task value is "
+                        "capped at 48 KiB and a run's parameters at 10,000 bytes, which a list "
+                        "of segments outgrows; have the task read the job run's hand-over "
+                        "table instead (demand_forecasting.platform.handover, e.g. train "
+                        "--segments from-check-drift)",
                     )
                 )
     return findings

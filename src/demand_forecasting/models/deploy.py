@@ -161,7 +161,7 @@ def promote(
 
 def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
     """Promote (or, with approval required, mark) every segment's challenger."""
-    published = ctx.task_values.get(VALIDATE_TASK, CHALLENGERS_KEY, None)
+    published = ctx.handover.read(VALIDATE_TASK, CHALLENGERS_KEY, None)
     if published is not None:
         segments = sorted(published)
         if cfg.segments is not None:
@@ -257,7 +257,7 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
     summary.retagged = retag_stale_versions(registry, list(loaded))
     summary.rows_out = len(events)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
-    ctx.task_values.set(CHAMPIONS_KEY, summary.promoted)
+    ctx.handover.publish(TASK_KEY, {CHAMPIONS_KEY: summary.promoted})
     log.info(
         "deploy: %d promoted, %d awaiting approval, %d unchanged, %d champion(s) without "
         "audit row reconciled",

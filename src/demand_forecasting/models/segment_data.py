@@ -43,7 +43,8 @@ class SegmentHistory:
 def parse_segments(text: str | None) -> tuple[str, ...] | None:
     """Parse a ``--segments`` value: ``all`` (None), ``a,b,c`` or a JSON list.
 
-    The drift check publishes a JSON list as a task value; people type a comma list.
+    Scripts pass a JSON list; people type a comma list (the job passes ``from-check-drift``
+    to train, see :mod:`demand_forecasting.models.train`).
 
     Raises:
         SegmentSelectionError: the text is empty, or JSON that is not a list of strings.

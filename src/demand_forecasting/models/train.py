@@ -1,7 +1,8 @@
 """Task ``train``: one forecaster per segment, fitted in parallel on Spark, logged and registered.
 
 1. Read ``segment, series_id, month, y`` of the gold feature table at its current Delta
-   version, for the segments asked (``--segments all|a,b|["a","b"]``).
+   version, for the segments asked (``--segments all|a,b|["a","b"]``, or
+   ``from-check-drift``: the segments this job run's check_drift handed over).
 2. Skip segments whose newest model version was trained on the same data, recipe and code
    (tag ``training_identity``): a rerun of the month registers nothing twice.
 3. Fit the others with ``groupBy("segment").applyInPandas`` (one model per task, one thread
@@ -10,8 +11,9 @@
 4. On the driver, per segment: a child run (params, metrics, plot, importance, dataset
    lineage) under one parent run, the model logged as a pyfunc with explicit requirements,
    signature and input example, and registered as a new version with its provenance tags.
-5. Publish ``candidates`` (``{segment: version}``) for validate_models. A segment that failed
-   is named; the task fails at the end if any did, after registering the others.
+5. Hand ``candidates`` (``{segment: version}``) over to validate_models (the job run's
+   hand-over table). A segment that failed is named; the task fails at the end if any did,
+   after registering the others.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from demand_forecasting.models.segment_data import (
 )
 from demand_forecasting.models.segment_training import OK, RESULT_SCHEMA, segment_trainer
 from demand_forecasting.models.tracking import TrainingLogger
+from demand_forecasting.monitoring.check_drift import SEGMENTS_TO_TRAIN
+from demand_forecasting.monitoring.check_drift import TASK_KEY as DRIFT_TASK
 from demand_forecasting.monitoring.telemetry import record_rows, record_segment_seconds
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.mlflow_setup import warm_up_model_logging
@@ -51,6 +55,8 @@ log = logging.getLogger(__name__)
 
 TASK_KEY = "train"
 CANDIDATES_KEY = "candidates"
+#: ``--segments`` value: the segments this job run's check_drift handed over.
+FROM_CHECK_DRIFT = "from-check-drift"
 
 
 class SegmentTrainingError(RuntimeError):
@@ -70,6 +76,8 @@ class TrainConfig:
         job_run_id: the job run, to nest the training run under the job's parent run.
         parallel: fit on Spark (False: a plain loop on the driver, for benchmarks).
         backtest_origins: K, the rolling origins each candidate is backtested on.
+        from_check_drift: train the segments this job run's check_drift handed over
+            (``segments`` is then ignored).
     """
 
     segments: tuple[str, ...] | None
@@ -80,12 +88,18 @@ class TrainConfig:
     job_run_id: str | None = None
     parallel: bool = True
     backtest_origins: int = 6
+    from_check_drift: bool = False
 
     def __post_init__(self) -> None:
         if self.backtest_origins < 1:
             raise ValueError(
                 f"--backtest-origins {self.backtest_origins}: at least 1 "
                 "(bundle variable backtest_origins)"
+            )
+        if self.from_check_drift and self.job_run_id is None:
+            raise ValueError(
+                f"--segments {FROM_CHECK_DRIFT} reads what check_drift handed over in a job "
+                "run: pass --job-run-id, or name the segments (all, a comma list)"
             )
         if not self.model_prefix or not self.model_prefix.replace("_", "").isalnum():
             raise ValueError(
@@ -138,14 +152,37 @@ def fit_segments(
     return pd.concat(results, ignore_index=True) if results else pd.DataFrame()
 
 
+def segments_from_check_drift(ctx: RunContext) -> tuple[str, ...]:
+    """The segments this job run's check_drift handed over to retrain.
+
+    Raises:
+        LookupError: check_drift handed nothing over in this job run.
+    """
+    segments = ctx.handover.read(DRIFT_TASK, SEGMENTS_TO_TRAIN, None)
+    if segments is None:
+        raise LookupError(
+            f"train --segments {FROM_CHECK_DRIFT}: check_drift handed no {SEGMENTS_TO_TRAIN} "
+            f"over in job run {ctx.handover.job_run_id} ({ctx.handover.table}): run the "
+            "monthly job from check_drift, or name the segments (--segments all|a,b)"
+        )
+    log.info("train: %d segment(s) handed over by check_drift", len(segments))
+    return tuple(str(s) for s in segments)
+
+
 def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
-    """Train, log and register the segments of ``cfg``; publish the candidates.
+    """Train, log and register the segments of ``cfg``; hand the candidates over.
 
     Raises:
         SegmentTrainingError: some segments failed (named, with their errors); the others
-            were registered and published first.
+            were registered and handed over first.
+        LookupError: ``from_check_drift`` and check_drift handed nothing over.
     """
-    history = read_history(ctx, cfg.segments)
+    segments = segments_from_check_drift(ctx) if cfg.from_check_drift else cfg.segments
+    if segments == ():
+        log.info("train: no segment to retrain in this run; nothing trained")
+        ctx.handover.publish(TASK_KEY, {CANDIDATES_KEY: {}})
+        return TrainSummary()
+    history = read_history(ctx, segments)
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
     summary = TrainSummary()
     hashes = segment_hashes(history.frame)
@@ -221,7 +258,7 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
 
     summary.rows_out = len(summary.candidates) - len(summary.reused)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
-    ctx.task_values.set(CANDIDATES_KEY, summary.candidates)
+    ctx.handover.publish(TASK_KEY, {CANDIDATES_KEY: summary.candidates})
     if summary.log_seconds:
         seconds = list(summary.log_seconds.values())
         log.info(
@@ -247,7 +284,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--segments",
         default="all",
-        help="all, a comma list, or a JSON list (the drift check's task value)",
+        help=f"all, a comma list, a JSON list, or {FROM_CHECK_DRIFT} (the segments this job "
+        "run's check_drift handed over)",
     )
     parser.add_argument(
         "--horizon", type=int, default=12, help="months forecast directly (bundle var horizon)"
@@ -304,12 +342,14 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 def make_config(args: argparse.Namespace) -> TrainConfig:
     """Typed config from the parsed options."""
+    from_check_drift = str(args.segments).strip().lower() == FROM_CHECK_DRIFT
     try:
-        segments = parse_segments(args.segments)
+        segments = None if from_check_drift else parse_segments(args.segments)
     except SegmentSelectionError as exc:
         raise ValueError(str(exc)) from exc
     return TrainConfig(
         segments=segments,
+        from_check_drift=from_check_drift,
         recipe=recipe_from_args(args),
         model_prefix=args.model_prefix,
         experiment=args.experiment,

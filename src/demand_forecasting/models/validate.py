@@ -24,8 +24,9 @@ alias, and the log says why no fallback was made.
 A candidate a rollback took the champion away from (tag ``deployment_status=rolled_back``) is
 skipped: a rerun of its month reuses it, and must not undo the rollback.
 
-Candidates come from the train task's ``candidates`` task value; run by hand, each segment's
-newest trained version (not a fallback) is the candidate.
+Candidates come from what the train task handed over in this job run (``candidates``, in the
+hand-over table); run by hand, each segment's newest trained version (not a fallback) is the
+candidate. The challengers go to the hand-over for deploy.
 """
 
 from __future__ import annotations
@@ -330,7 +331,7 @@ def _accuracy(results: pd.DataFrame, segment: str, method: str) -> Accuracy | No
 
 def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
     """Backtest, gate, record and alias every candidate of this run."""
-    published = ctx.task_values.get(TRAIN_TASK, CANDIDATES_KEY, None)
+    published = ctx.handover.read(TRAIN_TASK, CANDIDATES_KEY, None)
     candidates = {str(k): str(v) for k, v in published.items()} if published else None
     wanted = cfg.segments
     if candidates is not None:
@@ -341,11 +342,11 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
             "the train task published no candidates (it did not run, or failed before it "
             "could); nothing to validate: the champions stay as they are"
         )
-        ctx.task_values.set(CHALLENGERS_KEY, {})
+        ctx.handover.publish(TASK_KEY, {CHALLENGERS_KEY: {}})
         return summary
     if candidates is not None and not candidates:
         log.info("train published no candidates; nothing to validate")
-        ctx.task_values.set(CHALLENGERS_KEY, {})
+        ctx.handover.publish(TASK_KEY, {CHALLENGERS_KEY: {}})
         return summary
     history = read_history(ctx, wanted)
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
@@ -385,7 +386,7 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
         write_evaluations(ctx, rows)
         summary.rows_out = len(rows)
     record_rows(rows_in=summary.rows_in, rows_out=summary.rows_out)
-    ctx.task_values.set(CHALLENGERS_KEY, {**summary.passed, **summary.fallbacks})
+    ctx.handover.publish(TASK_KEY, {CHALLENGERS_KEY: {**summary.passed, **summary.fallbacks}})
     log.info(
         "validation: %d passed, %d refused (%d of them get a seasonal-naive fallback, %d keep "
         "a challenger awaiting approval instead), %d skipped",

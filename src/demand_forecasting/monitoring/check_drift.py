@@ -6,8 +6,10 @@ time travel); the current window is the newest ``current_months`` months of the 
 Both default to 12: a whole seasonal cycle on each side, so that seasonality is not drift.
 PSI per feature and for the target, with the breach rule of
 :mod:`demand_forecasting.monitoring.drift`, go to the drift table (replacing the run month's
-rows: a rerun writes the same rows). Task values for the condition and ``train``:
-``segments_to_train`` (JSON list), ``retrain_count`` (int) and ``run_month`` (``YYYY-MM``).
+rows: a rerun writes the same rows). The segments to retrain go to the job run's hand-over
+table (``segments_to_train``, read by ``train --segments from-check-drift``: the list grows
+with the estate); task values carry ``retrain_count`` (int, the job's condition) and
+``run_month`` (``YYYY-MM``).
 
 A rerun of a month after its retraining keeps the month's rows and retrains nothing again:
 a segment whose champion was trained on data up to the run month is ``already_retrained``,
@@ -54,6 +56,9 @@ from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
 
+TASK_KEY = "check_drift"
+#: Hand-over key of the segments to retrain (a JSON list; ``train --segments from-check-drift``).
+SEGMENTS_TO_TRAIN = "segments_to_train"
 TARGET = "y"
 MONTH = "month"
 SERIES = "series_id"
@@ -401,7 +406,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         decision.retrain_count,
         _describe(decision, breaches),
     )
-    ctx.task_values.set("segments_to_train", list(decision.segments_to_train))
+    ctx.handover.publish(TASK_KEY, {SEGMENTS_TO_TRAIN: list(decision.segments_to_train)})
     ctx.task_values.set("retrain_count", decision.retrain_count)
     ctx.task_values.set("run_month", run_month.strftime("%Y-%m"))
     target_rows = psi[psi["feature"] == TARGET]
@@ -523,7 +528,7 @@ def make_config(args: argparse.Namespace) -> DriftConfig:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``df-check-drift``."""
     run_task(
-        "check_drift",
+        TASK_KEY,
         "PSI per segment and feature against each champion's training "
         "data; publish the segments to retrain.",
         add_arguments,

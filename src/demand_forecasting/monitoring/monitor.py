@@ -5,7 +5,8 @@
    table and the latest actuals, so a rerun writes the same rows).
 2. Alerts: a segment whose one-month-ahead WAPE, pooled over the newest
    ``accuracy_window_months`` evaluated months, exceeds ``accuracy_alert_wape``. Alerts are
-   logged and published (task value ``alerts``); the task fails only with ``fail_on_alert``.
+   logged, their segments handed over (``alerts``, in the job run's hand-over table) and
+   counted (task value ``alert_count``); the task fails only with ``fail_on_alert``.
 3. Cost per model: the job run's task times (run telemetry) priced at
    ``compute_cost_per_hour`` and split over the segment models
    (:mod:`demand_forecasting.monitoring.costs`) into the model cost table, one row per
@@ -83,12 +84,16 @@ from demand_forecasting.monitoring.report import (
 )
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import rows_frame
+from demand_forecasting.scoring.score import ON_FALLBACK_KEY, RUN_MONTH_KEY
+from demand_forecasting.scoring.score import TASK_KEY as SCORE_TASK
 from demand_forecasting.task import TaskInputError, run_task
 
 if TYPE_CHECKING:
     from databricks.sdk.service.catalog import QualityMonitorsAPI
 
 log = logging.getLogger(__name__)
+
+TASK_KEY = "monitor"
 
 REPORTS_FOLDER = "reports"
 #: Up to this many forecast rows, the report's forecast totals come from one collect of the
@@ -314,7 +319,7 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
 def _scored_run_month(ctx: RunContext) -> date | None:
     """The run month this job run's score task forecast (None: score did not run in it, as
     for the ``report`` command)."""
-    month = ctx.task_values.get("score", "run_month", None)
+    month = ctx.handover.read(SCORE_TASK, RUN_MONTH_KEY, None)
     return parse_month(month) if month else None
 
 
@@ -389,7 +394,8 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
         report,
     )
     _log_to_parent_run(ctx, cfg, folder, run_month, inputs)
-    ctx.task_values.set("alerts", [a.segment for a in alerts])
+    ctx.handover.publish(TASK_KEY, {"alerts": [a.segment for a in alerts]})
+    ctx.task_values.set("alert_count", len(alerts))
     ctx.task_values.set("report", str(report))
     ensure_lakehouse_monitor(ctx, cfg)
     summary = MonitorSummary(
@@ -682,7 +688,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
             ctx.table(names.SILVER),
             gap_listing(gaps),
         )
-    on_fallback = ctx.task_values.get("score", "segments_on_fallback", None)
+    on_fallback = ctx.handover.read(SCORE_TASK, ON_FALLBACK_KEY, None)
     if on_fallback is None:  # not in the job run (the report command): ask the registry
         on_fallback = fallback_segments(ctx, run_month)
     without_champion = [s for s in not_forecast if s not in without_data]
@@ -1059,7 +1065,7 @@ def upstream_states(pairs: Sequence[str]) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``df-monitor``."""
     run_task(
-        "monitor",
+        TASK_KEY,
         "Score past forecasts against actuals, alert on accuracy, and write the run report.",
         add_arguments,
         make_config,

@@ -11,7 +11,9 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
+from demand_forecasting import names
 from demand_forecasting.platform.detect import on_databricks as detect_databricks
+from demand_forecasting.platform.handover import HandOver
 from demand_forecasting.platform.mlflow_setup import (
     DATABRICKS_STORE,
     MlflowStore,
@@ -45,6 +47,8 @@ class RunContext:
     mlflow: MlflowClient
     mlflow_store: MlflowStore
     task_values: TaskValues
+    #: Values that grow with the estate, passed between the job run's tasks (a Delta table).
+    handover: HandOver
     target: str
     catalog: str
     schema: str
@@ -99,6 +103,7 @@ def build_context(
     *,
     state_dir: Path | None = None,
     clock: Callable[[], datetime] = utc_now,
+    job_run_id: str | None = None,
 ) -> RunContext:
     """Build the context for ``target`` on whatever platform this process runs on.
 
@@ -109,6 +114,8 @@ def build_context(
         state_dir: local state folder (default: ``.local`` beside ``databricks.yml`` or
             ``$DEMAND_FORECASTING_HOME``); ignored on Databricks.
         clock: the time source (tests pin it).
+        job_run_id: the job run the task belongs to (``{{job.run_id}}``): it keys the
+            hand-over table; None for a task run by hand (the hand-over stays in memory).
     """
     databricks = detect_databricks()
     local_dir = None if databricks else (state_dir or default_state_dir()).resolve()
@@ -129,6 +136,9 @@ def build_context(
         mlflow=client,
         mlflow_store=store,
         task_values=current_task_values(databricks),
+        handover=HandOver(
+            tables, str(TableName(catalog, schema, names.HANDOVER)), job_run_id, clock
+        ),
         target=target,
         catalog=catalog,
         schema=schema,

@@ -3,6 +3,11 @@
 On Databricks they go through ``dbutils.jobs.taskValues``; under the local runner through
 the run's in-memory store, which the runner makes current while a task runs. Outside both
 (an entry point started by hand) values are kept in memory and logged.
+
+Databricks refuses a value whose JSON exceeds 48 KiB (:data:`MAX_VALUE_BYTES`); both stores
+refuse it here first, naming the task and the key. Task values carry small scalars (counts,
+the run month); what grows with the number of segments goes through the job run's hand-over
+table (:mod:`demand_forecasting.platform.handover`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,33 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+
+#: Databricks: "The size of the JSON representation of the value cannot exceed 48 KiB"
+#: (docs.databricks.com/jobs/task-values.html).
+MAX_VALUE_BYTES = 48 * 1024
+
+
+class TaskValueTooLargeError(ValueError):
+    """A task value whose JSON exceeds what Databricks accepts."""
+
+
+def check_value(task: str, key: str, value: Any) -> str:
+    """The JSON of ``value``, refused when Databricks would refuse it.
+
+    Raises:
+        TypeError: ``value`` is not JSON-serialisable.
+        TaskValueTooLargeError: its JSON exceeds :data:`MAX_VALUE_BYTES`.
+    """
+    text = json.dumps(value)
+    size = len(text.encode("utf-8"))
+    if size > MAX_VALUE_BYTES:
+        raise TaskValueTooLargeError(
+            f"task value {task}.{key} is {size:,} bytes of JSON; Databricks accepts at most "
+            f"{MAX_VALUE_BYTES:,} (48 KiB). Publish values that grow with the number of "
+            "segments through the job run's hand-over table "
+            "(demand_forecasting.platform.handover) and keep task values to small scalars"
+        )
+    return text
 
 
 class TaskValues(Protocol):
@@ -35,10 +67,10 @@ class LocalTaskValues:
         self._current_task: str | None = None
 
     def set(self, key: str, value: Any) -> None:
-        json.dumps(value)  # the same rule as Databricks: values must be JSON-serialisable
         task = self._current_task or "<no task>"
+        text = check_value(task, key, value)  # Databricks' rules: JSON, at most 48 KiB
         self.values.setdefault(task, {})[key] = value
-        log.info("task value %s.%s = %s", task, key, json.dumps(value)[:200])
+        log.info("task value %s.%s = %s", task, key, text[:200])
 
     def get(self, task_key: str, key: str, default: Any = None) -> Any:
         return self.values.get(task_key, {}).get(key, default)
@@ -64,6 +96,7 @@ class DatabricksTaskValues:
         self._task_values = dbutils.jobs.taskValues
 
     def set(self, key: str, value: Any) -> None:
+        check_value("this task", key, value)  # a clearer refusal than the runtime's
         try:
             self._task_values.set(key=key, value=value)
         except Exception as exc:

@@ -4,7 +4,9 @@ Tasks run sequentially in the plan's order. A ``python_wheel_task`` calls its en
 with ``sys.argv`` set to ``[entry_point, *parameters]`` while the run's task-value store is
 current (:meth:`LocalTaskValues.running`), so every task shares this process's Spark
 session. A task fails when it raises or exits non-zero; what runs next follows run_if and
-condition outcomes (:mod:`demand_forecasting.runner.control_flow`).
+condition outcomes (:mod:`demand_forecasting.runner.control_flow`). A wheel task whose
+resolved parameters exceed what Databricks accepts (:data:`MAX_PARAMETER_BYTES`) fails
+before it starts, as it would there.
 """
 
 from __future__ import annotations
@@ -73,6 +75,31 @@ def utc_now() -> datetime:
 
 class TaskFailure(Exception):
     """A task ended unsuccessfully without raising (non-zero exit, failed child job...)."""
+
+
+#: The Jobs API: "The JSON representation of this field (for example
+#: {"python_params":["john doe","35"]}) cannot exceed 10,000 bytes" (run-now and repair-run
+#: ``python_params``, which stand in for a wheel task's ``parameters``). No other figure is
+#: documented for a task's resolved parameters; this one is applied to them.
+MAX_PARAMETER_BYTES = 10_000
+
+
+def check_parameter_size(task_key: str, argv: list[str]) -> None:
+    """Refuse ``task_key``'s resolved wheel parameters when their JSON exceeds the limit.
+
+    Raises:
+        TaskFailure: ``{"python_params": argv}`` is over :data:`MAX_PARAMETER_BYTES` bytes.
+    """
+    size = len(json.dumps({"python_params": argv}).encode("utf-8"))
+    if size > MAX_PARAMETER_BYTES:
+        longest = max(argv, key=len)
+        raise TaskFailure(
+            f"task {task_key}: its resolved parameters are {size:,} bytes of JSON; Databricks "
+            f"accepts {MAX_PARAMETER_BYTES:,} (the longest, {len(longest):,} characters, starts "
+            f"{longest[:60]!r}). Pass values that grow with the number of segments through the "
+            "job run's hand-over table, not as a parameter (e.g. train --segments "
+            "from-check-drift)"
+        )
 
 
 def job_parameters(job: Job, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -443,6 +470,7 @@ class JobRunner:
         if isinstance(spec, PythonWheelTask):
             argv = self._wheel_arguments(spec, scope, run.parameters)
             result.arguments = [spec.entry_point, *argv]
+            check_parameter_size(scope.task_name, argv)
             function = plan.entry_points[task.key]
             with store.running(scope.task_name):
                 call_started = time.perf_counter()

@@ -10,7 +10,9 @@ local session a Python worker imports the scoring modules while the driver prepa
 The run month is the feature table's newest month; its forecasts replace that month's
 partition of the forecast table (``replaceWhere``), so a rerun writes the same rows and the
 table's Delta history keeps every earlier run. A segment without a champion is named in the
-log and the task values (``segments_without_champion``) and skipped. Every forecast starts at
+log and handed over to monitor (``segments_without_champion``, with
+``segments_on_fallback``: lists that grow with the estate, in the job run's hand-over table)
+and skipped. Every forecast starts at
 the run month: a series without a value in it (it stopped, or this month's row was
 quarantined) gets no forecast from the model, nor does a segment with no row in it at all
 (named in the log); those series with a value in the year before are named in the log and
@@ -51,6 +53,13 @@ from demand_forecasting.scoring.worker_warmup import WorkerWarmUp
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
+
+TASK_KEY = "score"
+#: Hand-over keys (JSON lists of segments) monitor reads.
+WITHOUT_CHAMPION_KEY = "segments_without_champion"
+#: The month score forecast from (``YYYY-MM``): monitor reports that month.
+RUN_MONTH_KEY = "run_month"
+ON_FALLBACK_KEY = "segments_on_fallback"
 
 #: What the group function returns (the model's own columns plus the segment).
 MODEL_OUTPUT_SCHEMA = (
@@ -313,8 +322,14 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
         len(summary.segments_without_champion),
     )
     ctx.task_values.set("series_forecast", summary.series_forecast)
-    ctx.task_values.set("segments_without_champion", summary.segments_without_champion)
-    ctx.task_values.set("segments_on_fallback", summary.segments_on_fallback)
+    ctx.handover.publish(
+        TASK_KEY,
+        {
+            WITHOUT_CHAMPION_KEY: summary.segments_without_champion,
+            ON_FALLBACK_KEY: summary.segments_on_fallback,
+            RUN_MONTH_KEY: run_month.strftime("%Y-%m"),
+        },
+    )
     ctx.task_values.set("series_not_forecast", len(summary.series_not_forecast))
     ctx.task_values.set("run_month", run_month.strftime("%Y-%m"))
     return summary
@@ -348,7 +363,7 @@ def make_config(args: argparse.Namespace) -> ScoreConfig:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``df-score``."""
     run_task(
-        "score",
+        TASK_KEY,
         "Forecast the next months of every series with its segment's champion.",
         add_arguments,
         make_config,

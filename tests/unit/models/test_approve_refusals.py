@@ -73,8 +73,7 @@ def deploy_task(
     """The deploy task of a month after validation published ``segment``'s challenger."""
     values = ctx.task_values
     assert isinstance(values, LocalTaskValues)
-    with values.running("validate_models"):
-        values.set(CHALLENGERS_KEY, {segment: "?"})
+    ctx.handover.publish("validate_models", {CHALLENGERS_KEY: {segment: "?"}})
     with values.running("deploy"):
         return deploy.run(ctx, deploy.DeployConfig(None, PREFIX, approval, job_run_id=job_run_id))
 

@@ -86,8 +86,7 @@ def run_deploy(
     """The deploy task as the monthly job runs it, after validate published its challengers."""
     values = ctx.task_values
     assert isinstance(values, LocalTaskValues)
-    with values.running("validate_models"):
-        values.set(CHALLENGERS_KEY, dict.fromkeys(segments, "?"))
+    ctx.handover.publish("validate_models", {CHALLENGERS_KEY: dict.fromkeys(segments, "?")})
     with values.running("deploy"):
         return deploy.run(ctx, deploy.DeployConfig(None, PREFIX, approval, job_run_id=job_run_id))
 

@@ -40,6 +40,7 @@ from demand_forecasting.models.segment_data import SegmentSelectionError, read_h
 from demand_forecasting.monitoring.champions import find_champions, recently_refused
 from demand_forecasting.monitoring.telemetry import TaskRecorder
 from demand_forecasting.platform.context import RunContext, build_context
+from demand_forecasting.platform.handover import HandOver
 from demand_forecasting.platform.task_values import LocalTaskValues
 from models_support import history, write_gold
 
@@ -200,14 +201,13 @@ def test_after_a_train_that_published_nothing_validation_changes_nothing(
     ctx: RunContext,
 ) -> None:
     evaluations = len(table(ctx, names.EVALUATIONS))
-    values = LocalTaskValues()  # this job run's train failed before it published candidates
-    ctx.task_values = values
+    # A job run whose train failed before it handed candidates over.
+    ctx.handover = HandOver(ctx.tables, ctx.table(names.HANDOVER), "8001", ctx.clock)
     config = validate.ValidateConfig(None, "demand", 2, GateRule(0.02), only_train_candidates=True)
-    with values.running("validate_models"):
-        summary = validate.run(ctx, config)
+    summary = validate.run(ctx, config)
 
     assert (summary.passed, summary.refused, summary.skipped) == ({}, {}, {})
-    assert values.values["validate_models"][validate.CHALLENGERS_KEY] == {}
+    assert ctx.handover.read("validate_models", validate.CHALLENGERS_KEY) == {}
     assert len(table(ctx, names.EVALUATIONS)) == evaluations
     for segment in SEGMENTS:
         assert version_of(registry(ctx), segment, CHAMPION) == "1"

@@ -45,8 +45,7 @@ def first_prod_month(
     challengers = {s: register_validated(ctx, s, tmp_path, prefix=PREFIX) for s in passed}
     for segment in refused:
         register_validated(ctx, segment, tmp_path, passed=False, prefix=PREFIX)
-    with values.running("validate_models"):
-        values.set(CHALLENGERS_KEY, challengers)
+    ctx.handover.publish("validate_models", {CHALLENGERS_KEY: challengers})
     with values.running("deploy"):
         deployed = deploy.run(ctx, deploy.DeployConfig(None, PREFIX, require_approval=True))
     assert deployed.awaiting == challengers and not deployed.promoted

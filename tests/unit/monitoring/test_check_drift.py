@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from monitoring_support import gold_frame, register_champion, to_spark
 from demand_forecasting import names
 from demand_forecasting.monitoring import check_drift, drift
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.handover import HandOver
 from demand_forecasting.platform.task_values import LocalTaskValues
 
 SEGMENTS = {"alpha": 2, "beta": 2, "gamma": 2}
+_JOB_RUNS = itertools.count(1)
 
 
 def _run(
@@ -24,6 +27,8 @@ def _run(
 ) -> tuple[check_drift.DriftSummary, dict[str, object]]:
     store = LocalTaskValues()
     ctx.task_values = store
+    # Each run a job run of its own: the segments go through the hand-over table.
+    ctx.handover = HandOver(ctx.tables, ctx.table(names.HANDOVER), str(next(_JOB_RUNS)), ctx.clock)
     config = check_drift.DriftConfig(
         model_prefix="demand",
         refused_retry_months=retry_months,
@@ -32,7 +37,8 @@ def _run(
     )
     with store.running("check_drift"):
         summary = check_drift.run(ctx, config)
-    return summary, store.values["check_drift"]
+    handed = ctx.handover.read(check_drift.TASK_KEY, check_drift.SEGMENTS_TO_TRAIN)
+    return summary, {**store.values["check_drift"], "segments_to_train": handed}
 
 
 def _drift_rows(ctx: RunContext) -> list[tuple[object, ...]]:

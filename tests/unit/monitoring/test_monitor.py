@@ -474,8 +474,8 @@ def test_the_report_command_finds_the_fallback_segments_in_the_registry(
     inputs = _inputs(ctx)
 
     assert inputs.segments_on_fallback == ["alpha"]
-    # In the job, score's task value is the answer (no registry reads).
-    ctx.task_values.values["score"] = {"segments_on_fallback": ["beta"]}
+    # In the job, what score handed over is the answer (no registry reads).
+    ctx.handover.publish("score", {"segments_on_fallback": ["beta"]})
     assert _inputs(ctx).segments_on_fallback == ["beta"]
 
 

@@ -1,14 +1,21 @@
-"""Task values on Databricks: a refusal from dbutils names the task-value call and the fix."""
+"""Task values: a refusal from dbutils names the call and the fix; values over Databricks'
+48 KiB are refused locally and on Databricks, naming the task, the key and the size."""
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 from typing import Any
 
 import pytest
 
-from demand_forecasting.platform.task_values import DatabricksTaskValues
+from demand_forecasting.platform.task_values import (
+    MAX_VALUE_BYTES,
+    DatabricksTaskValues,
+    LocalTaskValues,
+    TaskValueTooLargeError,
+)
 
 
 class _RefusingTaskValues:
@@ -64,3 +71,49 @@ def test_a_refused_set_or_get_names_the_call_and_the_wrapper_fix(
     assert "python_wheel_wrapper: true" in str(refused_set.value)
     assert "not supported in this context" in str(refused_set.value)
     assert "taskValues.get('train', 'candidates') failed" in str(refused_get.value)
+
+
+def _segments(count: int) -> list[str]:
+    """Segment names as a customer's estate has them (~40 characters each)."""
+    return [f"region_{i % 40:02d}__category_of_products_{i:05d}" for i in range(count)]
+
+
+def test_the_local_store_refuses_a_value_over_48_kib_naming_task_key_size_and_limit() -> None:
+    store = LocalTaskValues()
+    segments = _segments(1_500)
+    size = len(json.dumps(segments).encode())
+    assert size > MAX_VALUE_BYTES  # ~1,500 segments are more than Databricks accepts
+
+    with store.running("check_drift"), pytest.raises(TaskValueTooLargeError) as refused:
+        store.set("segments_to_train", segments)
+
+    message = str(refused.value)
+    assert f"task value check_drift.segments_to_train is {size:,} bytes" in message
+    assert "at most 49,152 (48 KiB)" in message
+    assert "hand-over table" in message
+    assert store.values == {}  # nothing half-set
+    with store.running("check_drift"):
+        store.set("retrain_count", len(segments))  # a scalar passes
+    assert store.values == {"check_drift": {"retrain_count": 1_500}}
+
+
+def test_the_limit_is_on_the_json_size_at_exactly_48_kib() -> None:
+    store = LocalTaskValues()
+    at_limit = "x" * (MAX_VALUE_BYTES - 2)  # two quotes make it exactly 48 KiB of JSON
+    with store.running("t"):
+        store.set("fits", at_limit)
+        with pytest.raises(TaskValueTooLargeError):
+            store.set("too_big", at_limit + "x")
+    assert list(store.values["t"]) == ["fits"]
+
+
+def test_databricks_values_over_48_kib_are_refused_before_dbutils_is_called(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = _StoringTaskValues()
+    _runtime(monkeypatch, store)
+
+    with pytest.raises(TaskValueTooLargeError, match="segments_to_train is"):
+        DatabricksTaskValues().set("segments_to_train", _segments(1_500))
+
+    assert store.values == {}

@@ -18,6 +18,7 @@ from demand_forecasting.runner import (
     TaskStatus,
     load_bundle,
 )
+from demand_forecasting.runner.executor import MAX_PARAMETER_BYTES
 
 PKG = "package_name: runner_fixture_tasks"
 
@@ -345,6 +346,37 @@ def test_task_values_that_are_not_set_fail_the_task(tmp_path: Path) -> None:
 
     assert result.tasks[1].status is TaskStatus.FAILED
     assert "task 'a' (success) did not set task value 'missing'" in (result.tasks[1].error or "")
+
+
+def test_a_wheel_task_whose_parameters_exceed_databricks_limit_fails_before_it_runs(
+    tmp_path: Path,
+) -> None:
+    jobs = f"""\
+    resources:
+      jobs:
+        j:
+          parameters: [{{name: segments, default: all}}]
+          tasks:
+            - task_key: train
+              python_wheel_task:
+                {PKG}
+                entry_point: record
+                parameters: ["--segments", "{{{{job.parameters.segments}}}}"]
+    """
+    root = write_bundle(tmp_path, jobs)
+    # 1,500 segment names as one parameter: ~60 KB, Databricks takes 10,000 bytes.
+    estate = ",".join(f"region_{i % 40:02d}__category_{i:05d}" for i in range(1_500))
+    fits = estate[: MAX_PARAMETER_BYTES - 100]
+
+    refused = run(root, "j", segments=estate)
+    accepted = run(root, "j", segments=fits)
+
+    assert refused.tasks[0].status is TaskStatus.FAILED
+    error = refused.tasks[0].error or ""
+    assert "task train: its resolved parameters are" in error
+    assert "Databricks accepts 10,000" in error and "hand-over table" in error
+    assert accepted.tasks[0].status is TaskStatus.SUCCESS
+    assert called() == [["--segments", fits]]  # the refused one never started
 
 
 def test_unknown_param_is_refused_before_running(tmp_path: Path) -> None:

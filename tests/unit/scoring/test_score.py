@@ -74,7 +74,7 @@ def test_champions_forecast_their_series_and_a_rerun_changes_nothing(
     assert summary.segments_scored == ["alpha"]
     assert summary.segments_without_champion == ["beta"]
     assert summary.series_forecast == 2 and summary.rows_out == 6
-    assert store.values["score"]["segments_without_champion"] == ["beta"]
+    assert ctx.handover.read("score", "segments_without_champion") == ["beta"]
     rows = ctx.tables.read(ctx.table(names.FORECASTS)).toPandas()
     assert sorted(rows["horizon"].unique()) == [1, 2, 3]
     assert sorted(rows["month"].unique()) == [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
