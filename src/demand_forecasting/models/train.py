@@ -21,7 +21,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 
 TASK_KEY = "train"
 CANDIDATES_KEY = "candidates"
+
+
+#: Failed segments whose error the train task's error message shows (it names them all).
+ERRORS_SHOWN = 3
 
 
 class SegmentTrainingError(RuntimeError):
@@ -231,15 +235,34 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
             max(seconds),
         )
     if summary.failed:
-        listing = "; ".join(
-            f"{s}: {e.splitlines()[-1][:300]}" for s, e in sorted(summary.failed.items())
-        )
         raise SegmentTrainingError(
-            f"{len(summary.failed)} of {len(history.segments)} segment(s) failed to train "
-            f"(the other {len(summary.candidates)} are registered): {listing}. Fix the data "
-            "or recipe and rerun with --segments naming these; done segments are reused."
+            failure_message(summary.failed, len(history.segments), len(summary.candidates))
         )
     return summary
+
+
+def failure_message(failed: Mapping[str, str], segments: int, registered: int) -> str:
+    """The train task's error: every failed segment by name, the first
+    :data:`ERRORS_SHOWN` with their error's last line.
+
+    The runner, the job's summary and the task's own log each print this message, so it
+    stays short however many segments fail (all 23 of PBS's once failed alike: ~7 KB, three
+    times); each full error is in the task's log once, where it happened.
+    """
+    ordered = sorted(failed.items())
+    shown = "; ".join(f"{s}: {e.strip().splitlines()[-1][:300]}" for s, e in ordered[:ERRORS_SHOWN])
+    more = len(ordered) - ERRORS_SHOWN
+    rest = (
+        f"; and {more} more (each segment's full error is in the train task's log above: "
+        "'segment <name> failed to train' or 'could not be logged or registered')"
+        if more > 0
+        else ""
+    )
+    return (
+        f"{len(ordered)} of {segments} segment(s) failed to train (the other {registered} are "
+        f"registered): {shown}{rest}. Fix the data or recipe and rerun with --segments "
+        f"{','.join(s for s, _ in ordered)} (done segments are reused)."
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
