@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from demand_forecasting.data.config import load_dataset_config
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.registry import (
     SegmentRegistry,
@@ -74,6 +75,8 @@ class TrainConfig:
         job_run_id: the job run, to nest the training run under the job's parent run.
         parallel: fit on Spark (False: a plain loop on the driver, for benchmarks).
         backtest_origins: K, the rolling origins each candidate is backtested on.
+        dataset: the dataset config's name: a tag of every training run and part of its
+            name, so that datasets sharing the experiment tell apart in MLflow.
     """
 
     segments: tuple[str, ...] | None
@@ -84,6 +87,7 @@ class TrainConfig:
     job_run_id: str | None = None
     parallel: bool = True
     backtest_origins: int = 6
+    dataset: str = "aus_retail"
 
     def __post_init__(self) -> None:
         if self.backtest_origins < 1:
@@ -297,6 +301,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="K: rolling origins each candidate is backtested on (bundle var backtest_origins)",
     )
     parser.add_argument(
+        "--dataset",
+        default="aus_retail",
+        help="dataset config name or YAML path (bundle variable dataset): tags the runs",
+    )
+    parser.add_argument(
         "--sequential",
         action="store_true",
         help="fit segments in a loop on the driver instead of on Spark",
@@ -340,6 +349,7 @@ def make_config(args: argparse.Namespace) -> TrainConfig:
         job_run_id=args.job_run_id,
         parallel=not args.sequential,
         backtest_origins=args.backtest_origins,
+        dataset=load_dataset_config(args.dataset).name,
     )
 
 

@@ -164,6 +164,12 @@ def test_training_runs_carry_plots_importance_lineage_and_a_loadable_model(ctx: 
     assert version is not None
     run = ctx.mlflow.get_run(version.run_id)
     assert run.data.tags["mlflow.parentRunId"]
+    # Datasets share the experiment: each run is tagged with its dataset and named by it.
+    assert run.data.tags["dataset"] == "aus_retail"
+    assert run.info.run_name == f"aus_retail/{SEGMENTS[0]}"
+    parent = ctx.mlflow.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["dataset"] == "aus_retail"
+    assert parent.info.run_name.startswith("train aus_retail ")
     assert run.data.metrics["backtest_mase"] > 0
     assert run.data.metrics["backtest_pairs"] > 0
     files = {f.path for f in ctx.mlflow.list_artifacts(version.run_id)}
@@ -411,6 +417,8 @@ def test_a_refused_segment_without_champion_gets_a_governed_seasonal_naive_champ
         == ctx.mlflow.get_run(refused.run_id).data.tags["mlflow.parentRunId"]
     )
     assert run.inputs.dataset_inputs, "the fallback carries the candidate's lineage"
+    assert run.data.tags["dataset"] == "aus_retail"
+    assert run.info.run_name == f"aus_retail/{segment} seasonal-naive fallback"
 
     # Its forecast is each month's value a year before.
     model = mlflow.pyfunc.load_model(f"models:/{reg.name(segment)}@champion")
