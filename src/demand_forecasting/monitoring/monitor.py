@@ -299,7 +299,13 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
         "model_version",
     ).cache()
     latest = forecasts.agg(F.max("run_month"), F.count(F.lit(1))).first()
-    run_month = cfg.run_month or _scored_run_month(ctx) or (latest[0] if latest else None)
+    run_month = (
+        cfg.run_month
+        or _scored_run_month(ctx)
+        or (latest[0] if latest else None)
+        # No forecasts at all: the newest month the job checked (before the first approval).
+        or max(_checked_run_months(ctx), default=None)
+    )
     if run_month is None:
         forecasts.unpersist()
         raise RuntimeError(f"monitor: {ctx.table(names.FORECASTS)} is empty: run score first")
@@ -320,15 +326,36 @@ def _scored_run_month(ctx: RunContext) -> date | None:
     return parse_month(month) if month else None
 
 
+def _checked_run_months(ctx: RunContext) -> list[date]:
+    """The run months check_drift wrote drift rows for: months the monthly job ran, with
+    forecasts or not (before a ``require_approval`` target's first approval, none)."""
+    drift = _read(ctx, names.DRIFT)
+    if drift is None:
+        return []
+    return [row[0] for row in drift.select("run_month").distinct().collect()]
+
+
 def _require_run_month(ctx: RunContext, forecasts: DataFrame, run_month: date) -> None:
-    """Raise unless ``forecasts`` has rows of ``run_month`` (a report of it would be empty)."""
+    """Raise unless ``forecasts`` has rows of ``run_month``, or the job ran that month
+    without forecasting (no champion yet: its report says why); else a report of it would
+    be empty."""
     if forecasts.where(F.col("run_month") == F.lit(run_month)).limit(1).count():
         return
+    if run_month in _checked_run_months(ctx):
+        log.info(
+            "monitor: %s has no forecasts of run month %s, which the job ran: reporting it "
+            "without forecasts (no segment had a champion)",
+            ctx.table(names.FORECASTS),
+            f"{run_month:%Y-%m}",
+        )
+        return
     first, last = forecasts.agg(F.min("run_month"), F.max("run_month")).first() or (None, None)
+    with_forecasts = f"{first:%Y-%m} .. {last:%Y-%m}" if first and last else "none"
     raise RuntimeError(
         f"monitor: {ctx.table(names.FORECASTS)} has no forecasts of run month "
-        f"{run_month:%Y-%m} (run months with forecasts: {first:%Y-%m} .. {last:%Y-%m}); "
-        "give one of those, or run the monthly job for that month first"
+        f"{run_month:%Y-%m} (run months with forecasts: {with_forecasts}), and the monthly "
+        "job has not run that month; give a month it ran, or run the monthly job for that "
+        "month first"
     )
 
 
