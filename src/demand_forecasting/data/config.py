@@ -14,7 +14,7 @@ override only what differs (mappings merge, lists and values replace).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -49,8 +49,35 @@ SERIES_KEY_SEPARATOR = "|"
 SEGMENT_SEPARATOR = "__"
 
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
-_MONTH_PATTERN = re.compile(r"^(yyyy|MM|dd|HH|mm|ss|[-/ .:_T])+$")
-_STRFTIME = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
+_MONTH_PATTERN = re.compile(r"^(yyyy|MMMM|MMM|MM|dd|HH|mm|ss|[-/ .:_T])+$")
+_MONTH_FIELD = re.compile(r"M+")
+_STRFTIME = {
+    "yyyy": "%Y",
+    "MMMM": "%B",
+    "MMM": "%b",
+    "MM": "%m",
+    "dd": "%d",
+    "HH": "%H",
+    "mm": "%M",
+    "ss": "%S",
+}
+#: The English month names a month pattern with ``MMM`` or ``MMMM`` reads, in any case: the
+#: full name, its first three letters, and ``Sept`` (Australian and British usage, as the PBS
+#: data writes September; Java's and Python's ``MMM``/``%b`` read only ``Sep``).
+MONTH_NAMES: tuple[tuple[str, ...], ...] = (
+    ("january", "jan"),
+    ("february", "feb"),
+    ("march", "mar"),
+    ("april", "apr"),
+    ("may",),
+    ("june", "jun"),
+    ("july", "jul"),
+    ("august", "aug"),
+    ("september", "sept", "sep"),
+    ("october", "oct"),
+    ("november", "nov"),
+    ("december", "dec"),
+)
 _PACKAGE_CONF = "conf/datasets"
 
 #: The keys a config may have once ``extends`` is resolved: at the top (``""``) and inside
@@ -99,8 +126,38 @@ def slugify(value: str) -> str:
 
 
 def month_strftime(pattern: str) -> str:
-    """The Python ``strftime`` equivalent of a month pattern (``yyyy-MM-dd`` -> ``%Y-%m-%d``)."""
-    return re.sub("yyyy|MM|dd|HH|mm|ss", lambda m: _STRFTIME[m.group(0)], pattern)
+    """The Python ``strftime`` equivalent of a month pattern (``yyyy-MM-dd`` -> ``%Y-%m-%d``,
+    ``yyyy MMM`` -> ``%Y %b``), for writing months; parsing reads names by
+    :func:`month_name_rewrites` instead, which ``%b`` (locale-bound, no ``Sept``) cannot."""
+    return re.sub("yyyy|MMMM|MMM|MM|dd|HH|mm|ss", lambda m: _STRFTIME[m.group(0)], pattern)
+
+
+def reads_month_names(pattern: str) -> bool:
+    """Whether a month pattern writes the month as a name (``MMM`` or ``MMMM``)."""
+    return "MMM" in pattern
+
+
+def numeric_month_pattern(pattern: str) -> str:
+    """``pattern`` with its month name field as a number (``yyyy MMM`` -> ``yyyy MM``): the
+    pattern a month text is parsed with once :func:`month_name_rewrites` made its name a
+    number."""
+    return re.sub("MMMM?", "MM", pattern)
+
+
+def _name_regex(names: Sequence[str]) -> str:
+    # Whole words only ("Mayo" is no May), in any case; digits may touch ("1991Jul").
+    return rf"(?i)(?<![A-Za-z])(?:{'|'.join(names)})(?![A-Za-z])"
+
+
+#: Matches a month text that holds one of :data:`MONTH_NAMES` (Python ``re`` and Java regex).
+ANY_MONTH_NAME = _name_regex([n for names in MONTH_NAMES for n in names])
+
+
+def month_name_rewrites() -> list[tuple[str, str]]:
+    """``(regex, two-digit month)`` for each month: replacing every regex by its number turns
+    ``1991 Sept`` into ``1991 09``. The same regexes serve Python (landing) and Spark (the row
+    rules), so that both read exactly the same names."""
+    return [(_name_regex(names), f"{number:02d}") for number, names in enumerate(MONTH_NAMES, 1)]
 
 
 def parse_month(text: str) -> date:
@@ -228,11 +285,11 @@ class DatasetConfig:
         self._require(
             bool(_MONTH_PATTERN.match(self.month_format))
             and "yyyy" in self.month_format
-            and "MM" in self.month_format,
+            and _MONTH_FIELD.findall(self.month_format) in (["MM"], ["MMM"], ["MMMM"]),
             "month.format",
-            f"{self.month_format!r} is not a month pattern of yyyy, MM, dd, HH, mm, "
-            "ss and separators (e.g. yyyy-MM-dd); months written as names (1991 Jul) are "
-            "not read: rewrite the column as numbers (1991-07, format yyyy-MM) before landing",
+            f"{self.month_format!r} is not a month pattern of yyyy, one month field (MM a "
+            "number, MMM or MMMM an English name such as Jul, Sept or July), dd, HH, mm, ss "
+            "and separators (e.g. yyyy-MM-dd, or yyyy MMM for 1991 Jul)",
         )
         self._check_segment(canonical)
 

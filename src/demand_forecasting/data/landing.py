@@ -26,6 +26,7 @@ import pandas as pd
 
 from demand_forecasting import names
 from demand_forecasting.data.config import (
+    ANY_MONTH_NAME,
     CsvFileSource,
     DatasetConfig,
     DatasetConfigError,
@@ -34,8 +35,11 @@ from demand_forecasting.data.config import (
     add_month,
     load_dataset_config,
     month_count,
+    month_name_rewrites,
     month_strftime,
+    numeric_month_pattern,
     parse_month,
+    reads_month_names,
 )
 from demand_forecasting.data.synthetic import month_frame, series_parameters
 from demand_forecasting.platform.detect import on_databricks
@@ -233,9 +237,7 @@ def _history_months(
 ) -> pd.Series:
     """The month of every row; a row whose month does not parse stops landing, named."""
     column = dict((c, s) for s, c in config.rename)[config.month_column]
-    parsed = pd.to_datetime(
-        frame[column], format=month_strftime(config.month_format), errors="coerce"
-    )
+    parsed = parse_months(frame[column], config.month_format)
     bad = parsed.isna()
     if bad.any():
         where = source.path if isinstance(source, CsvFileSource) else source.resource
@@ -246,8 +248,8 @@ def _history_months(
         # No row parses: the config's pattern, not the file, is what to fix.
         fix = (
             f"no row matches: set `month.format` in dataset config {config.name!r} to the "
-            "pattern of these values (yyyy, MM, dd, HH, mm, ss; month names such as Jul are "
-            "not read: rewrite them as numbers)"
+            "pattern of these values (yyyy, MM, dd, HH, mm, ss; MMM for a month name such as "
+            "Jul or Sept)"
             if bad.all()
             else "a row cannot be landed without its month: fix those rows"
         )
@@ -256,6 +258,23 @@ def _history_months(
             f"format {config.month_format!r} ({lines}); {fix} (nothing was landed)"
         )
     return parsed.dt.to_period("M").dt.start_time.dt.date
+
+
+def parse_months(values: pd.Series, pattern: str) -> pd.Series:
+    """``values`` (month texts) parsed with a month pattern; NaT where one does not parse.
+
+    The Python twin of :func:`demand_forecasting.data.rules.month_stamp`: a name format
+    (``MMM``, ``MMMM``) reads the same names by the same regexes, so that a month landing
+    accepts is one validation accepts.
+    """
+    text = values.astype("string").str.strip()
+    if reads_month_names(pattern):
+        named = text.str.contains(ANY_MONTH_NAME, regex=True)
+        for name, number in month_name_rewrites():
+            text = text.str.replace(name, number, regex=True)
+        text = text.where(named)
+        pattern = numeric_month_pattern(pattern)
+    return pd.to_datetime(text, format=month_strftime(pattern), errors="coerce")
 
 
 def _write_atomically(frame: pd.DataFrame, path: Path) -> Path:

@@ -33,9 +33,13 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from demand_forecasting.data.config import (
+    ANY_MONTH_NAME,
     SEGMENT_SEPARATOR,
     SERIES_KEY_SEPARATOR,
     DatasetConfig,
+    month_name_rewrites,
+    numeric_month_pattern,
+    reads_month_names,
 )
 
 #: Rules ``known_<column>``: a segment column's value is one the dataset config lists.
@@ -52,6 +56,8 @@ RESCUED = "_rescued_data"
 #: mid-number); null for rows ingested before the column existed (not judged).
 LINE_TERMINATED = "line_terminated"
 FAILED_RULES = "_failed_rules"
+#: What a month name format reads, in the ``month_parses`` rule's description.
+NAMES_READ = " (an English month name, any case: Jul or July; Sep, Sept or September)"
 #: The rules of a row whose month is not its landing file's (see ``_file_month_rules``).
 FILE_MONTH_RULES = ("month_not_after_file_month", "month_not_before_file_month")
 
@@ -121,8 +127,22 @@ def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
 
 def month_stamp(config: DatasetConfig) -> Column:
     """The month text (``_text_<month column>``) parsed with the configured format; null when
-    it does not parse."""
-    return F.try_to_timestamp(F.col(text(config.month_column)), F.lit(config.month_format))
+    it does not parse.
+
+    A format with a month name (``MMM``, ``MMMM``) reads the names landing reads
+    (:data:`~demand_forecasting.data.config.MONTH_NAMES`, any case, ``Sept`` too): the name
+    becomes its number by the same regexes, then the text parses with ``MM``. Spark's own
+    ``MMM`` reads only ``Sep``, so a ``1991 Sept`` would be quarantined here yet landed.
+    """
+    month_text = F.col(text(config.month_column))
+    if not reads_month_names(config.month_format):
+        return F.try_to_timestamp(month_text, F.lit(config.month_format))
+    as_number = month_text
+    for name, number in month_name_rewrites():
+        as_number = F.regexp_replace(as_number, name, number)
+    # A text without a name ("1991 07") is not in a name format: it does not parse.
+    named = F.when(month_text.rlike(ANY_MONTH_NAME), as_number)
+    return F.try_to_timestamp(named, F.lit(numeric_month_pattern(config.month_format)))
 
 
 def with_series_and_month(rows: DataFrame, config: DatasetConfig) -> DataFrame:
@@ -254,7 +274,8 @@ def _target_and_month_rules(config: DatasetConfig, run_month: date) -> list[Rule
         ),
         Rule(
             "month_parses",
-            f"{config.month_column} parses as {config.month_format}",
+            f"{config.month_column} parses as {config.month_format}"
+            + (NAMES_READ if reads_month_names(config.month_format) else ""),
             month_text.isNotNull() & month.isNull(),
             "ExpectColumnValuesToNotBeNull",
             {

@@ -34,7 +34,12 @@ from demand_forecasting.models.forecaster import STATE_FILE, SegmentForecaster
 from demand_forecasting.models.pyfunc import log_forecaster
 from demand_forecasting.models.recipe import SEASONAL_NAIVE, Recipe
 from demand_forecasting.models.registry import VERSION_TAGS, SegmentRegistry
-from demand_forecasting.models.tracking import artifact_hash, logged_model_id
+from demand_forecasting.models.tracking import (
+    DATASET_TAG,
+    artifact_hash,
+    logged_model_id,
+    segment_run_name,
+)
 
 if TYPE_CHECKING:
     from demand_forecasting.platform.context import RunContext
@@ -101,8 +106,10 @@ def register_fallback(
     forecaster = SegmentForecaster(
         recipe, None, {}, trained_until=pd.Timestamp(tags.get("trained_until") or "1970-01-01")
     )
+    dataset = source.data.tags.get(DATASET_TAG)
     run_tags = {
         "segment": segment,
+        **({DATASET_TAG: dataset} if dataset else {}),
         "kind": "seasonal_naive_fallback",
         "bundle_target": ctx.target,
         "git_commit": tags.get("git_commit", ""),
@@ -110,8 +117,10 @@ def register_fallback(
     parent = source.data.tags.get(MLFLOW_PARENT_RUN_ID)
     if parent:
         run_tags[MLFLOW_PARENT_RUN_ID] = parent
+    # The refused run's dataset (none on runs trained before runs carried it).
+    name = segment_run_name(dataset, segment) if dataset else segment
     run = client.create_run(
-        source.info.experiment_id, run_name=f"{segment} seasonal-naive fallback", tags=run_tags
+        source.info.experiment_id, run_name=f"{name} seasonal-naive fallback", tags=run_tags
     )
     run_id = run.info.run_id
     client.log_batch(

@@ -101,6 +101,15 @@ def table_id(ctx: RunContext, table: str) -> str | None:
     return str(row["id"]) if row is not None and row["id"] is not None else None
 
 
+#: Run tag naming the dataset config a run trained on (filter: ``tags.dataset = 'pbs'``).
+DATASET_TAG = "dataset"
+
+
+def segment_run_name(dataset: str, segment: str) -> str:
+    """A segment's training run name: its dataset too, since datasets share the experiment."""
+    return f"{dataset}/{segment}"
+
+
 class TrainingLogger:
     """Logs one training (parent run) and its segments (child runs, model versions)."""
 
@@ -124,6 +133,7 @@ class TrainingLogger:
         )
         tags = {
             "kind": "training",
+            DATASET_TAG: self.cfg.dataset,
             "bundle_target": self.ctx.target,
             "git_commit": self.cfg.git_commit,
         }
@@ -136,7 +146,9 @@ class TrainingLogger:
                 artifact_root=store.artifact_root,
             )
         run = self.client.create_run(
-            self.experiment_id, run_name=f"train {self.ctx.clock():%Y-%m-%d %H:%M}", tags=tags
+            self.experiment_id,
+            run_name=f"train {self.cfg.dataset} {self.ctx.clock():%Y-%m-%d %H:%M}",
+            tags=tags,
         )
         self.parent_run_id = run.info.run_id
         self.client.log_batch(
@@ -162,10 +174,11 @@ class TrainingLogger:
         now = int(time.time() * 1000)
         run = self.client.create_run(
             self.experiment_id,
-            run_name=segment,
+            run_name=segment_run_name(self.cfg.dataset, segment),
             tags={
                 MLFLOW_PARENT_RUN_ID: self.parent_run_id,
                 "segment": segment,
+                DATASET_TAG: self.cfg.dataset,
                 "bundle_target": self.ctx.target,
                 "git_commit": self.cfg.git_commit,
             },

@@ -23,12 +23,13 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from demand_forecasting.data.config import load_dataset_config
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.registry import (
     SegmentRegistry,
@@ -59,6 +60,10 @@ CANDIDATES_KEY = "candidates"
 FROM_CHECK_DRIFT = "from-check-drift"
 
 
+#: Failed segments whose error the train task's error message shows (it names them all).
+ERRORS_SHOWN = 3
+
+
 class SegmentTrainingError(RuntimeError):
     """One or more segments failed to train (the others were registered)."""
 
@@ -78,6 +83,8 @@ class TrainConfig:
         backtest_origins: K, the rolling origins each candidate is backtested on.
         from_check_drift: train the segments this job run's check_drift handed over
             (``segments`` is then ignored).
+        dataset: the dataset config's name: a tag of every training run and part of its
+            name, so that datasets sharing the experiment tell apart in MLflow.
     """
 
     segments: tuple[str, ...] | None
@@ -89,6 +96,7 @@ class TrainConfig:
     parallel: bool = True
     backtest_origins: int = 6
     from_check_drift: bool = False
+    dataset: str = "aus_retail"
 
     def __post_init__(self) -> None:
         if self.backtest_origins < 1:
@@ -268,15 +276,34 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
             max(seconds),
         )
     if summary.failed:
-        listing = "; ".join(
-            f"{s}: {e.splitlines()[-1][:300]}" for s, e in sorted(summary.failed.items())
-        )
         raise SegmentTrainingError(
-            f"{len(summary.failed)} of {len(history.segments)} segment(s) failed to train "
-            f"(the other {len(summary.candidates)} are registered): {listing}. Fix the data "
-            "or recipe and rerun with --segments naming these; done segments are reused."
+            failure_message(summary.failed, len(history.segments), len(summary.candidates))
         )
     return summary
+
+
+def failure_message(failed: Mapping[str, str], segments: int, registered: int) -> str:
+    """The train task's error: every failed segment by name, the first
+    :data:`ERRORS_SHOWN` with their error's last line.
+
+    The runner, the job's summary and the task's own log each print this message, so it
+    stays short however many segments fail (all 23 of PBS's once failed alike: ~7 KB, three
+    times); each full error is in the task's log once, where it happened.
+    """
+    ordered = sorted(failed.items())
+    shown = "; ".join(f"{s}: {e.strip().splitlines()[-1][:300]}" for s, e in ordered[:ERRORS_SHOWN])
+    more = len(ordered) - ERRORS_SHOWN
+    rest = (
+        f"; and {more} more (each segment's full error is in the train task's log above: "
+        "'segment <name> failed to train' or 'could not be logged or registered')"
+        if more > 0
+        else ""
+    )
+    return (
+        f"{len(ordered)} of {segments} segment(s) failed to train (the other {registered} are "
+        f"registered): {shown}{rest}. Fix the data or recipe and rerun with --segments "
+        f"{','.join(s for s, _ in ordered)} (done segments are reused)."
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -310,6 +337,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=6,
         help="K: rolling origins each candidate is backtested on (bundle var backtest_origins)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="aus_retail",
+        help="dataset config name or YAML path (bundle variable dataset): tags the runs",
     )
     parser.add_argument(
         "--sequential",
@@ -357,6 +389,7 @@ def make_config(args: argparse.Namespace) -> TrainConfig:
         job_run_id=args.job_run_id,
         parallel=not args.sequential,
         backtest_origins=args.backtest_origins,
+        dataset=load_dataset_config(args.dataset).name,
     )
 
 

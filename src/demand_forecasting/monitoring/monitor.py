@@ -58,6 +58,7 @@ from demand_forecasting.models.registry import (
     read_each_segment,
     version_by_alias,
 )
+from demand_forecasting.models.tracking import DATASET_TAG
 from demand_forecasting.monitoring import costs, telemetry
 from demand_forecasting.monitoring.accuracy import (
     AccuracyAlert,
@@ -84,7 +85,7 @@ from demand_forecasting.monitoring.report import (
 )
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.spark import rows_frame
-from demand_forecasting.scoring.score import ON_FALLBACK_KEY, RUN_MONTH_KEY
+from demand_forecasting.scoring.score import ON_FALLBACK_KEY, RUN_MONTH_KEY, series_without_forecast
 from demand_forecasting.scoring.score import TASK_KEY as SCORE_TASK
 from demand_forecasting.task import TaskInputError, run_task
 
@@ -302,7 +303,13 @@ def measure(ctx: RunContext, cfg: MonitorConfig) -> Measured:
         "model_version",
     ).cache()
     latest = forecasts.agg(F.max("run_month"), F.count(F.lit(1))).first()
-    run_month = cfg.run_month or _scored_run_month(ctx) or (latest[0] if latest else None)
+    run_month = (
+        cfg.run_month
+        or _scored_run_month(ctx)
+        or (latest[0] if latest else None)
+        # No forecasts at all: the newest month the job checked (before the first approval).
+        or max(_checked_run_months(ctx), default=None)
+    )
     if run_month is None:
         forecasts.unpersist()
         raise RuntimeError(f"monitor: {ctx.table(names.FORECASTS)} is empty: run score first")
@@ -323,15 +330,36 @@ def _scored_run_month(ctx: RunContext) -> date | None:
     return parse_month(month) if month else None
 
 
+def _checked_run_months(ctx: RunContext) -> list[date]:
+    """The run months check_drift wrote drift rows for: months the monthly job ran, with
+    forecasts or not (before a ``require_approval`` target's first approval, none)."""
+    drift = _read(ctx, names.DRIFT)
+    if drift is None:
+        return []
+    return [row[0] for row in drift.select("run_month").distinct().collect()]
+
+
 def _require_run_month(ctx: RunContext, forecasts: DataFrame, run_month: date) -> None:
-    """Raise unless ``forecasts`` has rows of ``run_month`` (a report of it would be empty)."""
+    """Raise unless ``forecasts`` has rows of ``run_month``, or the job ran that month
+    without forecasting (no champion yet: its report says why); else a report of it would
+    be empty."""
     if forecasts.where(F.col("run_month") == F.lit(run_month)).limit(1).count():
         return
+    if run_month in _checked_run_months(ctx):
+        log.info(
+            "monitor: %s has no forecasts of run month %s, which the job ran: reporting it "
+            "without forecasts (no segment had a champion)",
+            ctx.table(names.FORECASTS),
+            f"{run_month:%Y-%m}",
+        )
+        return
     first, last = forecasts.agg(F.min("run_month"), F.max("run_month")).first() or (None, None)
+    with_forecasts = f"{first:%Y-%m} .. {last:%Y-%m}" if first and last else "none"
     raise RuntimeError(
         f"monitor: {ctx.table(names.FORECASTS)} has no forecasts of run month "
-        f"{run_month:%Y-%m} (run months with forecasts: {first:%Y-%m} .. {last:%Y-%m}); "
-        "give one of those, or run the monthly job for that month first"
+        f"{run_month:%Y-%m} (run months with forecasts: {with_forecasts}), and the monthly "
+        "job has not run that month; give a month it ran, or run the monthly job for that "
+        "month first"
     )
 
 
@@ -691,6 +719,9 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
     on_fallback = ctx.handover.read(SCORE_TASK, ON_FALLBACK_KEY, None)
     if on_fallback is None:  # not in the job run (the report command): ask the registry
         on_fallback = fallback_segments(ctx, run_month)
+    series_not_forecast = series_not_forecast_reasons(
+        ctx, cfg.dataset, measured, sorted(set(current["segment"]))
+    )
     without_champion = [s for s in not_forecast if s not in without_data]
     waiting = awaiting_approval(ctx)
     unexplained = sorted(set(without_champion) - set(waiting["segment"]))
@@ -702,6 +733,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         series_forecast=totals.series_count,
         segments_without_champion=without_champion,
         segments_without_data=without_data,
+        series_not_forecast=series_not_forecast,
         drift=drift,
         accuracy=recent_accuracy(measured.accuracy_rows, 1, cfg.window_months),
         alerts=measured.alerts,
@@ -722,6 +754,52 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         **quarantine_summary(ctx, cfg.dataset),
         gaps=gaps,
     )
+
+
+def series_not_forecast_reasons(
+    ctx: RunContext, dataset: DatasetConfig | None, measured: Measured, segments: list[str]
+) -> dict[str, str]:
+    """``{series_id: why}`` of the series of the forecast ``segments`` with a recent value but
+    no forecast of the run month (as score finds them:
+    :func:`~demand_forecasting.scoring.score.series_without_forecast`), read from the tables,
+    so the ``report`` command finds them too. Why: the run month's row is in quarantine, or
+    the series has no value in it (it stopped, or its row never arrived)."""
+    run_month = measured.run_month
+    if not segments:
+        return {}
+    this_run = measured.forecasts.where(F.col("run_month") == F.lit(run_month))
+    history = measured.actuals.where(F.col("segment").isin(segments))
+    missing = series_without_forecast(history, this_run, run_month)
+    if not missing:
+        return {}
+    quarantined = quarantined_series(ctx, dataset, missing, run_month)
+    month = f"{run_month:%Y-%m}"
+    return {
+        s: f"its {month} row is in quarantine"
+        if s in quarantined
+        else f"no value in {month}: the series stopped, or its row did not arrive"
+        for s in missing
+    }
+
+
+def quarantined_series(
+    ctx: RunContext, dataset: DatasetConfig | None, series: list[str], month: date
+) -> set[str]:
+    """Of ``series``, those with a quarantined row of ``month`` (empty without ``dataset`` or
+    a quarantine table: their rows cannot be parsed, or there are none)."""
+    quarantine = _read(ctx, names.QUARANTINE)
+    if dataset is None or quarantine is None:
+        return set()
+    if not {*dataset.canonical_columns} <= set(quarantine.columns):
+        return set()
+    rows = (
+        with_series_and_month(quarantine, dataset)
+        .where(F.col("_series_id").isin(series) & (F.col("_month") == F.lit(month)))
+        .select("_series_id")
+        .distinct()
+        .collect()
+    )
+    return {str(row[0]) for row in rows}
 
 
 def segments_without_value(actuals: DataFrame, segments: list[str], run_month: date) -> list[str]:
@@ -936,6 +1014,10 @@ def _log_to_parent_run(
             metrics["monitor/estimated_cost"] = float(inputs.job_cost)
         ctx.mlflow.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()])
         ctx.mlflow.set_tag(run_id, "run_month", run_month.strftime("%Y-%m"))
+        if cfg.dataset is not None:  # datasets share the experiment: tell their runs apart
+            ctx.mlflow.set_tag(run_id, DATASET_TAG, cfg.dataset.name)
+            name = f"monthly job run {cfg.job_run_id} ({cfg.dataset.name})"
+            ctx.mlflow.update_run(run_id, name=name)
     except Exception as exc:  # the report on disk stands; MLflow is a copy
         log.warning("monitor: report not logged to MLflow experiment %s: %s", cfg.experiment, exc)
 

@@ -58,6 +58,9 @@ class ReportInputs:
             :func:`demand_forecasting.monitoring.monitor.no_champion_reasons`).
         segments_without_data: segments not forecast because they have no value in the run
             month (rows quarantined, or the segment stopped).
+        series_not_forecast: ``{series_id: why}`` of the series of forecast segments with
+            a value in the year before but no forecast of the run month
+            (:func:`demand_forecasting.monitoring.monitor.series_not_forecast_reasons`).
         costs: the job run's estimated cost per segment and task
             (:func:`demand_forecasting.monitoring.costs.allocate`).
         job_cost: the estimated cost of the job run's tasks (None: not known).
@@ -93,6 +96,7 @@ class ReportInputs:
     awaiting_approval: pd.DataFrame = field(default_factory=pd.DataFrame)
     no_champion_reasons: dict[str, str] = field(default_factory=dict)
     segments_without_data: list[str] = field(default_factory=list)
+    series_not_forecast: dict[str, str] = field(default_factory=dict)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)
     job_cost: float | None = None
     cost_per_hour: float = 1.0
@@ -553,6 +557,23 @@ def no_forecast_note(inputs: ReportInputs) -> str:
     return "_no forecasts_"
 
 
+def series_not_forecast_lines(reasons: dict[str, str]) -> list[str]:
+    """The summary line naming each series of a forecast segment that was not forecast, with
+    why (nothing when every such series was): a series that stops must not show only as a
+    smaller count."""
+    if not reasons:
+        return []
+    items = [f"{series} ({why})" for series, why in sorted(reasons.items())]
+    more = len(items) - LIST_LIMIT
+    rest = f"; and {more} more (the score task's log names them)" if more > 0 else ""
+    return [
+        f"- Series not forecast ({len(items)}; their segments were): "
+        + "; ".join(items[:LIST_LIMIT])
+        + rest
+        + "."
+    ]
+
+
 def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
     """The report text; ``images`` maps a figure's file name to its caption."""
     month = inputs.run_month.strftime("%Y-%m")
@@ -585,6 +606,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
             if inputs.segments_without_data
             else []
         ),
+        *series_not_forecast_lines(inputs.series_not_forecast),
         "- Segments forecast by the seasonal-naive fallback (their model did not beat it): "
         + _listed(inputs.segments_on_fallback, "their champion versions carry the tag fallback")
         + ".",

@@ -85,7 +85,8 @@ def test_synthetic_has_exogenous_columns_and_no_id_column() -> None:
         ("series_keys: [state, Industry]", "series_keys: 'Industry' is not a canonical name"),
         ("month: {column: Month, format: yyyy-MM-dd}", "month.column: 'Month' is not a canon"),
         ("month: {column: month, format: dd.MM}", "not a month pattern"),
-        ("month: {column: month, format: yyyy MMM}", r"rewrite the column as numbers \(1991-07"),
+        ("month: {column: month, format: yyyy MMMMM}", r"one month field \(MM a number, MMM"),
+        ("month: {column: month, format: MM yyyy MMM}", r"one month field"),
         ("segment: {keys: [state, industry]}", "known values of segment key .industry."),
         ("exogeneous: [turnover]", r"unknown key\(s\) \['exogeneous'\]; the keys are .*exogenous"),
         (
@@ -123,6 +124,7 @@ def test_unknown_dataset_lists_the_shipped_ones() -> None:
 def test_helpers() -> None:
     assert slugify(" Cafes, restaurants & takeaway ") == "cafes_restaurants_takeaway"
     assert month_strftime("yyyy-MM-dd") == "%Y-%m-%d"
+    assert month_strftime("yyyy MMM") == "%Y %b" and month_strftime("MMMM yyyy") == "%B %Y"
     assert parse_month("2015-12").isoformat() == "2015-12-01"
     with pytest.raises(ValueError, match="YYYY-MM"):
         parse_month("2015-13")

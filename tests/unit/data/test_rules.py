@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
+import pandas as pd
 import pytest
 from data_support import bronze_frame
 from pyspark.sql import DataFrame, SparkSession
@@ -18,7 +20,9 @@ from demand_forecasting.data.expectations import (
     run_suite,
 )
 from demand_forecasting.data.ingest import bronze_columns
+from demand_forecasting.data.landing import parse_months
 from demand_forecasting.data.rules import (
+    FAILED_RULES,
     accepted_rows,
     build_rules,
     judge,
@@ -213,3 +217,43 @@ def test_a_disagreement_stops_the_run() -> None:
     suite = SuiteResult(False, "pandas", {"turnover_in_range": 3}, {}, {})
     with pytest.raises(SuiteMismatchError, match="turnover_in_range: Spark rule failed 2 row"):
         check_agreement(suite, {"turnover_in_range": 2})
+
+
+#: Month texts under ``yyyy MMM`` -> the month they are (None: the row breaks month_parses).
+NAMED_MONTHS: dict[str, date | None] = {
+    "1991 Jul": date(1991, 7, 1),
+    "1991 Sept": date(1991, 9, 1),  # the PBS package's September
+    "1991 Sep": date(1991, 9, 1),
+    "1991 SEPTEMBER": date(1991, 9, 1),
+    "1991 may": date(1991, 5, 1),
+    " 1991 Dec ": date(1991, 12, 1),
+    "1991 Jly": None,  # no such name
+    "1991 Julyy": None,  # a name inside a longer word is none
+    "1991 07": None,  # a number where the format says a name
+    "1991-Jul": None,  # not the format's separator
+    "Juli 1991": None,
+}
+
+
+def test_a_month_name_format_reads_the_same_months_in_landing_spark_and_ge(
+    spark: SparkSession, aus: DatasetConfig
+) -> None:
+    named = dataclasses.replace(aus, month_format="yyyy MMM")
+    rows = [{**GOOD, "series_id": f"N{i}", "month": text} for i, text in enumerate(NAMED_MONTHS)]
+    bronze = bronze_frame(spark, named, rows, source_file="file:/landing/erp_export.csv")
+    rules = build_rules(named, date(1991, 12, 1))
+    judged = judge(bronze, named, rules).cache()
+
+    by_text = {r["month"]: r for r in judged.select("month", "_month", FAILED_RULES).collect()}
+    assert {t: r["_month"] for t, r in by_text.items()} == NAMED_MONTHS
+    for text, month in NAMED_MONTHS.items():  # a month that does not parse, by its rule
+        assert by_text[text][FAILED_RULES] == ([] if month else ["month_parses"]), text
+    # Landing reads exactly the same months (it would otherwise land what the gate refuses).
+    landed = parse_months(pd.Series(list(NAMED_MONTHS)), "yyyy MMM")
+    assert [None if pd.isna(m) else m.date() for m in landed] == list(NAMED_MONTHS.values())
+    # The suite of record counts the same rows as the Spark rule.
+    suite = run_suite(judged, rules, bronze_columns(named), "named_bronze", judged.count())
+    check_agreement(suite, {"month_parses": 5})
+    assert suite.unexpected["month_parses"] == 5
+    reason = next(r.description for r in rules if r.name == "month_parses")
+    assert reason.startswith("month parses as yyyy MMM (an English month name") and "Sept" in reason

@@ -165,6 +165,12 @@ def test_training_runs_carry_plots_importance_lineage_and_a_loadable_model(ctx: 
     assert version is not None
     run = ctx.mlflow.get_run(version.run_id)
     assert run.data.tags["mlflow.parentRunId"]
+    # Datasets share the experiment: each run is tagged with its dataset and named by it.
+    assert run.data.tags["dataset"] == "aus_retail"
+    assert run.info.run_name == f"aus_retail/{SEGMENTS[0]}"
+    parent = ctx.mlflow.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["dataset"] == "aus_retail"
+    assert parent.info.run_name.startswith("train aus_retail ")
     assert run.data.metrics["backtest_mase"] > 0
     assert run.data.metrics["backtest_pairs"] > 0
     files = {f.path for f in ctx.mlflow.list_artifacts(version.run_id)}
@@ -411,6 +417,8 @@ def test_a_refused_segment_without_champion_gets_a_governed_seasonal_naive_champ
         == ctx.mlflow.get_run(refused.run_id).data.tags["mlflow.parentRunId"]
     )
     assert run.inputs.dataset_inputs, "the fallback carries the candidate's lineage"
+    assert run.data.tags["dataset"] == "aus_retail"
+    assert run.info.run_name == f"aus_retail/{segment} seasonal-naive fallback"
 
     # Its forecast is each month's value a year before.
     model = mlflow.pyfunc.load_model(f"models:/{reg.name(segment)}@champion")
@@ -507,18 +515,46 @@ GOOD, BAD = (
 )
 
 
-def test_failed_segment_is_reported_by_name_and_others_registered(ctx: RunContext) -> None:
+def test_failed_segment_is_reported_by_name_and_others_registered(
+    ctx: RunContext, caplog: pytest.LogCaptureFixture
+) -> None:
     frame = history([GOOD, BAD], until="2015-12-01", since="2009-01-01")
     # The same month twice in one series: that segment's history breaks the contract.
     duplicate = frame[frame["segment"] == BAD].head(1)
     write_gold(ctx, pd.concat([frame, duplicate], ignore_index=True))
     recipe = Recipe().with_overrides(xgb_params={"n_estimators": 10})
     config = train.TrainConfig(None, recipe, "demand", "/Shared/failures")
-    with pytest.raises(train.SegmentTrainingError, match=f"{BAD}: .*twice"):
+    with pytest.raises(train.SegmentTrainingError, match=f"{BAD}: .*twice") as failed:
         train.run(ctx, config)
+    assert f"rerun with --segments {BAD} " in str(failed.value)
+    # The full error is in the task's log once, where the segment failed.
+    logged = [r for r in caplog.records if r.getMessage().startswith(f"segment {BAD} failed")]
+    assert len(logged) == 1 and "twice" in logged[0].getMessage()
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, "demand")
     assert [str(v.version) for v in registry.versions(GOOD)] == ["1"]
     assert registry.versions(BAD) == []
+
+
+def test_a_failure_message_shows_a_few_errors_and_names_every_failed_segment() -> None:
+    # PBS once failed 23 of 30 segments alike, each error a 30-row frame: the message was
+    # ~7 KB, printed three times (task log, runner, job summary).
+    example = "\n".join(f"{i}  2005-{i % 12 + 1:02d}  {i}.0" for i in range(30))
+    failed = {
+        f"s{i:02d}": f"logging/registration failed: {example}\nMlflowException: int64 {i}"
+        for i in range(23)
+    }
+
+    message = train.failure_message(failed, segments=30, registered=7)
+
+    assert message.startswith("23 of 30 segment(s) failed to train (the other 7 are registered)")
+    assert "s00: MlflowException: int64 0; s01: " in message and "s02: " in message
+    assert "s03: " not in message and "int64 3" not in message
+    assert "; and 20 more (each segment's full error is in the train task's log above" in message
+    assert f"--segments {','.join(sorted(failed))} (done segments are reused)" in message
+    assert len(message) < 800 and "\n" not in message
+    # Up to ERRORS_SHOWN failures: each error, no "more".
+    few = train.failure_message({"a": "ValueError: x", "b": "ValueError: y"}, 5, 3)
+    assert "a: ValueError: x; b: ValueError: y. Fix" in few and "more" not in few
 
 
 def test_unknown_segments_are_refused_with_the_known_ones(ctx: RunContext) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from monitoring_support import gold_frame, to_spark
 
-from demand_forecasting import names
+from demand_forecasting import cli, names
 from demand_forecasting.models import deploy
 from demand_forecasting.models.validate import CHALLENGERS_KEY
 from demand_forecasting.monitoring import check_drift, monitor
@@ -126,3 +126,21 @@ def test_a_segment_with_neither_champion_nor_anything_awaiting_fails_after_the_r
     assert "- gamma: no registered model main.demand_forecasting.demand_gamma" in top
     assert "**Awaiting approval: 1 segment(s) have no champion yet" in top
     assert "## Awaiting approval (1)" in text and "| alpha | 1 |" in text
+
+
+def test_the_report_command_writes_a_month_without_forecasts_as_monitor_does(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    # `demand-forecasting report` after the job: no forecast of the month exists (score had
+    # no champion), yet the month ran; its report is written, not refused with "run score".
+    first_prod_month(ctx, tmp_path, passed=SEGMENTS)
+    command = ["report", "--catalog", "main", "--schema", "demand_forecasting"]
+
+    for month in ([], ["--run-month", "2022-01"]):  # the newest month, and that month named
+        assert cli.main([*command, *month]) == 0
+        text = report_text(ctx)
+        top = text[: text.index("## Summary")]
+        assert "**Awaiting approval: 3 segment(s) have no champion yet" in top
+        assert "_No forecasts this month: no segment has a champion yet (3 await approval" in text
+    # A month the job never ran is still refused, naming what there is.
+    assert cli.main([*command, "--run-month", "2022-02"]) == 1

@@ -497,3 +497,62 @@ def test_segments_forecasting_another_horizon_than_the_bundle_are_named(
 
     assert off_horizon(None) == {} and off_horizon(3) == {}
     assert off_horizon(4) == {"alpha": 3, "beta": 3}
+
+
+def test_the_job_parent_run_is_tagged_and_named_with_the_dataset(
+    forecast_tables: RunContext,
+) -> None:
+    # Datasets share the experiment: the job run's parent run says which one it ran.
+    ctx, experiment = forecast_tables, "/Shared/monitor_dataset"
+    cfg = monitor.MonitorConfig(
+        job_run_id="81", experiment=experiment, dataset=load_dataset_config("pbs")
+    )
+
+    monitor.run(ctx, cfg)
+
+    (parent,) = ctx.mlflow.search_runs(
+        [ctx.mlflow.get_experiment_by_name(experiment).experiment_id],
+        filter_string="tags.dataset = 'pbs'",
+    )
+    assert parent.info.run_name == "monthly job run 81 (pbs)"
+    assert parent.data.tags["run_month"] == "2021-12"
+
+
+def test_the_report_names_each_series_not_forecast_and_why(forecast_tables: RunContext) -> None:
+    # Score forecast neither alpha_1 (its December row is in quarantine) nor beta_0 (it
+    # stopped): their segments were forecast, so only the series count would show it.
+    ctx, december = forecast_tables, date(2021, 12, 1)
+    forecasts = ctx.tables.read(ctx.table(names.FORECASTS))
+    dropped = (F.col("run_month") == F.lit(december)) & F.col("series_id").isin("alpha_1", "beta_0")
+    ctx.tables.write(
+        forecasts.where(~dropped).localCheckpoint(), ctx.table(names.FORECASTS), mode="overwrite"
+    )
+    loaded = datetime(2022, 1, 3, 6, 0)
+    quarantined = [
+        ("Tasmania", "Liquor retailing", "alpha_1", "2021-12-01", "n/a", "file:/l/x_2021-12.csv"),
+        ("Tasmania", "Liquor retailing", "beta_0", "2021-11-01", "n/a", "file:/l/x_2021-11.csv"),
+    ]
+    ctx.tables.write(
+        ctx.spark.createDataFrame(
+            quarantined,
+            "state string, industry string, series_id string, month string, turnover string, "
+            "source_file string",
+        ).select(
+            "*",
+            F.lit(loaded).alias("load_time"),
+            F.lit(5).cast("long").alias("batch_id"),
+            F.lit("turnover_is_number").alias("failed_rule"),
+            F.lit(loaded).alias("validated_at"),
+        ),
+        ctx.table(names.QUARANTINE),
+    )
+
+    cfg = monitor.MonitorConfig(dataset=load_dataset_config("aus_retail"))
+    text = monitor.run(ctx, cfg).report.read_text()  # type: ignore[union-attr]
+
+    assert "**2 series forecast**" in text
+    assert (
+        "- Series not forecast (2; their segments were): alpha_1 (its 2021-12 row is in "
+        "quarantine); beta_0 (no value in 2021-12: the series stopped, or its row did not "
+        "arrive)." in text
+    )
