@@ -48,6 +48,7 @@ from demand_forecasting.data.config import DatasetConfig, load_dataset_config, p
 from demand_forecasting.data.rules import with_series_and_month
 from demand_forecasting.models.approve import not_awaiting_reason
 from demand_forecasting.models.audit import AWAITING_APPROVAL as AWAITING_APPROVAL_ACTION
+from demand_forecasting.models.command_context import approve_options
 from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.models.registry import (
     AWAITING_APPROVAL,
@@ -753,6 +754,9 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         failed_tasks=failed_tasks(telemetry, cfg.upstream_states),
         **quarantine_summary(ctx, cfg.dataset),
         gaps=gaps,
+        approve_options=approve_options(
+            ctx.target, ctx.catalog, ctx.schema, cfg.model_prefix, databricks=ctx.on_databricks
+        ),
     )
 
 

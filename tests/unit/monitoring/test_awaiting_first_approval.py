@@ -11,6 +11,8 @@ load), tagged as validation tags them.
 
 from __future__ import annotations
 
+import re
+import shlex
 from datetime import date
 from pathlib import Path
 
@@ -19,8 +21,10 @@ from monitoring_support import gold_frame, to_spark
 
 from demand_forecasting import cli, names
 from demand_forecasting.models import deploy
+from demand_forecasting.models.command_context import approve_options
 from demand_forecasting.models.validate import CHALLENGERS_KEY
 from demand_forecasting.monitoring import check_drift, monitor
+from demand_forecasting.monitoring.champions import find_champions
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.task_values import LocalTaskValues
 from demand_forecasting.scoring import score
@@ -144,3 +148,35 @@ def test_the_report_command_writes_a_month_without_forecasts_as_monitor_does(
         assert "_No forecasts this month: no segment has a champion yet (3 await approval" in text
     # A month the job never ran is still refused, naming what there is.
     assert cli.main([*command, "--run-month", "2022-02"]) == 1
+
+
+def test_the_pinned_local_command_copied_from_the_report_approves_those_versions(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    # The report's command acts on the run's own schema (here main.demand_forecasting, not
+    # the dev target's default): copied as printed, keeping one segment, it promotes it.
+    first_prod_month(ctx, tmp_path, passed=SEGMENTS)
+    monitor.run(ctx, monitor.MonitorConfig())
+    text = report_text(ctx)
+    top = text[: text.index("## Summary")]
+    assert "demand-forecasting approve <segment>=<version> ... --catalog main" in top
+    pinned = re.search(r"\(locally: `demand-forecasting (approve [^`]*)`\)", text)
+    assert pinned is not None
+    command = shlex.split(pinned.group(1).replace("--reason ...", "--reason 'CAB-1 reviewed'"))
+    command = [a for a in command if not a.startswith(("beta=", "gamma="))]
+
+    assert cli.main(command) == 0
+    champions = find_champions(ctx.mlflow, "main", "demand_forecasting", PREFIX, list(SEGMENTS))
+    assert sorted(champions) == ["alpha"]
+
+
+def test_the_approve_options_name_the_runs_schema_and_a_local_non_dev_target() -> None:
+    assert approve_options("dev", "dev", "pbs", "demand", databricks=False) == (
+        "--catalog dev --schema pbs"
+    )
+    assert approve_options("prod", "prod", "sales", "fc", databricks=False) == (
+        "--target prod --local --catalog prod --schema sales --model-prefix fc"
+    )
+    assert approve_options("prod", "prod", "sales", "demand", databricks=True) == (
+        "--target prod --catalog prod --schema sales"
+    )
