@@ -605,7 +605,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         "- Segments without a champion (not forecast): "
         + _listed(
             without_champion(inputs.segments_without_champion, inputs.awaiting_approval),
-            f"see the {names.DRIFT} table",
+            "the monitor task's log names them all",
         )
         + ".",
         *(
