@@ -863,7 +863,19 @@ def no_champion_reasons(
 
 
 #: Columns of :func:`awaiting_approval`.
-AWAITING_COLUMNS = ["segment", "version", "marked", "candidate_mase", "champion_mase", "naive_mase"]
+#: ``model``: what the version is (a trained model, or the seasonal-naive fallback that
+#: stands in for a refused one): an approver approving a fallback should know it.
+AWAITING_COLUMNS = [
+    "segment",
+    "version",
+    "model",
+    "marked",
+    "candidate_mase",
+    "champion_mase",
+    "naive_mase",
+]
+#: The ``model`` of a trained version and of a fallback in :data:`AWAITING_COLUMNS`.
+TRAINED_MODEL, FALLBACK_MODEL = "trained", "seasonal-naive fallback"
 
 
 def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
@@ -893,15 +905,16 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
         zip(marked["segment"].astype(str), marked["model_name"].astype(str), strict=True)
     )
 
-    def challenger(segment: str) -> str | None:
+    def challenger(segment: str) -> tuple[str, str] | None:
         try:
             version = version_by_alias(ctx.mlflow, names_of[segment], CHALLENGER)
         except MlflowException:  # the report goes on without this segment's approval
             return None
         if version is None:  # approved since, or the model is gone
             return None
-        awaiting = (version.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
-        return str(version.version) if awaiting else None
+        if (version.tags or {}).get(DEPLOYMENT_STATUS) != AWAITING_APPROVAL:
+            return None
+        return str(version.version), FALLBACK_MODEL if is_fallback(version) else TRAINED_MODEL
 
     versions = {
         s: v for s, v in read_each_segment(sorted(names_of), challenger).items() if v is not None
@@ -909,7 +922,8 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
     if not versions:
         return pd.DataFrame(columns=AWAITING_COLUMNS)
     rows = marked[marked["segment"].isin(list(versions))].copy()
-    rows["version"] = rows["segment"].map(versions)
+    rows["version"] = rows["segment"].map({s: v for s, (v, _) in versions.items()})
+    rows["model"] = rows["segment"].map({s: m for s, (_, m) in versions.items()})
     rows["marked"] = pd.to_datetime(rows["marked"]).dt.strftime("%Y-%m-%d")
     evaluations = _read(ctx, names.EVALUATIONS)
     figures = ["candidate_mase", "champion_mase", "naive_mase"]

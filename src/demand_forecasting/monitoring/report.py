@@ -437,8 +437,10 @@ def approval_section(awaiting: pd.DataFrame, approve_options: str = "") -> list[
         "",
         "Each segment's challenger passed validation and waits for a person to approve it "
         "(`require_approval`); approving a segment promotes the version below "
-        "(docs/deployment.md, 'Approving and rolling back'). Backtest MASE of the version, "
-        "the current champion (empty: none) and seasonal naive, on the same rows:",
+        "(docs/deployment.md, 'Approving and rolling back'). `model`: a trained model, or "
+        "the seasonal-naive fallback registered when the segment's trained model was refused "
+        "(its MASE is seasonal naive's). Backtest MASE of the version, the current champion "
+        "(empty: none) and seasonal naive, on the same rows:",
         "",
         _table(
             awaiting.rename(columns={"marked": "awaiting since"}),

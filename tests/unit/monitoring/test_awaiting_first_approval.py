@@ -22,6 +22,8 @@ from monitoring_support import gold_frame, to_spark
 from demand_forecasting import cli, names
 from demand_forecasting.models import deploy
 from demand_forecasting.models.command_context import approve_options
+from demand_forecasting.models.fallback import FALLBACK_TAG
+from demand_forecasting.models.recipe import SEASONAL_NAIVE
 from demand_forecasting.models.validate import CHALLENGERS_KEY
 from demand_forecasting.monitoring import check_drift, monitor
 from demand_forecasting.monitoring.champions import find_champions
@@ -180,3 +182,24 @@ def test_the_approve_options_name_the_runs_schema_and_a_local_non_dev_target() -
     assert approve_options("prod", "prod", "sales", "demand", databricks=True) == (
         "--target prod --catalog prod --schema sales"
     )
+
+
+def test_the_approver_sees_which_version_awaiting_is_a_seasonal_naive_fallback(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    # gamma's trained model was refused and its fallback awaits approval: its MASE equals
+    # seasonal naive's, and the approver must know that it is no trained model.
+    first_prod_month(ctx, tmp_path, passed=SEGMENTS)
+    ctx.mlflow.set_model_version_tag(
+        f"main.demand_forecasting.{PREFIX}_gamma", "1", FALLBACK_TAG, SEASONAL_NAIVE
+    )
+
+    awaiting = monitor.awaiting_approval(ctx)
+
+    assert dict(zip(awaiting["segment"], awaiting["model"], strict=True)) == {
+        "alpha": "trained",
+        "beta": "trained",
+        "gamma": "seasonal-naive fallback",
+    }
+    monitor.run(ctx, monitor.MonitorConfig())
+    assert "| gamma | 1 | seasonal-naive fallback |" in report_text(ctx)
