@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from demand_forecasting.models.registry import add_model_prefix_option
+from demand_forecasting.models.registry import DEFAULT_MODEL_PREFIX, add_model_prefix_option
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.platform.detect import on_databricks
 from demand_forecasting.platform.paths import find_bundle_root
@@ -140,3 +140,21 @@ def target_schema(command: str, target: str, root: Path | None = None) -> tuple[
     raise RegistryChoiceError(
         f"{command}: which catalog and schema? {problem}; pass --catalog and --schema"
     )
+
+
+def approve_options(
+    target: str, catalog: str, schema: str, model_prefix: str, *, databricks: bool
+) -> str:
+    """The options of a ``demand-forecasting approve`` that acts on the models of a run of
+    ``target`` in ``catalog.schema``, for the run report to print: the command's defaults are
+    the target's schema from the bundle and the prefix ``demand``, so without them the models
+    of a run with ``--var schema=pbs`` are looked for elsewhere and nothing is approved. Off
+    Databricks a target other than ``dev`` also needs ``--local`` (the run's registry is the
+    local one; :func:`check_registry_choice`)."""
+    options = [] if target == LOCAL_TARGET else [f"--target {target}"]
+    if target != LOCAL_TARGET and not databricks:
+        options.append("--local")
+    options.append(f"--catalog {catalog} --schema {schema}")
+    if model_prefix != DEFAULT_MODEL_PREFIX:
+        options.append(f"--model-prefix {model_prefix}")
+    return " ".join(options)

@@ -33,6 +33,9 @@ from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
+#: Registered models are ``<catalog>.<schema>.<prefix>_<segment>``; the bundle variable
+#: ``model_prefix`` and ``--model-prefix`` default to this.
+DEFAULT_MODEL_PREFIX = "demand"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
@@ -120,7 +123,7 @@ def add_model_prefix_option(parser: argparse.ArgumentParser) -> None:
     segment models takes it."""
     parser.add_argument(
         "--model-prefix",
-        default="demand",
+        default=DEFAULT_MODEL_PREFIX,
         help="registered models are <catalog>.<schema>.<prefix>_<segment>",
     )
 

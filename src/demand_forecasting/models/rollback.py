@@ -51,6 +51,8 @@ from demand_forecasting.models.command_context import (
 )
 from demand_forecasting.models.deploy import promote
 from demand_forecasting.models.registry import (
+    AWAITING_APPROVAL,
+    CHALLENGER,
     CHAMPION,
     DEPLOYMENT_STATUS,
     PREVIOUS_CHAMPION,
@@ -95,10 +97,7 @@ def rollback(
     # killed before its row finds the target already champion).
     reconcile(ctx, registry, {segment: current}, recorder=who, job_run_id=job_run_id)
     if current is None:
-        raise RollbackError(
-            f"segment {segment!r} ({registry.name(segment)}) has no champion "
-            "to roll back; check the segment name and --catalog/--schema"
-        )
+        raise RollbackError(_no_champion(registry, segment))
     if to_version is None:
         previous = registry.alias(segment, PREVIOUS_CHAMPION)
         if previous is None:
@@ -149,6 +148,30 @@ def rollback(
             to_version,
         )
     return str(to_version)
+
+
+def _no_champion(registry: SegmentRegistry, segment: str) -> str:
+    """Why a segment without a champion cannot be rolled back: a typo (no such model), or a
+    segment not yet promoted (prod before its first approval), whose first champion is
+    approved, not rolled back to."""
+    if registry.model_tags(segment) is None:
+        return (
+            f"segment {segment!r} has no registered model {registry.name(segment)}: check the "
+            "segment name and --catalog/--schema"
+        )
+    challenger = registry.alias(segment, CHALLENGER)
+    awaiting = (
+        f"; its challenger v{challenger.version} awaits approval: approve "
+        f"{segment}={challenger.version} (the approve job) once reviewed"
+        if challenger is not None
+        and (challenger.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
+        else ""
+    )
+    return (
+        f"segment {segment!r} ({registry.name(segment)}) has no champion yet, so there is "
+        "nothing to roll back: a rollback replaces the champion. Its first champion is "
+        f"promoted by deploy, or approved where approval is required{awaiting}"
+    )
 
 
 def _reconciled_away_from(ctx: RunContext, model_name: str, version: str) -> bool:

@@ -45,9 +45,10 @@ from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
-from demand_forecasting.data.rules import with_series_and_month
+from demand_forecasting.data.rules import file_month_column, with_series_and_month
 from demand_forecasting.models.approve import not_awaiting_reason
 from demand_forecasting.models.audit import AWAITING_APPROVAL as AWAITING_APPROVAL_ACTION
+from demand_forecasting.models.command_context import approve_options
 from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.models.registry import (
     AWAITING_APPROVAL,
@@ -753,6 +754,9 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         failed_tasks=failed_tasks(telemetry, cfg.upstream_states),
         **quarantine_summary(ctx, cfg.dataset),
         gaps=gaps,
+        approve_options=approve_options(
+            ctx.target, ctx.catalog, ctx.schema, cfg.model_prefix, databricks=ctx.on_databricks
+        ),
     )
 
 
@@ -775,31 +779,48 @@ def series_not_forecast_reasons(
     quarantined = quarantined_series(ctx, dataset, missing, run_month)
     month = f"{run_month:%Y-%m}"
     return {
-        s: f"its {month} row is in quarantine"
-        if s in quarantined
-        else f"no value in {month}: the series stopped, or its row did not arrive"
+        s: quarantined.get(s, f"no value in {month}: the series stopped, or its row did not arrive")
         for s in missing
     }
 
 
 def quarantined_series(
     ctx: RunContext, dataset: DatasetConfig | None, series: list[str], month: date
-) -> set[str]:
-    """Of ``series``, those with a quarantined row of ``month`` (empty without ``dataset`` or
-    a quarantine table: their rows cannot be parsed, or there are none)."""
+) -> dict[str, str]:
+    """``{series_id: why}`` of those of ``series`` with a quarantined row of ``month``, or a
+    quarantined row in ``month``'s own landing file whose month is another or does not parse
+    (the month's value most likely came in it). Empty without ``dataset`` or a quarantine
+    table (their rows cannot be parsed, or there are none)."""
     quarantine = _read(ctx, names.QUARANTINE)
     if dataset is None or quarantine is None:
-        return set()
+        return {}
     if not {*dataset.canonical_columns} <= set(quarantine.columns):
-        return set()
+        return {}
+    in_month_file = file_month_column(dataset) == F.lit(month)
     rows = (
         with_series_and_month(quarantine, dataset)
-        .where(F.col("_series_id").isin(series) & (F.col("_month") == F.lit(month)))
-        .select("_series_id")
-        .distinct()
+        .where(
+            F.col("_series_id").isin(series) & ((F.col("_month") == F.lit(month)) | in_month_file)
+        )
+        .select(
+            "_series_id",
+            (F.col("_month") == F.lit(month)).alias("of_month"),
+            "source_file",
+            "failed_rule",
+        )
         .collect()
     )
-    return {str(row[0]) for row in rows}
+    found: dict[str, str] = {}
+    for row in sorted(rows, key=lambda r: not r["of_month"]):  # a row of the month first
+        if row["_series_id"] in found:
+            continue
+        found[str(row["_series_id"])] = (
+            f"its {month:%Y-%m} row is in quarantine"
+            if row["of_month"]
+            else f"its row in {Path(row['source_file']).name}, the {month:%Y-%m} file, is in "
+            f"quarantine (rule {row['failed_rule']})"
+        )
+    return found
 
 
 def segments_without_value(actuals: DataFrame, segments: list[str], run_month: date) -> list[str]:
@@ -842,7 +863,19 @@ def no_champion_reasons(
 
 
 #: Columns of :func:`awaiting_approval`.
-AWAITING_COLUMNS = ["segment", "version", "marked", "candidate_mase", "champion_mase", "naive_mase"]
+#: ``model``: what the version is (a trained model, or the seasonal-naive fallback that
+#: stands in for a refused one): an approver approving a fallback should know it.
+AWAITING_COLUMNS = [
+    "segment",
+    "version",
+    "model",
+    "marked",
+    "candidate_mase",
+    "champion_mase",
+    "naive_mase",
+]
+#: The ``model`` of a trained version and of a fallback in :data:`AWAITING_COLUMNS`.
+TRAINED_MODEL, FALLBACK_MODEL = "trained", "seasonal-naive fallback"
 
 
 def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
@@ -872,15 +905,16 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
         zip(marked["segment"].astype(str), marked["model_name"].astype(str), strict=True)
     )
 
-    def challenger(segment: str) -> str | None:
+    def challenger(segment: str) -> tuple[str, str] | None:
         try:
             version = version_by_alias(ctx.mlflow, names_of[segment], CHALLENGER)
         except MlflowException:  # the report goes on without this segment's approval
             return None
         if version is None:  # approved since, or the model is gone
             return None
-        awaiting = (version.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
-        return str(version.version) if awaiting else None
+        if (version.tags or {}).get(DEPLOYMENT_STATUS) != AWAITING_APPROVAL:
+            return None
+        return str(version.version), FALLBACK_MODEL if is_fallback(version) else TRAINED_MODEL
 
     versions = {
         s: v for s, v in read_each_segment(sorted(names_of), challenger).items() if v is not None
@@ -888,7 +922,8 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
     if not versions:
         return pd.DataFrame(columns=AWAITING_COLUMNS)
     rows = marked[marked["segment"].isin(list(versions))].copy()
-    rows["version"] = rows["segment"].map(versions)
+    rows["version"] = rows["segment"].map({s: v for s, (v, _) in versions.items()})
+    rows["model"] = rows["segment"].map({s: m for s, (_, m) in versions.items()})
     rows["marked"] = pd.to_datetime(rows["marked"]).dt.strftime("%Y-%m-%d")
     evaluations = _read(ctx, names.EVALUATIONS)
     figures = ["candidate_mase", "champion_mase", "naive_mase"]

@@ -74,6 +74,10 @@ class ReportInputs:
         gaps: the months of the year up to the run month in which series have no value
             inside their span (``month, gaps, series``: gap rows and all rows of the month;
             :func:`demand_forecasting.monitoring.monitor.gap_months`).
+        approve_options: what a local ``demand-forecasting approve`` needs to act on this
+            run's models
+            (:func:`demand_forecasting.models.command_context.approve_options`); empty:
+            its defaults.
     """
 
     run_month: date
@@ -106,6 +110,7 @@ class ReportInputs:
     quarantined_rows: int | None = None
     quarantined_corrected: int | None = None
     gaps: pd.DataFrame = field(default_factory=pd.DataFrame)
+    approve_options: str = ""
 
 
 def _flag(value: object) -> bool:
@@ -421,8 +426,10 @@ def data_quality_section(inputs: ReportInputs) -> list[str]:
     return lines
 
 
-def approval_section(awaiting: pd.DataFrame) -> list[str]:
-    """The versions awaiting approval with the gate's MASEs (nothing when none awaits)."""
+def approval_section(awaiting: pd.DataFrame, approve_options: str = "") -> list[str]:
+    """The versions awaiting approval with the gate's MASEs (nothing when none awaits);
+    ``approve_options`` as
+    :func:`demand_forecasting.models.command_context.approve_options` gives them."""
     if awaiting.empty:
         return []
     return [
@@ -430,19 +437,21 @@ def approval_section(awaiting: pd.DataFrame) -> list[str]:
         "",
         "Each segment's challenger passed validation and waits for a person to approve it "
         "(`require_approval`); approving a segment promotes the version below "
-        "(docs/deployment.md, 'Approving and rolling back'). Backtest MASE of the version, "
-        "the current champion (empty: none) and seasonal naive, on the same rows:",
+        "(docs/deployment.md, 'Approving and rolling back'). `model`: a trained model, or "
+        "the seasonal-naive fallback registered when the segment's trained model was refused "
+        "(its MASE is seasonal naive's). Backtest MASE of the version, the current champion "
+        "(empty: none) and seasonal naive, on the same rows:",
         "",
         _table(
             awaiting.rename(columns={"marked": "awaiting since"}),
             {"candidate_mase": ".3f", "champion_mase": ".3f", "naive_mase": ".3f"},
             rest=f"the {names.EVALUATIONS} and {names.AUDIT} tables have them all",
         ),
-        *pinned_approval(awaiting),
+        *pinned_approval(awaiting, approve_options),
     ]
 
 
-def pinned_approval(awaiting: pd.DataFrame) -> list[str]:
+def pinned_approval(awaiting: pd.DataFrame, approve_options: str = "") -> list[str]:
     """The approve command for exactly the versions listed: a run that validates a newer
     challenger before the approval makes it refuse that segment, instead of promoting a
     version nobody reviewed."""
@@ -450,7 +459,8 @@ def pinned_approval(awaiting: pd.DataFrame) -> list[str]:
     return [
         "To approve exactly these versions, start the approve job with the job parameter "
         f"`segments` set to `{','.join(pins)}` (locally: `demand-forecasting approve "
-        f"{' '.join(pins)} --reason ...`); keep only the segments you approve. If a later run "
+        f"{' '.join(pins)} {approve_options + ' ' if approve_options else ''}--reason ...`); "
+        "keep only the segments you approve. If a later run "
         "has validated another version of a segment, the approval is refused, naming both "
         "(`all` and bare segment names promote whichever version awaits when it runs).",
         "",
@@ -487,15 +497,16 @@ APPROVE_THEN_SCORE = (
     "rerun this month's monthly job (approving does not forecast) or wait for next month's run"
 )
 
-#: The documented approval commands (docs/deployment.md, 'Approving and rolling back').
+#: The documented approval commands (docs/deployment.md, 'Approving and rolling back');
+#: ``{options}``: :attr:`ReportInputs.approve_options`.
 APPROVE_COMMANDS = r"""```bash
 # Databricks, logged in as yourself (or Jobs UI: Run now with different parameters); the
 # pinned value is the one 'Awaiting approval' ends with:
 JOB_ID=$(databricks jobs list --name demand-forecasting-approve --output json | jq '.[0].job_id')
 databricks jobs run-now --json "{\"job_id\": $JOB_ID, \"job_parameters\": {\"segments\":
   \"<segment>=<version>,...\", \"reason\": \"<ticket, review>\", \"approver\": \"<your e-mail>\"}}"
-# local runner (add --target <target> --local for a local test or prod run):
-demand-forecasting approve <segment>=<version> ... --reason "<ticket, review>"
+# local runner:
+demand-forecasting approve <segment>=<version> ... {options}--reason "<ticket, review>"
 ```"""
 
 
@@ -515,7 +526,9 @@ def status_section(inputs: ReportInputs) -> list[str]:
             "pinned `segments` value it ends with (a version validated after your review is "
             "then refused, not promoted):",
             "",
-            APPROVE_COMMANDS,
+            APPROVE_COMMANDS.replace(
+                "{options}", inputs.approve_options + " " if inputs.approve_options else ""
+            ),
             "",
             "Approving only makes them champions. Their forecasts come from the next run of "
             "the monthly job: rerun this month (job `demand-forecasting-monthly`: Run now; "
@@ -594,7 +607,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         "- Segments without a champion (not forecast): "
         + _listed(
             without_champion(inputs.segments_without_champion, inputs.awaiting_approval),
-            f"see the {names.DRIFT} table",
+            "the monitor task's log names them all",
         )
         + ".",
         *(
@@ -640,7 +653,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
             for task, error in inputs.failed_tasks.items()
         ],
         "",
-        *approval_section(inputs.awaiting_approval),
+        *approval_section(inputs.awaiting_approval, inputs.approve_options),
         *data_quality_section(inputs),
         "## Retraining decisions",
         "",

@@ -186,6 +186,31 @@ def test_a_newer_challenger_supersedes_the_version_awaiting_approval(
     assert str(reg.alias(segment, CHALLENGER).version) == fourth  # type: ignore[union-attr]
 
 
+def test_a_rollback_before_the_first_approval_says_to_approve_not_to_check_the_name(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    """Prod's first months: the version reviewed was superseded, nothing is champion yet.
+    A rollback has no champion to replace; its refusal must not blame the segment name."""
+    segment = "never_approved"
+    reviewed = register(ctx, segment, tmp_path)
+    mark_awaiting(ctx, segment, "40")
+    newest = register(ctx, segment, tmp_path)
+    mark_awaiting(ctx, segment, "41")
+
+    with pytest.raises(rollback.RollbackError) as refused:
+        rollback.rollback(ctx, PREFIX, segment, reviewed, "CAB-7", actor="ops")
+    message = str(refused.value)
+    assert "has no champion yet, so there is nothing to roll back" in message
+    assert f"approve {segment}={newest}" in message
+    assert "check the segment name" not in message
+    assert registry(ctx).alias(segment, CHAMPION) is None
+    # A typo still says so.
+    with pytest.raises(rollback.RollbackError, match=r"no registered model .*check the segment"):
+        rollback.rollback(ctx, PREFIX, "never_aproved", None, "CAB-7", actor="ops")
+    # What the refusal says to do works (and leaves nothing awaiting for the tests below).
+    assert approve_job(ctx, f"{segment}={newest}") == {segment: newest}
+
+
 def test_the_report_lists_what_awaits_approval_with_the_gates_figures(
     ctx: RunContext, tmp_path: Path
 ) -> None:

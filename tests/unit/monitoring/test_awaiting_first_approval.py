@@ -11,6 +11,8 @@ load), tagged as validation tags them.
 
 from __future__ import annotations
 
+import re
+import shlex
 from datetime import date
 from pathlib import Path
 
@@ -19,8 +21,12 @@ from monitoring_support import gold_frame, to_spark
 
 from demand_forecasting import cli, names
 from demand_forecasting.models import deploy
+from demand_forecasting.models.command_context import approve_options
+from demand_forecasting.models.fallback import FALLBACK_TAG
+from demand_forecasting.models.recipe import SEASONAL_NAIVE
 from demand_forecasting.models.validate import CHALLENGERS_KEY
 from demand_forecasting.monitoring import check_drift, monitor
+from demand_forecasting.monitoring.champions import find_champions
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.task_values import LocalTaskValues
 from demand_forecasting.scoring import score
@@ -144,3 +150,56 @@ def test_the_report_command_writes_a_month_without_forecasts_as_monitor_does(
         assert "_No forecasts this month: no segment has a champion yet (3 await approval" in text
     # A month the job never ran is still refused, naming what there is.
     assert cli.main([*command, "--run-month", "2022-02"]) == 1
+
+
+def test_the_pinned_local_command_copied_from_the_report_approves_those_versions(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    # The report's command acts on the run's own schema (here main.demand_forecasting, not
+    # the dev target's default): copied as printed, keeping one segment, it promotes it.
+    first_prod_month(ctx, tmp_path, passed=SEGMENTS)
+    monitor.run(ctx, monitor.MonitorConfig())
+    text = report_text(ctx)
+    top = text[: text.index("## Summary")]
+    assert "demand-forecasting approve <segment>=<version> ... --catalog main" in top
+    pinned = re.search(r"\(locally: `demand-forecasting (approve [^`]*)`\)", text)
+    assert pinned is not None
+    command = shlex.split(pinned.group(1).replace("--reason ...", "--reason 'CAB-1 reviewed'"))
+    command = [a for a in command if not a.startswith(("beta=", "gamma="))]
+
+    assert cli.main(command) == 0
+    champions = find_champions(ctx.mlflow, "main", "demand_forecasting", PREFIX, list(SEGMENTS))
+    assert sorted(champions) == ["alpha"]
+
+
+def test_the_approve_options_name_the_runs_schema_and_a_local_non_dev_target() -> None:
+    assert approve_options("dev", "dev", "pbs", "demand", databricks=False) == (
+        "--catalog dev --schema pbs"
+    )
+    assert approve_options("prod", "prod", "sales", "fc", databricks=False) == (
+        "--target prod --local --catalog prod --schema sales --model-prefix fc"
+    )
+    assert approve_options("prod", "prod", "sales", "demand", databricks=True) == (
+        "--target prod --catalog prod --schema sales"
+    )
+
+
+def test_the_approver_sees_which_version_awaiting_is_a_seasonal_naive_fallback(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    # gamma's trained model was refused and its fallback awaits approval: its MASE equals
+    # seasonal naive's, and the approver must know that it is no trained model.
+    first_prod_month(ctx, tmp_path, passed=SEGMENTS)
+    ctx.mlflow.set_model_version_tag(
+        f"main.demand_forecasting.{PREFIX}_gamma", "1", FALLBACK_TAG, SEASONAL_NAIVE
+    )
+
+    awaiting = monitor.awaiting_approval(ctx)
+
+    assert dict(zip(awaiting["segment"], awaiting["model"], strict=True)) == {
+        "alpha": "trained",
+        "beta": "trained",
+        "gamma": "seasonal-naive fallback",
+    }
+    monitor.run(ctx, monitor.MonitorConfig())
+    assert "| gamma | 1 | seasonal-naive fallback |" in report_text(ctx)

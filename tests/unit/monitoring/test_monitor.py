@@ -518,33 +518,62 @@ def test_the_job_parent_run_is_tagged_and_named_with_the_dataset(
     assert parent.data.tags["run_month"] == "2021-12"
 
 
-def test_the_report_names_each_series_not_forecast_and_why(forecast_tables: RunContext) -> None:
-    # Score forecast neither alpha_1 (its December row is in quarantine) nor beta_0 (it
-    # stopped): their segments were forecast, so only the series count would show it.
-    ctx, december = forecast_tables, date(2021, 12, 1)
+def _drop_december_forecasts(ctx: RunContext, *series: str) -> None:
+    """Score forecast none of ``series`` in December (their segments it did forecast)."""
     forecasts = ctx.tables.read(ctx.table(names.FORECASTS))
-    dropped = (F.col("run_month") == F.lit(december)) & F.col("series_id").isin("alpha_1", "beta_0")
+    dropped = (F.col("run_month") == F.lit(date(2021, 12, 1))) & F.col("series_id").isin(*series)
     ctx.tables.write(
         forecasts.where(~dropped).localCheckpoint(), ctx.table(names.FORECASTS), mode="overwrite"
     )
+
+
+def _quarantine(ctx: RunContext, rows: list[tuple[str, ...]]) -> None:
+    """Quarantined aus_retail rows ``(state, industry, series_id, month, turnover,
+    source_file, failed_rule)`` as validate_data writes them."""
     loaded = datetime(2022, 1, 3, 6, 0)
-    quarantined = [
-        ("Tasmania", "Liquor retailing", "alpha_1", "2021-12-01", "n/a", "file:/l/x_2021-12.csv"),
-        ("Tasmania", "Liquor retailing", "beta_0", "2021-11-01", "n/a", "file:/l/x_2021-11.csv"),
-    ]
     ctx.tables.write(
         ctx.spark.createDataFrame(
-            quarantined,
+            rows,
             "state string, industry string, series_id string, month string, turnover string, "
-            "source_file string",
+            "source_file string, failed_rule string",
         ).select(
             "*",
             F.lit(loaded).alias("load_time"),
             F.lit(5).cast("long").alias("batch_id"),
-            F.lit("turnover_is_number").alias("failed_rule"),
             F.lit(loaded).alias("validated_at"),
         ),
         ctx.table(names.QUARANTINE),
+    )
+
+
+def test_the_report_names_each_series_not_forecast_and_why(forecast_tables: RunContext) -> None:
+    # Score forecast neither alpha_1 (its December row is in quarantine) nor beta_0 (it
+    # stopped): their segments were forecast, so only the series count would show it.
+    ctx = forecast_tables
+    _drop_december_forecasts(ctx, "alpha_1", "beta_0")
+    rule = "turnover_is_number"
+    _quarantine(
+        ctx,
+        [
+            (
+                "Tasmania",
+                "Liquor retailing",
+                "alpha_1",
+                "2021-12-01",
+                "n/a",
+                "file:/l/x_2021-12.csv",
+                rule,
+            ),
+            (
+                "Tasmania",
+                "Liquor retailing",
+                "beta_0",
+                "2021-11-01",
+                "n/a",
+                "file:/l/x_2021-11.csv",
+                rule,
+            ),
+        ],
     )
 
     cfg = monitor.MonitorConfig(dataset=load_dataset_config("aus_retail"))
@@ -555,4 +584,48 @@ def test_the_report_names_each_series_not_forecast_and_why(forecast_tables: RunC
         "- Series not forecast (2; their segments were): alpha_1 (its 2021-12 row is in "
         "quarantine); beta_0 (no value in 2021-12: the series stopped, or its row did not "
         "arrive)." in text
+    )
+
+
+def test_a_series_whose_row_in_the_months_file_is_quarantined_is_not_called_stopped(
+    forecast_tables: RunContext,
+) -> None:
+    # The December file's rows of alpha_1 (month name mistyped) and beta_0 (an earlier
+    # month, by accident) are in quarantine: their December values most likely came in
+    # them, so "the series stopped, or its row did not arrive" would mislead.
+    ctx = forecast_tables
+    _drop_december_forecasts(ctx, "alpha_1", "beta_0")
+    december_file = "file:/l/aus_retail_2021-12.csv"
+    _quarantine(
+        ctx,
+        [
+            (
+                "Tasmania",
+                "Liquor retailing",
+                "alpha_1",
+                "2021-1x-01",
+                "5",
+                december_file,
+                "month_parses",
+            ),
+            (
+                "Tasmania",
+                "Liquor retailing",
+                "beta_0",
+                "2021-06-01",
+                "5",
+                december_file,
+                "month_not_before_file_month",
+            ),
+        ],
+    )
+
+    cfg = monitor.MonitorConfig(dataset=load_dataset_config("aus_retail"))
+    text = monitor.run(ctx, cfg).report.read_text()  # type: ignore[union-attr]
+
+    assert (
+        "- Series not forecast (2; their segments were): alpha_1 (its row in "
+        "aus_retail_2021-12.csv, the 2021-12 file, is in quarantine (rule month_parses)); "
+        "beta_0 (its row in aus_retail_2021-12.csv, the 2021-12 file, is in quarantine (rule "
+        "month_not_before_file_month))." in text
     )

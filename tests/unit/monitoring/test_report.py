@@ -118,12 +118,16 @@ def test_with_many_segments_lists_and_tables_are_cut_and_say_where_the_rest_is(
     )
     inputs.new_champions = {s: "new v1" for s in segments}
     inputs.segments_on_fallback = segments[:13]
+    inputs.segments_without_champion = segments[:14]
 
     text = write_report(tmp_path / "2016-01", inputs).read_text()
 
     assert "New champions since the previous run (30): s00 (new v1), " in text
     assert "s11 (new v1) and 18 more (the model_audit table has every promotion)." in text
     assert "s11 and 1 more (their champion versions carry the tag fallback)." in text
+    # The drift table keeps a rerun month's first decisions, so it is no list of the
+    # segments without a champion; the monitor task's log (or error) names them all.
+    assert "s11 and 2 more (the monitor task's log names them all)." in text
     decisions = text.split("## Retraining decisions")[1].split("## Drift")[0]
     assert decisions.count("| retrain_") == 20
     assert decisions.index("| cafes | retrain_drift | y |") < decisions.index("| s00 |")
