@@ -48,6 +48,10 @@ WAIT_REFUSED = "wait_refused"
 #: No champion, and fewer months of history than a model needs: not trained until it has
 #: them (:data:`~demand_forecasting.models.features.MIN_HISTORY_MONTHS`).
 WAIT_HISTORY = "wait_history"
+#: No champion (or the fallback), and a challenger awaits a person's approval
+#: (``require_approval``): not retrained, so the version under review is not superseded by
+#: a new candidate every month while it waits.
+WAIT_APPROVAL = "wait_approval"
 RETRAIN_DECISIONS = (
     RETRAIN_DRIFT,
     RETRAIN_NO_CHAMPION,
@@ -188,6 +192,7 @@ def decide(
     other_horizon: Iterable[str] = (),
     kept_champion: Iterable[str] = (),
     short_history: Iterable[str] = (),
+    awaiting_approval: Iterable[str] = (),
 ) -> DriftDecision:
     """The retraining decision of a run month.
 
@@ -208,14 +213,19 @@ def decide(
             month validation refused (a rerun of the month): they wait for the next month.
         short_history: segments with fewer months of history than a model needs: without
             a champion they wait instead of failing in train every month.
+        awaiting_approval: segments whose challenger awaits approval: without a champion
+            (or with the fallback) they wait for the approver instead of retraining.
     """
     breach, missing, done = set(breaching), set(without_champion), set(already_retrained)
     unreadable, waiting, naive = set(without_reference), set(recently_refused), set(fallback)
     stale_horizon, kept, young = set(other_horizon), set(kept_champion), set(short_history)
+    pending = set(awaiting_approval)
     decisions: dict[str, str] = {}
     for segment in sorted(set(segments)):
         if segment in missing and segment in young:
             decisions[segment] = WAIT_HISTORY
+        elif segment in missing and segment in pending:
+            decisions[segment] = WAIT_APPROVAL
         elif segment in missing:
             decisions[segment] = WAIT_REFUSED if segment in waiting else RETRAIN_NO_CHAMPION
         elif segment in unreadable:
@@ -224,6 +234,8 @@ def decide(
             decisions[segment] = ALREADY_RETRAINED
         elif segment in kept:
             decisions[segment] = WAIT_REFUSED
+        elif segment in naive and segment in pending:
+            decisions[segment] = WAIT_APPROVAL
         elif segment in naive:
             decisions[segment] = WAIT_REFUSED if segment in waiting else RETRAIN_FALLBACK
         elif segment in stale_horizon:

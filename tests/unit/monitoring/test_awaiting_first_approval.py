@@ -203,3 +203,21 @@ def test_the_approver_sees_which_version_awaiting_is_a_seasonal_naive_fallback(
     }
     monitor.run(ctx, monitor.MonitorConfig())
     assert "| gamma | 1 | seasonal-naive fallback |" in report_text(ctx)
+
+
+def test_segments_awaiting_their_first_approval_wait_instead_of_retraining(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    """Retraining a segment whose challenger awaits approval would supersede the version the
+    approver is reviewing every month; it waits for the approver (wait_approval), while a
+    segment with nothing at all still retrains."""
+    first_prod_month(ctx, tmp_path, passed=("alpha", "beta"))
+
+    summary = check_drift.run(ctx, check_drift.DriftConfig(model_prefix=PREFIX))
+
+    assert summary.decision.decisions == {
+        "alpha": "wait_approval",
+        "beta": "wait_approval",
+        "gamma": "retrain_no_champion",
+    }
+    assert summary.decision.segments_to_train == ("gamma",)
