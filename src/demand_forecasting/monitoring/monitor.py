@@ -6,7 +6,10 @@
 2. Alerts: a segment whose one-month-ahead WAPE, pooled over the newest
    ``accuracy_window_months`` evaluated months, exceeds ``accuracy_alert_wape``. Alerts are
    logged, their segments handed over (``alerts``, in the job run's hand-over table) and
-   counted (task value ``alert_count``); the task fails only with ``fail_on_alert``.
+   counted (task value ``alert_count``); the task fails only with ``fail_on_alert``. The
+   hand-over rows of job runs older than its retention are deleted then (the last task of
+   the month: one small delete a month, :meth:`~demand_forecasting.platform.handover.
+   HandOver.delete_expired`).
 3. Cost per model: the job run's task times (run telemetry) priced at
    ``compute_cost_per_hour`` and split over the segment models
    (:mod:`demand_forecasting.monitoring.costs`) into the model cost table, one row per
@@ -424,6 +427,7 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
     )
     _log_to_parent_run(ctx, cfg, folder, run_month, inputs)
     ctx.handover.publish(TASK_KEY, {"alerts": [a.segment for a in alerts]})
+    ctx.handover.delete_expired()
     ctx.task_values.set("alert_count", len(alerts))
     ctx.task_values.set("report", str(report))
     ensure_lakehouse_monitor(ctx, cfg)

@@ -11,6 +11,16 @@ Safe to repeat: a publication replaces the row of its job run, task and key
 (``replaceWhere``), so a task retry or a repaired run overwrites what its earlier attempt
 published, and a rerun of the month (a new job run) starts from nothing.
 
+Safe beside another job: the monthly and the full-retrain job may publish at the same time.
+The table is partitioned by job run, so two job runs' publications touch disjoint partitions
+and Delta's conflict check (which compares partitions read with files added) lets both
+commit; on an unpartitioned table every such pair conflicts (``ConcurrentAppendException``).
+What can still conflict (two writers creating the table, a retention delete) is tried again
+a few times (:data:`COMMIT_ATTEMPTS`), each attempt logged; a failed attempt committed nothing.
+
+Kept :data:`RETENTION_DAYS` days: the monitor task deletes the partitions of older job runs
+(:meth:`HandOver.delete_expired`, never the current run's), one metadata-only commit a month.
+
 A task run by hand (no ``--job-run-id``) has no run to hand over to: its values are kept in
 memory for the tasks run with the same context, as task values are outside a job.
 """
@@ -20,19 +30,35 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from demand_forecasting.platform.tables import TableStore
+from demand_forecasting.platform.tables import TableStore, is_commit_conflict
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
 
 HANDOVER_SCHEMA = (
     "job_run_id string, task string, key string, value string, items int, published_at timestamp"
 )
+#: The table's partition column: job runs write disjoint partitions, so they never conflict.
+PARTITION_BY = ("job_run_id",)
+#: Attempts of a write that lost to a concurrent commit, and the pause (s) after the first.
+COMMIT_ATTEMPTS = 5
+RETRY_PAUSE_SECONDS = 0.5
+#: Days a job run's rows are kept: beyond the 60 days Databricks keeps a job run (a run that
+#: can still be repaired finds what its earlier tasks handed over).
+RETENTION_DAYS = 90
 #: What a job run id, task key and value key may hold (they go into a replaceWhere).
 _SAFE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+
+
+class CommitConflictError(RuntimeError):
+    """A write to the hand-over table lost to concurrent commits on every attempt."""
 
 
 class HandOver:
@@ -88,12 +114,10 @@ class HandOver:
             for key, text in texts.items()
         ]
         keys = ", ".join(f"'{key}'" for key in texts)
-        self.tables.write(
+        self._replace(
             rows_frame(self.tables.spark, rows, HANDOVER_SCHEMA),
-            self.table,
-            mode="overwrite",
-            replaceWhere=f"job_run_id = '{self.job_run_id}' AND task = '{task}' "
-            f"AND key IN ({keys})",
+            f"job_run_id = '{self.job_run_id}' AND task = '{task}' AND key IN ({keys})",
+            f"publish {task}",
         )
         for key, text in texts.items():
             items = _items(values[key])
@@ -106,6 +130,125 @@ class HandOver:
                 f"{len(text.encode('utf-8')):,}",
                 self.table,
             )
+
+    def delete_expired(self, days: int = RETENTION_DAYS) -> list[str]:
+        """Delete the rows of the job runs that published nothing in the last ``days`` days
+        (never this job run's); the job runs deleted, oldest first.
+
+        Cheap: one read of two columns to find them, then a DELETE on the partition column
+        alone, which Delta does by dropping files (no rewrite) and which conflicts with no
+        publication of another job run. A conflict it still meets after
+        :data:`COMMIT_ATTEMPTS` attempts is logged and left to next month's run.
+        """
+        if self.job_run_id is None or not self.tables.exists(self.table):
+            return []
+        from pyspark.sql import functions as F
+
+        cutoff = self.clock() - timedelta(days=days)
+        expired = [
+            _require_safe("stored job_run_id", row["job_run_id"])
+            for row in self.tables.read(self.table)
+            .groupBy("job_run_id")
+            .agg(F.max("published_at").alias("last_published"))
+            .where(
+                (F.col("last_published") < F.lit(cutoff)) & (F.col("job_run_id") != self.job_run_id)
+            )
+            .orderBy("last_published")
+            .collect()
+        ]
+        if not expired:
+            log.info("hand-over: no job run older than %d days in %s", days, self.table)
+            return []
+        runs = ", ".join(f"'{run}'" for run in expired)
+        try:
+            self._committed(
+                "retention delete",
+                lambda: self.tables.delta_table(self.table).delete(f"job_run_id IN ({runs})"),
+            )
+        except CommitConflictError as exc:
+            log.warning("%s; the rows stay until the next month's monitor deletes them", exc)
+            return []
+        log.info(
+            "hand-over: deleted the rows of %d job run(s) with nothing published since %s "
+            "(%d days) from %s: %s",
+            len(expired),
+            cutoff.date().isoformat(),
+            days,
+            self.table,
+            ", ".join(expired[:10]) + (" ..." if len(expired) > 10 else ""),
+        )
+        return expired
+
+    def _replace(self, frame: DataFrame, where: str, what: str) -> None:
+        """Replace the rows matching ``where`` (within this job run's partition) by ``frame``.
+
+        A table written before it was partitioned is partitioned first (one rewrite, every
+        row kept): on it a partitioned write is refused with ``DELTA_METADATA_MISMATCH``.
+        """
+
+        def write() -> None:
+            self.tables.write(
+                frame, self.table, mode="overwrite", partition_by=PARTITION_BY, replaceWhere=where
+            )
+
+        try:
+            self._committed(what, write)
+        except Exception as exc:
+            if not _partitions_differ(exc):
+                raise
+            log.warning(
+                "hand-over: %s is not partitioned by %s (written before it was); rewriting it "
+                "partitioned, every row kept",
+                self.table,
+                ", ".join(PARTITION_BY),
+            )
+            self._committed("partition the table", self._partition_table)
+            self._committed(what, write)
+
+    def _partition_table(self) -> None:
+        """Rewrite the table, all its rows, partitioned by :data:`PARTITION_BY`."""
+        self.tables.write(
+            self.tables.read(self.table),
+            self.table,
+            mode="overwrite",
+            partition_by=PARTITION_BY,
+            overwriteSchema="true",
+        )
+
+    def _committed(self, what: str, write: Callable[[], object]) -> None:
+        """Run ``write`` (one Delta commit), and again after a pause while a concurrent commit
+        beat it (a lost commit changed nothing), up to :data:`COMMIT_ATTEMPTS` times.
+
+        Raises:
+            CommitConflictError: every attempt lost to a concurrent commit.
+        """
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                write()
+                return
+            except Exception as exc:
+                if not is_commit_conflict(exc):
+                    raise
+                if attempt == COMMIT_ATTEMPTS:
+                    raise CommitConflictError(
+                        f"hand-over: {what} of job run {self.job_run_id} lost to a concurrent "
+                        f"commit to {self.table} {COMMIT_ATTEMPTS} times (last: "
+                        f"{str(exc).splitlines()[0]}); rerun the task: a rerun replaces what "
+                        "it published"
+                    ) from exc
+                pause = RETRY_PAUSE_SECONDS * attempt
+                log.warning(
+                    "hand-over: %s of job run %s lost to a concurrent commit to %s (attempt "
+                    "%d of %d: %s); trying again in %.1f s",
+                    what,
+                    self.job_run_id,
+                    self.table,
+                    attempt,
+                    COMMIT_ATTEMPTS,
+                    str(exc).splitlines()[0],
+                    pause,
+                )
+                time.sleep(pause)
 
     def read(self, task: str, key: str, default: Any = None) -> Any:
         """What ``task`` of this job run published under ``key``, or ``default`` if nothing."""
@@ -128,6 +271,16 @@ class HandOver:
             .first()
         )
         return default if row is None else json.loads(row["value"])
+
+
+def _partitions_differ(exc: BaseException) -> bool:
+    """True when Delta refused a write whose partition columns differ from the table's."""
+    condition = getattr(exc, "getCondition", None)
+    return (
+        callable(condition)
+        and condition() == "DELTA_METADATA_MISMATCH"
+        and "Partition columns do not match" in str(exc)
+    )
 
 
 def _items(value: Any) -> int | None:

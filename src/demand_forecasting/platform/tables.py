@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
     from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -72,8 +73,16 @@ class TableStore(ABC):
         """The :class:`delta.tables.DeltaTable` handle (for MERGE, history)."""
 
     @abstractmethod
-    def write(self, df: DataFrame, name: str, mode: str = "append", **options: Any) -> None:
-        """Write ``df`` to the table in Delta format (``options``: e.g. replaceWhere)."""
+    def write(
+        self,
+        df: DataFrame,
+        name: str,
+        mode: str = "append",
+        partition_by: Sequence[str] = (),
+        **options: Any,
+    ) -> None:
+        """Write ``df`` to the table in Delta format (``options``: e.g. replaceWhere),
+        partitioned by ``partition_by`` when this write creates (or overwrites) it."""
 
     @abstractmethod
     def start_stream(self, writer: DataStreamWriter, name: str) -> StreamingQuery:
@@ -114,6 +123,15 @@ class TableStore(ABC):
         """Make sure the schema exists (locally a no-op: folders appear on write)."""
 
 
+def delta_writer(
+    df: DataFrame, mode: str, partition_by: Sequence[str], options: dict[str, Any]
+) -> DataFrameWriter:
+    """``df``'s Delta writer in ``mode`` with ``options``, partitioned when asked (only then:
+    an empty partition list is not the same as none to Delta)."""
+    writer = df.write.format("delta").mode(mode).options(**options)
+    return writer.partitionBy(*partition_by) if partition_by else writer
+
+
 class LocalDeltaTables(TableStore):
     """Tables as Delta folders ``<warehouse>/<catalog>/<schema>/<table>``."""
 
@@ -146,8 +164,15 @@ class LocalDeltaTables(TableStore):
 
         return DeltaTable.forPath(self.spark, str(self.path(name)))
 
-    def write(self, df: DataFrame, name: str, mode: str = "append", **options: Any) -> None:
-        df.write.format("delta").mode(mode).options(**options).save(str(self.path(name)))
+    def write(
+        self,
+        df: DataFrame,
+        name: str,
+        mode: str = "append",
+        partition_by: Sequence[str] = (),
+        **options: Any,
+    ) -> None:
+        delta_writer(df, mode, partition_by, options).save(str(self.path(name)))
 
     def start_stream(self, writer: DataStreamWriter, name: str) -> StreamingQuery:
         return writer.format("delta").start(str(self.path(name)))
@@ -177,10 +202,15 @@ class UnityCatalogTables(TableStore):
 
         return DeltaTable.forName(self.spark, str(TableName.parse(name)))
 
-    def write(self, df: DataFrame, name: str, mode: str = "append", **options: Any) -> None:
-        df.write.format("delta").mode(mode).options(**options).saveAsTable(
-            str(TableName.parse(name))
-        )
+    def write(
+        self,
+        df: DataFrame,
+        name: str,
+        mode: str = "append",
+        partition_by: Sequence[str] = (),
+        **options: Any,
+    ) -> None:
+        delta_writer(df, mode, partition_by, options).saveAsTable(str(TableName.parse(name)))
 
     def start_stream(self, writer: DataStreamWriter, name: str) -> StreamingQuery:
         return writer.toTable(str(TableName.parse(name)))
@@ -222,3 +252,34 @@ class UnityCatalogTables(TableStore):
 
     def ensure_schema(self, catalog: str, schema: str) -> None:
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")
+
+
+#: Error conditions of a Delta commit that lost to a concurrent one (worth trying again):
+#: on Spark Connect (serverless) the conflict arrives as a generic exception carrying them.
+COMMIT_CONFLICT_CONDITIONS = (
+    "DELTA_CONCURRENT_",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+)
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """True when ``exc`` is a Delta commit conflict (``ConcurrentAppendException``,
+    ``ConcurrentDeleteReadException``, ... or a ``DELTA_CONCURRENT_*`` error condition): the
+    table changed between this write's read and its commit, and the write changed nothing."""
+    from delta import exceptions
+
+    conflicts = (
+        exceptions.ConcurrentAppendException,
+        exceptions.ConcurrentDeleteReadException,
+        exceptions.ConcurrentDeleteDeleteException,
+        exceptions.ConcurrentTransactionException,
+        exceptions.ConcurrentWriteException,
+        exceptions.MetadataChangedException,
+        exceptions.ProtocolChangedException,
+    )
+    if isinstance(exc, conflicts):
+        return True
+    condition = getattr(exc, "getCondition", None)
+    text = str(condition() or "") if callable(condition) else ""
+    return text.startswith(COMMIT_CONFLICT_CONDITIONS)

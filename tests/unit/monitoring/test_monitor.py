@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -14,7 +14,9 @@ from demand_forecasting import cli, names
 from demand_forecasting.data.config import load_dataset_config
 from demand_forecasting.monitoring import monitor, telemetry
 from demand_forecasting.monitoring.telemetry import TaskRecorder, record_segment_seconds
+from demand_forecasting.platform import handover
 from demand_forecasting.platform.context import RunContext
+from demand_forecasting.platform.handover import HandOver
 from demand_forecasting.platform.task_values import LocalTaskValues
 from demand_forecasting.task import base_parser
 
@@ -629,3 +631,21 @@ def test_a_series_whose_row_in_the_months_file_is_quarantined_is_not_called_stop
         "beta_0 (its row in aus_retail_2021-12.csv, the 2021-12 file, is in quarantine (rule "
         "month_not_before_file_month))." in text
     )
+
+
+def test_monitor_deletes_the_hand_over_of_expired_job_runs_keeping_its_own(
+    forecast_tables: RunContext,
+) -> None:
+    ctx, table = forecast_tables, forecast_tables.table(names.HANDOVER)
+    long_ago = ctx.clock() - timedelta(days=handover.RETENTION_DAYS + 1)
+    HandOver(ctx.tables, table, "71", lambda: long_ago).publish("score", {"run_month": "2021-12"})
+    HandOver(ctx.tables, table, "91", lambda: long_ago).publish("score", {"run_month": "2021-12"})
+    ctx.handover = HandOver(ctx.tables, table, "91", ctx.clock)
+
+    monitor.run(ctx, monitor.MonitorConfig(job_run_id="91"))
+
+    kept = ctx.tables.read(table).select("job_run_id", "task").distinct().collect()
+    assert sorted((r["job_run_id"], r["task"]) for r in kept) == [
+        ("91", "monitor"),
+        ("91", "score"),
+    ]
