@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -14,8 +15,18 @@ from demand_forecasting.data.config import (
     slugify,
 )
 from demand_forecasting.data.landing import land
+from demand_forecasting.platform.context import build_context
+from demand_forecasting.runner.results import JobRunResult
 
 RESTATED_SUFFIX = "restated"
+
+
+def handed_over(
+    state: Path, catalog: str, schema: str, run: JobRunResult, task_key: str, key: str
+) -> Any:
+    """What ``task_key`` of job run ``run`` handed over under ``key`` (job_handover)."""
+    ctx = build_context("dev", catalog, schema, state_dir=state, job_run_id=str(run.run_id))
+    return ctx.handover.read(task_key, key)
 
 
 def in_segment(frame: pd.DataFrame, config: DatasetConfig, segment: str) -> pd.Series:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from monthly_support import land_tiny_history
+from monthly_support import handed_over, land_tiny_history
 
 from demand_forecasting import names
 from demand_forecasting.models import approve
@@ -48,11 +48,7 @@ class ProdLike:
         return build_context("dev", CATALOG, SCHEMA, state_dir=self.state)
 
     def handed_over(self, run: JobRunResult, task_key: str, key: str) -> object:
-        """What ``task_key`` of job run ``run`` handed over under ``key`` (job_handover)."""
-        ctx = build_context(
-            "dev", CATALOG, SCHEMA, state_dir=self.state, job_run_id=str(run.run_id)
-        )
-        return ctx.handover.read(task_key, key)
+        return handed_over(self.state, CATALOG, SCHEMA, run, task_key, key)
 
     def report(self) -> str:
         return (self.state / "reports" / "2015-12" / "report.md").read_text()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from monthly_support import land_tiny_history, plant_shift
+from monthly_support import handed_over, land_tiny_history, plant_shift
 
 from demand_forecasting import names
 from demand_forecasting.data.config import DatasetConfig
@@ -65,11 +65,7 @@ class Monthly:
         return build_context("dev", CATALOG, SCHEMA, state_dir=self.state)
 
     def handed_over(self, run: JobRunResult, task_key: str, key: str) -> Any:
-        """What ``task_key`` of job run ``run`` handed over under ``key`` (job_handover)."""
-        ctx = build_context(
-            "dev", CATALOG, SCHEMA, state_dir=self.state, job_run_id=str(run.run_id)
-        )
-        return ctx.handover.read(task_key, key)
+        return handed_over(self.state, CATALOG, SCHEMA, run, task_key, key)
 
     def next_month(self, shifts: dict[str, float]) -> None:
         land(self.config, self.landing, next_month=True)
