@@ -56,7 +56,6 @@ from demand_forecasting.models.command_context import (
 )
 from demand_forecasting.models.deploy import promote
 from demand_forecasting.models.registry import (
-    AWAITING_APPROVAL,
     CHALLENGER,
     CHAMPION,
     DEPLOYMENT_STATUS,
@@ -75,15 +74,6 @@ from demand_forecasting.platform.context import RunContext
 from demand_forecasting.task import run_task
 
 log = logging.getLogger(__name__)
-
-
-def awaiting(registry: SegmentRegistry, segments: Sequence[str]) -> dict[str, str]:
-    """``{segment: version}`` of challengers tagged awaiting approval."""
-    found = {}
-    for segment, version in registry.segments_with(segments, CHALLENGER).items():
-        if (version.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL:
-            found[segment] = str(version.version)
-    return found
 
 
 def pinned_versions(items: Sequence[str]) -> dict[str, str | None]:
@@ -156,7 +146,7 @@ def approve(
     # promotions here add theirs.
     champions = read_each_segment(scope, lambda segment: registry.alias(segment, CHAMPION))
     reconciled = reconcile(ctx, registry, champions, recorder=who, job_run_id=job_run_id)
-    pending = awaiting(registry, scope)
+    pending = registry.awaiting_approval(scope)
     if segments:
         # Refused: nothing awaits, or another version than the one pinned.
         refused = sorted(s for s in pins if s not in pending or pins[s] not in (None, pending[s]))

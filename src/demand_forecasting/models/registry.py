@@ -284,6 +284,15 @@ class SegmentRegistry:
             if version is not None
         }
 
+    def awaiting_approval(self, segments: Iterable[str]) -> dict[str, str]:
+        """``{segment: version}`` of those of ``segments`` whose ``challenger`` is tagged
+        awaiting approval (deploy under ``require_approval``)."""
+        return {
+            segment: str(version.version)
+            for segment, version in self.segments_with(segments, CHALLENGER).items()
+            if (version.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
+        }
+
 
 class SegmentReadError(RuntimeError):
     """A per-segment read of :func:`read_each_segment` failed; the error it met is the cause.

@@ -41,14 +41,7 @@ from demand_forecasting import names
 from demand_forecasting.data.config import add_month, month_count, parse_month
 from demand_forecasting.data.features import CALENDAR, feature_columns
 from demand_forecasting.models.features import MIN_HISTORY_MONTHS
-from demand_forecasting.models.registry import (
-    AWAITING_APPROVAL,
-    CHALLENGER,
-    DEPLOYMENT_STATUS,
-    SegmentRegistry,
-    add_model_prefix_option,
-    read_each_segment,
-)
+from demand_forecasting.models.registry import SegmentRegistry, add_model_prefix_option
 from demand_forecasting.monitoring import drift
 from demand_forecasting.monitoring.champions import Champion, find_champions, recently_refused
 from demand_forecasting.monitoring.drift_table import (
@@ -260,22 +253,6 @@ def short_history(
     return young
 
 
-def awaiting_approval(
-    ctx: RunContext, model_prefix: str, segments: Sequence[str]
-) -> dict[str, str]:
-    """``{segment: version}`` of ``segments`` whose ``challenger`` awaits a person's approval
-    (deploy under ``require_approval``); one alias read per segment, several at a time."""
-    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, model_prefix)
-
-    def awaiting(segment: str) -> str | None:
-        version = registry.alias(segment, CHALLENGER)
-        if version is None or (version.tags or {}).get(DEPLOYMENT_STATUS) != AWAITING_APPROVAL:
-            return None
-        return str(version.version)
-
-    return {s: v for s, v in read_each_segment(segments, awaiting).items() if v is not None}
-
-
 def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     """Measure drift for the newest month, write it, and publish the segments to retrain."""
     table = ctx.table(names.FEATURES)
@@ -324,8 +301,8 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         run_month,
         cfg.refused_retry_months,
     )
-    pending = awaiting_approval(ctx, cfg.model_prefix, sorted(set(without_champion) - set(young)))
-    pending |= awaiting_approval(ctx, cfg.model_prefix, fallback)
+    registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
+    pending = registry.awaiting_approval(sorted(set(without_champion) - set(young)) + fallback)
     for segment, version in sorted(pending.items()):
         log.info(
             "segment %s has %s and v%s awaits approval: it waits for the approver "
