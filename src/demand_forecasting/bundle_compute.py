@@ -16,7 +16,9 @@ so the CLI resolves it exactly as it would without the mutator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from databricks.bundles.core import Bundle, Variable, job_mutator
 from databricks.bundles.jobs import Job, Task
@@ -26,27 +28,40 @@ COMPUTE_VARIABLE = "compute"
 CLASSIC = "classic"
 SERVERLESS = "serverless"
 COMPUTE_CHOICES = (CLASSIC, SERVERLESS)
+#: The oldest serverless environment version the tasks run on. ingest, validate_data and
+#: monitor keep DataFrames with ``persist()``/``cache()``, which serverless supports from
+#: environment version 5 ("Cache DataFrames on serverless compute", Public Preview, on by
+#: default: https://docs.databricks.com/aws/en/compute/serverless/dataframe-cache); older
+#: versions fail those calls (``NOT_SUPPORTED_WITH_SERVERLESS``).
+MIN_SERVERLESS_ENVIRONMENT_VERSION = 5
 
 
 class ComputeSelectionError(ValueError):
     """A job cannot run on the compute the target asks for."""
 
 
-def choose_compute(job: Job, compute: str, job_key: str = "<job>") -> Job:
+def choose_compute(
+    job: Job,
+    compute: str,
+    job_key: str = "<job>",
+    resolve: Callable[[Any], Any] = lambda value: value,
+) -> Job:
     """Return ``job`` with only the compute ``compute`` names.
 
     Args:
         job: a job as loaded from the bundle (both computes declared).
         compute: ``"classic"`` or ``"serverless"``.
         job_key: the job's key in ``resources.jobs``, for error messages.
+        resolve: gives the value of a ``${var.*}`` field (the CLI's bundle resolves them).
 
     Returns:
         A copy of the job. ``classic``: no ``environments`` and no task ``environment_key``.
         ``serverless``: no ``job_clusters`` and no task ``job_cluster_key`` or ``libraries``.
 
     Raises:
-        ComputeSelectionError: ``compute`` is not a known choice, or a serverless task has a
-            library its environment does not install (it would be lost silently).
+        ComputeSelectionError: ``compute`` is not a known choice, a serverless task has a
+            library its environment does not install (it would be lost silently), or a
+            serverless environment is older than :data:`MIN_SERVERLESS_ENVIRONMENT_VERSION`.
     """
     if compute not in COMPUTE_CHOICES:
         raise ComputeSelectionError(
@@ -55,6 +70,7 @@ def choose_compute(job: Job, compute: str, job_key: str = "<job>") -> Job:
     if compute == CLASSIC:
         classic: list[Variable[Task] | Task] = [_classic_task(task) for task in _tasks(job)]
         return replace(job, tasks=classic, environments=[])
+    _check_environment_versions(job, job_key, resolve)
     dependencies = _environment_dependencies(job)
     serverless: list[Variable[Task] | Task] = [
         _serverless_task(task, dependencies, job_key) for task in _tasks(job)
@@ -66,7 +82,9 @@ def choose_compute(job: Job, compute: str, job_key: str = "<job>") -> Job:
 def select_compute(bundle: Bundle, job: Job) -> Job:
     """The CLI mutator: apply :func:`choose_compute` with the target's ``compute`` variable."""
     compute = str(bundle.variables.get(COMPUTE_VARIABLE, "<not declared>"))
-    return choose_compute(job, compute, job_key=str(job.name or "<job>"))
+    return choose_compute(
+        job, compute, job_key=str(job.name or "<job>"), resolve=bundle.resolve_variable
+    )
 
 
 def _tasks(job: Job) -> list[Task]:
@@ -99,6 +117,25 @@ def _serverless_task(task: Task, dependencies: dict[str, set[str]], job_key: str
                 "install only what their environment lists"
             )
     return replace(task, job_cluster_key=None, libraries=[])
+
+
+def _check_environment_versions(job: Job, job_key: str, resolve: Callable[[Any], Any]) -> None:
+    """Refuse a serverless environment older than :data:`MIN_SERVERLESS_ENVIRONMENT_VERSION`."""
+    environments = job.environments if isinstance(job.environments, list) else []
+    for environment in environments:
+        if isinstance(environment, Variable) or environment.spec is None:
+            continue
+        version = str(resolve(getattr(environment.spec, "environment_version", None)))
+        oldest = MIN_SERVERLESS_ENVIRONMENT_VERSION
+        if version.isdigit() and int(version) < oldest:
+            raise ComputeSelectionError(
+                f"job {job_key}: serverless environment {environment.environment_key} has "
+                f"environment_version {version}; the tasks cache DataFrames (persist/cache), "
+                f"which serverless supports from version {oldest} "
+                "(docs.databricks.com/aws/en/compute/serverless/dataframe-cache). Set the "
+                f'variable serverless_environment_version to "{oldest}" '
+                "or later for this target, or use compute: classic"
+            )
 
 
 def _environment_dependencies(job: Job) -> dict[str, set[str]]:

@@ -28,7 +28,7 @@ def _wheel_task(key: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _job(dependencies: list[str] | None = None) -> Job:
+def _job(dependencies: list[str] | None = None, environment_version: str = "5") -> Job:
     return Job.from_dict(
         {
             "name": "monthly",
@@ -39,7 +39,7 @@ def _job(dependencies: list[str] | None = None) -> Job:
                 {
                     "environment_key": "default",
                     "spec": {
-                        "environment_version": "4",
+                        "environment_version": environment_version,
                         "dependencies": [WHEEL] if dependencies is None else dependencies,
                     },
                 }
@@ -101,3 +101,28 @@ def test_the_cli_mutator_reads_the_target_variable(compute: str, kept: str) -> N
     job = select_compute.function(bundle, _job()).as_dict()
     assert kept in job
     assert ({"job_clusters", "environments"} - {kept}).isdisjoint(job)
+
+
+def test_serverless_refuses_an_environment_without_dataframe_caching() -> None:
+    # ingest, validate_data and monitor persist()/cache(): serverless has it from version 5.
+    with pytest.raises(ComputeSelectionError) as refused:
+        choose_compute(_job(environment_version="4"), "serverless", job_key="monthly")
+    message = str(refused.value)
+    assert "job monthly: serverless environment default has environment_version 4" in message
+    assert 'serverless_environment_version to "5"' in message
+    assert "compute: classic" in message
+    # Classic drops the environment: its version does not matter there.
+    assert "environments" not in choose_compute(_job(environment_version="4"), "classic").as_dict()
+
+
+def test_the_cli_mutator_resolves_the_environment_version_variable() -> None:
+    job = _job(environment_version="${var.serverless_environment_version}")
+    old = Bundle(
+        target="test", variables={"compute": "serverless", "serverless_environment_version": "4"}
+    )
+    with pytest.raises(ComputeSelectionError, match="environment_version 4"):
+        select_compute.function(old, job)
+    current = Bundle(
+        target="test", variables={"compute": "serverless", "serverless_environment_version": "5"}
+    )
+    assert "environments" in select_compute.function(current, job).as_dict()

@@ -274,6 +274,9 @@ def update_gold(ctx: RunContext, first_new: DataFrame) -> int:
         backfill_done(ctx, gold)
     if current is None and written:
         ctx.tables.declare_primary_key(gold, KEY)
+    if ctx.tables.exists(gold):
+        # Every run, not only at creation: a gold table created by an older release (or
+        # with another FEATURE_HISTORY_DAYS) converges; when it matches, nothing is written.
         ctx.tables.retain_history(gold, FEATURE_HISTORY_DAYS)
     return written
 

@@ -141,7 +141,7 @@ def check_landing_files(
     """
     listed = sorted(p for p in folder.glob("*.csv") if not p.name.startswith((".", "_")))
     ingested = ingested or {}
-    new = [p for p in listed if p.name not in ingested or ingested[p.name] != _modified_ms(p)]
+    new = [p for p in listed if not _already_ingested(p, ingested)]
     problems, cut_short = [], []
     for path in new:
         data = path.read_bytes()
@@ -157,6 +157,31 @@ def check_landing_files(
 def _modified_ms(path: Path) -> int:
     """The file's modification time in ms, as Spark records it."""
     return path.stat().st_mtime_ns // 1_000_000
+
+
+def _already_ingested(path: Path, ingested: Mapping[str, int]) -> bool:
+    recorded = ingested.get(path.name)
+    return recorded is not None and same_modification_time(recorded, _modified_ms(path))
+
+
+def same_modification_time(recorded_ms: int, listed_ms: int) -> bool:
+    """Whether a landing file listed now (``listed_ms``) is the one ingested (``recorded_ms``).
+
+    Both are ms since the epoch (UTC: ``unix_millis`` of bronze's TIMESTAMP does not depend
+    on the session time zone, nor does ``os.stat``). Their precision can differ on
+    Databricks: bronze's ``file_modification_time`` is ``_metadata.file_modification_time``, a
+    TIMESTAMP filled from the storage listing, which on ADLS Gen2 is an RFC 1123 date (whole
+    seconds: "File metadata column", https://docs.databricks.com/aws/ingestion/file-metadata-column
+    shows ``2021-12-20 20:05:21``; the ADLS ``lastModified`` is ``DateTimeRfc1123``), while
+    ``os.stat`` of the file through ``/Volumes`` may carry milliseconds. Compared exactly,
+    every file would look rewritten and be read again on every run. So when either side is
+    a whole second, the two are compared to the second: a rewrite in a later second is still
+    new; one within the same second cannot be told apart by a listing that keeps seconds.
+    """
+    if recorded_ms == listed_ms:
+        return True
+    whole_second = recorded_ms % 1000 == 0 or listed_ms % 1000 == 0
+    return whole_second and recorded_ms // 1000 == listed_ms // 1000
 
 
 def _raise_file_problems(problems: list[str]) -> None:

@@ -6,9 +6,10 @@ only this module knows that locally the table is a Delta folder under the wareho
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 #: Delta's default ``delta.deletedFileRetentionDuration``: no table keeps less history.
 MIN_RETENTION_DAYS = 7
+#: The table properties that keep a Delta table's history: its data files and its log.
+DELETED_FILE_RETENTION = "delta.deletedFileRetentionDuration"
+LOG_RETENTION = "delta.logRetentionDuration"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,14 +105,54 @@ class TableStore(ABC):
         Delta has no primary keys, so locally this is a no-op (uniqueness is tested instead).
         """
 
-    def retain_history(self, name: str, days: int) -> None:  # noqa: B027 - optional hook
-        """Keep ``days`` of the table's history readable by time travel.
+    def properties(self, name: str) -> dict[str, str]:
+        """The table's properties (``TBLPROPERTIES``), from ``DESCRIBE DETAIL``."""
+        row = self.spark.sql(f"DESCRIBE DETAIL {self.sql_ref(name)}").select("properties").first()
+        return dict(row[0] or {}) if row is not None else {}
+
+    def converge_properties(self, name: str, wanted: Mapping[str, str]) -> dict[str, str]:
+        """Give the table the properties ``wanted``; return those that were different.
+
+        A property set when a table was created stays as that release set it: a table created
+        by an older release (or by hand) keeps its old values. This compares the table's
+        properties with ``wanted`` (one ``DESCRIBE DETAIL``) and, when any differs, sets all
+        of ``wanted`` in one ``ALTER TABLE ... SET TBLPROPERTIES`` (one commit). All, not only
+        those that differ: Delta checks related properties against each other within the
+        statement (``delta.deletedFileRetentionDuration`` set alone to 730 days is refused,
+        ``UNSUPPORTED_TABLE_CHANGE``, even when the table's log retention is already 730
+        days). When all match it writes nothing, so it is safe on every run.
+        """
+        current = self.properties(name)
+        changed = {key: value for key, value in wanted.items() if current.get(key) != value}
+        if changed:
+            assignments = ", ".join(f"'{key}' = '{value}'" for key, value in wanted.items())
+            self.spark.sql(f"ALTER TABLE {self.sql_ref(name)} SET TBLPROPERTIES ({assignments})")
+            for key, value in changed.items():
+                log.info("%s: %s = %r (was %r)", name, key, value, current.get(key))
+        return changed
+
+    def retain_history(self, name: str, days: int) -> dict[str, str]:
+        """Keep ``days`` of the table's history readable by time travel; return what changed.
 
         Unity Catalog's predictive optimization vacuums managed tables on its own, removing
         data files that no version of the last ``delta.deletedFileRetentionDuration`` (7 days
         by default) still needs, and the log keeps ``delta.logRetentionDuration`` (30 days).
-        Locally nothing vacuums, so this is a no-op.
+        Time travel needs both, so both are set to ``days`` (:meth:`converge_properties`:
+        also on a table an older release created with other values). Locally nothing
+        vacuums, but the same properties are kept, so that the same code runs and is tested.
+
+        Raises:
+            ValueError: ``days`` is under Delta's default file retention (7 days).
         """
+        if days < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"retain_history({name!r}, {days}): keep at least {MIN_RETENTION_DAYS} days "
+                "(Delta's default file retention); raise the number of days"
+            )
+        interval = f"interval {int(days)} days"
+        return self.converge_properties(
+            name, {DELETED_FILE_RETENTION: interval, LOG_RETENTION: interval}
+        )
 
     def local_folder(self, name: str) -> Path | None:
         """The table's folder when it is a local Delta folder (None on Unity Catalog)."""
@@ -233,22 +279,6 @@ class UnityCatalogTables(TableStore):
             self.spark.sql(f"ALTER TABLE {ref} ALTER COLUMN `{column}` SET NOT NULL")
         keys = ", ".join(f"`{c}`" for c in columns)
         self.spark.sql(f"ALTER TABLE {ref} ADD CONSTRAINT `{table}_pk` PRIMARY KEY ({keys})")
-
-    def retain_history(self, name: str, days: int) -> None:
-        """Set both retention properties to ``days`` (time travel needs the log and the data
-        files of a version), so that neither VACUUM nor log clean-up takes them sooner.
-
-        Raises:
-            ValueError: ``days`` is under Delta's default file retention (7 days).
-        """
-        if days < MIN_RETENTION_DAYS:
-            raise ValueError(f"retain_history({name!r}, {days}): keep at least 7 days")
-        interval = f"interval {int(days)} days"
-        self.spark.sql(
-            f"ALTER TABLE {self.sql_ref(name)} SET TBLPROPERTIES ("
-            f"'delta.deletedFileRetentionDuration' = '{interval}', "
-            f"'delta.logRetentionDuration' = '{interval}')"
-        )
 
     def ensure_schema(self, catalog: str, schema: str) -> None:
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")

@@ -12,6 +12,7 @@ table (:mod:`demand_forecasting.platform.handover`).
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Iterator
@@ -87,36 +88,100 @@ class LocalTaskValues:
             _ACTIVE.reset(token)
 
 
+class TaskValuesUnavailableError(RuntimeError):
+    """This Databricks process has no ``dbutils`` that can set task values."""
+
+
 class DatabricksTaskValues:
-    """``dbutils.jobs.taskValues`` of the running Databricks job."""
+    """``dbutils.jobs.taskValues`` of the running Databricks job.
 
-    def __init__(self) -> None:
-        from databricks.sdk.runtime import dbutils
+    Databricks documents ``dbutils.jobs.taskValues.set``/``get`` for Python notebooks only
+    ("Use task values to pass information between tasks",
+    https://docs.databricks.com/jobs/task-values.html); every task here is a
+    ``python_wheel_task``. The runtime's own ``dbutils`` is found the way the Databricks SDK
+    finds it (:func:`runtime_task_values`); where there is none, the SDK hands out a stand-in
+    whose ``set`` does nothing (``databricks.sdk.dbutils._JobsUtil._TaskValuesUtil``, for
+    local debugging), which would lose ``retrain_count`` silently and leave the condition
+    task ``retrain_needed`` unresolvable. That stand-in is refused: ``set`` then fails,
+    naming the value and the fix.
+    """
 
-        self._task_values = dbutils.jobs.taskValues
+    def __init__(self, task_values: Any = None) -> None:
+        """``task_values``: the ``dbutils.jobs.taskValues`` to use (found on first use)."""
+        self._task_values = task_values
+
+    def _store(self, call: str) -> Any:
+        if self._task_values is None:
+            self._task_values = runtime_task_values()
+        if self._task_values is None or _is_sdk_stand_in(self._task_values):
+            raise TaskValuesUnavailableError(_NO_RUNTIME_DBUTILS.format(call=call))
+        return self._task_values
 
     def set(self, key: str, value: Any) -> None:
         check_value("this task", key, value)  # a clearer refusal than the runtime's
+        call = f"set({key!r})"
+        store = self._store(call)
         try:
-            self._task_values.set(key=key, value=value)
+            store.set(key=key, value=value)
         except Exception as exc:
-            raise RuntimeError(_WHEEL_TASK_HINT.format(call=f"set({key!r})", exc=exc)) from exc
+            raise RuntimeError(_WHEEL_TASK_HINT.format(call=call, exc=exc)) from exc
 
     def get(self, task_key: str, key: str, default: Any = None) -> Any:
+        call = f"get({task_key!r}, {key!r})"
+        store = self._store(call)
         try:
-            return self._task_values.get(taskKey=task_key, key=key, default=default)
+            return store.get(taskKey=task_key, key=key, default=default)
         except Exception as exc:
-            call = f"get({task_key!r}, {key!r})"
             raise RuntimeError(_WHEEL_TASK_HINT.format(call=call, exc=exc)) from exc
 
 
-#: Databricks documents ``dbutils.jobs.taskValues`` for Python notebooks; this project calls
-#: it from python_wheel_tasks. If a runtime refuses that, this says what to change.
+def runtime_task_values() -> Any:
+    """The Databricks runtime's ``dbutils.jobs.taskValues``, or None where it has none.
+
+    First ``databricks.sdk.runtime``'s ``dbutils``, when it is the runtime's own (its
+    ``is_local_implementation`` is False: it took the notebook namespace's objects); then
+    ``pyspark.dbutils.DBUtils``, which only the Databricks Runtime's pyspark has (classic
+    compute). Call it on Databricks only: elsewhere importing ``databricks.sdk.runtime``
+    configures a workspace client from the environment.
+    """
+    runtime = importlib.import_module("databricks.sdk.runtime")
+    if not getattr(runtime, "is_local_implementation", True):
+        return runtime.dbutils.jobs.taskValues
+    try:
+        from pyspark.dbutils import DBUtils
+        from pyspark.sql import SparkSession
+
+        return DBUtils(SparkSession.builder.getOrCreate()).jobs.taskValues
+    except Exception as exc:  # not the Databricks Runtime's pyspark (e.g. Spark Connect)
+        log.warning("no runtime dbutils in this process (%s)", exc)
+        return None
+
+
+def _is_sdk_stand_in(task_values: Any) -> bool:
+    """Whether ``task_values`` is the Databricks SDK's local stand-in, whose ``set`` is a no-op."""
+    try:
+        from databricks.sdk.dbutils import _JobsUtil
+    except ImportError:
+        return False
+    return isinstance(task_values, _JobsUtil._TaskValuesUtil)
+
+
+#: The runtime's dbutils was found but refused the call.
 _WHEEL_TASK_HINT = (
     "dbutils.jobs.taskValues.{call} failed in this python_wheel_task ({exc}). Databricks "
     "documents task values for Python notebook tasks; set `experimental: "
     "python_wheel_wrapper: true` in databricks.yml to run each wheel task in a notebook "
     "wrapper (see docs/deployment.md, Troubleshooting)"
+)
+
+#: No dbutils of the runtime in this process (serverless, or a runtime without dbruntime).
+_NO_RUNTIME_DBUTILS = (
+    "cannot call dbutils.jobs.taskValues.{call} in this python_wheel_task: this process has "
+    "no Databricks runtime dbutils (databricks.sdk.runtime fell back to its local stand-in, "
+    "whose set() would drop the value, and pyspark.dbutils is missing). Databricks documents "
+    "task values for Python notebook tasks only. Run the job on classic compute "
+    "(`compute: classic`) and, if this persists, set `experimental: python_wheel_wrapper: "
+    "true` in databricks.yml (docs/deployment.md, Troubleshooting)"
 )
 
 

@@ -66,13 +66,20 @@ def _from_scratch(ctx: RunContext, config: DatasetConfig) -> DataFrame:
 def test_monthly_increments_are_exact_and_idle_reruns_change_nothing(
     ctx: RunContext, tiny: DatasetConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    retained: list[tuple[str, int]] = []
-    monkeypatch.setattr(
-        ctx.tables, "retain_history", lambda name, days: retained.append((name, days))
-    )
     folder = _land_and_run(ctx, tiny, "1988-06")
     # Gold keeps its history for check_drift's time travel from its creation on.
-    assert retained == [(ctx.table(names.FEATURES), build_features.FEATURE_HISTORY_DAYS)]
+    gold_name = ctx.table(names.FEATURES)
+    kept = f"interval {build_features.FEATURE_HISTORY_DAYS} days"
+    assert ctx.tables.properties(gold_name)["delta.deletedFileRetentionDuration"] == kept
+    # As a gold table created by an older release has it: shorter file retention, no log's.
+    ctx.spark.sql(
+        f"ALTER TABLE {ctx.tables.sql_ref(gold_name)} SET TBLPROPERTIES "
+        "('delta.deletedFileRetentionDuration' = 'interval 7 days')"
+    )
+    ctx.spark.sql(
+        f"ALTER TABLE {ctx.tables.sql_ref(gold_name)} UNSET TBLPROPERTIES "
+        "('delta.logRetentionDuration')"
+    )
     first = _counts(ctx)
     # Two series from 1982-04 (75 months) and one from 1988-04 (3 months).
     assert first == dict.fromkeys(TABLES, 2 * 75 + 3)
@@ -89,7 +96,14 @@ def test_monthly_increments_are_exact_and_idle_reruns_change_nothing(
     gold = ctx.tables.read(ctx.table(names.FEATURES))
     assertDataFrameEqual(gold, _from_scratch(ctx, tiny).select(*gold.columns))
 
-    assert len(retained) == 1  # set once, when gold is created
+    # The next write converged the older table's properties, in one commit.
+    properties = ctx.tables.properties(gold_name)
+    assert properties["delta.deletedFileRetentionDuration"] == kept
+    assert properties["delta.logRetentionDuration"] == kept
+    history = ctx.tables.delta_table(gold_name).history()
+    assert (
+        history.filter("operation = 'SET TBLPROPERTIES'").count() == 1 + 1 + 1
+    )  # create, test, converge
     versions = _versions(ctx)
     _run_all(ctx, tiny)  # nothing new anywhere
     assert _versions(ctx) == versions

@@ -22,6 +22,7 @@ from demand_forecasting.data.ingest import (
     check_new_landing_files,
     ends_without_line_break,
     run,
+    same_modification_time,
 )
 from demand_forecasting.platform.context import RunContext
 
@@ -237,6 +238,47 @@ def test_on_databricks_bronze_tells_which_files_are_already_in(
     _blank_later(first)  # rewritten after ingest: checked again
     with pytest.raises(LandingFileError, match=r"aus_retail_2015-01\.csv is blank"):
         check_new_landing_files(databricks, aus, folder)
+
+
+#: 2026-01-03 06:00:05 UTC in ms, and the same instant with milliseconds.
+_WHOLE_SECOND_MS = 1_767_420_005_000
+_WITH_MS = _WHOLE_SECOND_MS + 123
+
+
+@pytest.mark.parametrize(
+    ("recorded", "listed", "same"),
+    [
+        (_WITH_MS, _WITH_MS, True),  # both in ms (local: checkpoint and os.stat)
+        (_WHOLE_SECOND_MS, _WITH_MS, True),  # bronze from an RFC 1123 listing, stat in ms
+        (_WITH_MS, _WHOLE_SECOND_MS, True),  # the other way round
+        (_WHOLE_SECOND_MS, _WHOLE_SECOND_MS + 1_000, False),  # rewritten a second later
+        (_WHOLE_SECOND_MS, _WITH_MS + 1_000, False),  # later second, stat in ms
+        (_WITH_MS, _WITH_MS + 1, False),  # both in ms: any difference is a rewrite
+    ],
+)
+def test_modification_times_of_either_precision_compare_without_missing_a_rewrite(
+    recorded: int, listed: int, same: bool
+) -> None:
+    assert same_modification_time(recorded, listed) is same
+
+
+def test_files_recorded_to_the_second_are_not_read_again_but_a_later_rewrite_is(
+    tmp_path: Path, aus: DatasetConfig
+) -> None:
+    # On Databricks bronze may record whole seconds while os.stat of /Volumes has ms: every
+    # file then looked rewritten, and each run read (a remote GET) every month ever landed.
+    kept = write_landing_file(tmp_path, "aus_retail_2015-01.csv", _rows("2015-01-01", "A1"))
+    rewritten = write_landing_file(tmp_path, "aus_retail_2015-02.csv", _rows("2015-02-01", "A1"))
+    for path in (kept, rewritten):
+        os.utime(path, ns=(_WITH_MS * 1_000_000, _WITH_MS * 1_000_000))
+    recorded = {kept.name: _WHOLE_SECOND_MS, rewritten.name: _WHOLE_SECOND_MS}
+    later = (_WITH_MS + 2_000) * 1_000_000
+    os.utime(rewritten, ns=(later, later))
+
+    landing = check_landing_files(tmp_path, aus, recorded)
+
+    assert [p.name for p in landing.new] == [rewritten.name]
+    assert [p.name for p in landing.changed] == [rewritten.name]
 
 
 def test_a_landing_file_rewritten_after_ingest_is_refused_not_ignored(

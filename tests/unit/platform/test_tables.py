@@ -100,3 +100,61 @@ def test_large_local_table_compares_the_data_files_with_the_bound(ctx: RunContex
     assert ctx.large_local_table("sized", size - 1)
     assert not ctx.large_local_table("sized", size)
     assert not replace(ctx, on_databricks=True).large_local_table("sized", 0)
+
+
+def _property_commits(ctx: RunContext, name: str) -> int:
+    history = ctx.tables.delta_table(name).history()
+    return history.filter("operation = 'SET TBLPROPERTIES'").count()
+
+
+def test_retained_history_converges_a_table_created_with_other_properties(
+    ctx: RunContext,
+) -> None:
+    name = ctx.table("older_release")
+    ctx.spark.createDataFrame([("a", 1.0)], "series_id string, y double").write.format(
+        "delta"
+    ).option("delta.deletedFileRetentionDuration", "interval 7 days").save(
+        str(ctx.tables.local_folder(name))
+    )
+    assert ctx.tables.properties(name).get("delta.deletedFileRetentionDuration") == (
+        "interval 7 days"
+    )  # as an older release (or Delta's default) left it; no log retention set
+
+    changed = ctx.tables.retain_history(name, 730)
+
+    wanted = "interval 730 days"
+    assert changed == {
+        "delta.deletedFileRetentionDuration": wanted,
+        "delta.logRetentionDuration": wanted,
+    }
+    properties = ctx.tables.properties(name)
+    assert properties["delta.deletedFileRetentionDuration"] == wanted
+    assert properties["delta.logRetentionDuration"] == wanted
+    assert _property_commits(ctx, name) == 1  # both in one commit
+    version = ctx.tables.version(name)
+
+    assert ctx.tables.retain_history(name, 730) == {}  # converged: nothing to write
+    assert ctx.tables.version(name) == version
+
+
+def test_retained_history_sets_both_when_only_one_differs(ctx: RunContext) -> None:
+    name = ctx.table("half_set")
+    ctx.tables.write(ctx.spark.createDataFrame([(1,)], "x int"), name)
+    ctx.spark.sql(
+        f"ALTER TABLE {ctx.tables.sql_ref(name)} SET TBLPROPERTIES "
+        "('delta.logRetentionDuration' = 'interval 730 days')"
+    )
+
+    assert ctx.tables.retain_history(name, 730) == {
+        "delta.deletedFileRetentionDuration": "interval 730 days"
+    }
+    assert _property_commits(ctx, name) == 2
+
+
+def test_retained_history_is_never_shorter_than_delta_s_default(ctx: RunContext) -> None:
+    name = ctx.table("short")
+    ctx.tables.write(ctx.spark.createDataFrame([(1,)], "x int"), name)
+    version = ctx.tables.version(name)
+    with pytest.raises(ValueError, match="at least 7 days"):
+        ctx.tables.retain_history(name, 3)
+    assert ctx.tables.version(name) == version

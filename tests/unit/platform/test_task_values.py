@@ -9,11 +9,13 @@ import types
 from typing import Any
 
 import pytest
+from databricks.sdk.dbutils import _JobsUtil
 
 from demand_forecasting.platform.task_values import (
     MAX_VALUE_BYTES,
     DatabricksTaskValues,
     LocalTaskValues,
+    TaskValuesUnavailableError,
     TaskValueTooLargeError,
 )
 
@@ -37,10 +39,15 @@ class _StoringTaskValues:
         return self.values.get(key, default)
 
 
-def _runtime(monkeypatch: pytest.MonkeyPatch, task_values: object) -> None:
-    # databricks.sdk.runtime exists only on a cluster; this stands in for its dbutils.
+def _runtime(
+    monkeypatch: pytest.MonkeyPatch, task_values: object, *, local_implementation: bool = False
+) -> None:
+    # databricks.sdk.runtime takes the runtime's dbutils only on a cluster (importing it here
+    # would configure a workspace client); this module stands in for it. With
+    # local_implementation it is what the SDK becomes without the runtime's namespace.
     module = types.ModuleType("databricks.sdk.runtime")
-    module.dbutils = types.SimpleNamespace(jobs=types.SimpleNamespace(taskValues=task_values))
+    module.is_local_implementation = local_implementation  # type: ignore[attr-defined]
+    module.dbutils = types.SimpleNamespace(jobs=types.SimpleNamespace(taskValues=task_values))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "databricks.sdk.runtime", module)
 
 
@@ -71,6 +78,34 @@ def test_a_refused_set_or_get_names_the_call_and_the_wrapper_fix(
     assert "python_wheel_wrapper: true" in str(refused_set.value)
     assert "not supported in this context" in str(refused_set.value)
     assert "taskValues.get('train', 'candidates') failed" in str(refused_get.value)
+
+
+def test_the_sdk_stand_in_whose_set_drops_the_value_is_refused_naming_key_and_fix() -> None:
+    # What databricks.sdk.runtime hands out without the runtime's namespace: its set() is a
+    # no-op, so retrain_count would vanish and retrain_needed could not resolve.
+    stand_in = _JobsUtil().taskValues
+    values = DatabricksTaskValues(stand_in)
+
+    with pytest.raises(TaskValuesUnavailableError) as refused:
+        values.set("retrain_count", 3)
+
+    message = str(refused.value)
+    assert "taskValues.set('retrain_count')" in message
+    assert "local stand-in" in message
+    assert "compute: classic" in message and "python_wheel_wrapper: true" in message
+
+
+def test_without_the_runtime_namespace_or_pyspark_dbutils_set_fails_instead_of_dropping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = _StoringTaskValues()
+    _runtime(monkeypatch, store, local_implementation=True)
+    monkeypatch.setitem(sys.modules, "pyspark.dbutils", None)  # open-source pyspark has none
+
+    with pytest.raises(TaskValuesUnavailableError, match=r"set\('retrain_count'\)"):
+        DatabricksTaskValues().set("retrain_count", 2)
+
+    assert store.values == {}
 
 
 def _segments(count: int) -> list[str]:

@@ -2,41 +2,42 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-import pytest
+from demand_forecasting.platform.tables import UnityCatalogTables
 
-from demand_forecasting.platform.tables import LocalDeltaTables, UnityCatalogTables
+
+class _Detail:
+    """What ``DESCRIBE DETAIL`` of a table with ``properties`` returns, as far as read."""
+
+    def __init__(self, properties: dict[str, str]) -> None:
+        self._properties = properties
+
+    def select(self, *_columns: str) -> _Detail:
+        return self
+
+    def first(self) -> tuple[dict[str, str]]:
+        return (self._properties,)
 
 
 class _RecordingSession:
-    def __init__(self) -> None:
+    def __init__(self, properties: dict[str, str]) -> None:
+        self.properties = properties
         self.statements: list[str] = []
 
-    def sql(self, statement: str) -> None:
+    def sql(self, statement: str) -> Any:
         self.statements.append(statement)
+        return _Detail(self.properties) if statement.startswith("DESCRIBE DETAIL") else None
 
 
-def test_retained_history_sets_file_and_log_retention_together() -> None:
-    session = _RecordingSession()
+def test_retained_history_reads_then_sets_file_and_log_retention_by_uc_name() -> None:
+    session = _RecordingSession({"delta.logRetentionDuration": "interval 30 days"})
     UnityCatalogTables(session).retain_history("prod.demand_forecasting.gold_features", 730)  # type: ignore[arg-type]
-    (statement,) = session.statements
-    assert statement.startswith(
+    describe, alter = session.statements
+    assert describe == "DESCRIBE DETAIL `prod`.`demand_forecasting`.`gold_features`"
+    assert alter.startswith(
         "ALTER TABLE `prod`.`demand_forecasting`.`gold_features` SET TBLPROPERTIES ("
     )
     # Time travel needs both the data files (VACUUM) and the log entries of a version.
-    assert "'delta.deletedFileRetentionDuration' = 'interval 730 days'" in statement
-    assert "'delta.logRetentionDuration' = 'interval 730 days'" in statement
-
-
-def test_retained_history_is_never_shorter_than_delta_s_default() -> None:
-    session = _RecordingSession()
-    with pytest.raises(ValueError, match="at least 7 days"):
-        UnityCatalogTables(session).retain_history("a.b.c", 3)  # type: ignore[arg-type]
-    assert session.statements == []
-
-
-def test_local_tables_need_no_retention(tmp_path: Path) -> None:
-    session = _RecordingSession()
-    LocalDeltaTables(session, tmp_path).retain_history("a.b.c", 730)  # type: ignore[arg-type]
-    assert session.statements == []
+    assert "'delta.deletedFileRetentionDuration' = 'interval 730 days'" in alter
+    assert "'delta.logRetentionDuration' = 'interval 730 days'" in alter
