@@ -15,6 +15,13 @@ QUARANTINE = "quarantine_sales"
 VALIDATED = "validated_sales"
 SILVER = "silver_sales"
 FEATURES = "gold_features"
+#: Plans of the dataset's planned covariates (price, promotion) for future months, one row per
+#: series, month planned and plan file (:mod:`demand_forecasting.data.plans`).
+PLANS = "silver_plans"
+#: Plan rows that broke a plan rule, as they landed, with the rule.
+PLANS_QUARANTINE = "quarantine_plans"
+#: One row per plan file version loaded: its counts (which files are done).
+PLAN_FILES = "plan_files"
 
 # Models and governance
 EVALUATIONS = "model_evaluations"

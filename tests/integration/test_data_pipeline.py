@@ -8,7 +8,9 @@ those three tasks (later issues append more tasks to the same job).
 
 from __future__ import annotations
 
+import csv
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ import yaml
 
 from demand_forecasting import names
 from demand_forecasting.cli import main as cli_main
+from demand_forecasting.data.config import parse_month
+from demand_forecasting.data.plan_layout import plans_folder
 from demand_forecasting.platform.context import build_context
 from demand_forecasting.runner import yaml12
 from demand_forecasting.runner.executor import run_job
@@ -101,3 +105,53 @@ def test_monthly_job_data_tasks_through_the_runner(
     third = _run(bundle, dataset, tmp_path / "runs")
     assert versions() == before  # nothing new: no table changed
     assert third.tasks[0].values == {"ingested_rows": 0}
+    # A dataset without `planned` columns: no plan is expected, no plan table made.
+    for table in (names.PLANS, names.PLANS_QUARANTINE, names.PLAN_FILES):
+        assert not ctx.tables.exists(ctx.table(table))
+
+
+def _plan_rows(folder: Path) -> list[tuple[str, date, float, float, date]]:
+    """The rows of the plan files in ``folder`` as silver_plans should hold them."""
+    rows = []
+    for path in sorted(folder.glob("*.csv")):
+        plan_month = parse_month(path.stem[-7:])
+        with path.open(encoding="utf-8", newline="") as handle:
+            for r in csv.DictReader(handle):
+                month = parse_month(r["Period"])
+                key = f"{r['Region']}|{r['Product']}"
+                rows.append((key, month, float(r["Price"]), float(r["Promo"]), plan_month))
+    return sorted(rows)
+
+
+def test_plan_files_of_the_synthetic_dataset_fill_silver_plans(
+    spark: object, state_dir: Path, bundle: Path, tmp_path: Path
+) -> None:
+    land = ["land", "--dataset", "synthetic", "--series", "8"]
+    assert cli_main([*land, "--until", "1983-03"]) == 0
+    ctx = build_context("dev", "dev", "demand_forecasting", state_dir=state_dir)
+    folder = plans_folder(Path(ctx.volume_path(names.LANDING_VOLUME, "synthetic")))
+
+    def plans() -> list[tuple[str, date, float, float, date]]:
+        table = ctx.tables.read(ctx.table(names.PLANS))
+        return sorted(
+            (r.series_id, r.month, r.price, r.promo, r.plan_month) for r in table.collect()
+        )
+
+    first = _run(bundle, "synthetic", tmp_path / "runs")
+    arguments = first.tasks[2].arguments
+    assert arguments[arguments.index("--horizon") + 1] == "12"
+    # Twelve plan files (1982-04 .. 1983-03), each of 8 series x the next 12 months.
+    assert len(plans()) == 12 * 8 * 12
+    assert plans() == _plan_rows(folder)
+
+    assert cli_main([*land, "--next-month"]) == 0
+    _run(bundle, "synthetic", tmp_path / "runs")
+    assert len(plans()) == 13 * 8 * 12
+    assert plans() == _plan_rows(folder)
+    # No bad plan row: like quarantine_sales, the plan quarantine is made for the first one.
+    assert not ctx.tables.exists(ctx.table(names.PLANS_QUARANTINE))
+
+    tables = (names.PLANS, names.PLANS_QUARANTINE, names.PLAN_FILES)
+    before = {t: ctx.tables.version(ctx.table(t)) for t in tables}
+    _run(bundle, "synthetic", tmp_path / "runs")
+    assert {t: ctx.tables.version(ctx.table(t)) for t in tables} == before

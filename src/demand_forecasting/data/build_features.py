@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import reduce
 
@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 from demand_forecasting import names
 from demand_forecasting.data.config import DatasetConfig, add_month, load_dataset_config
 from demand_forecasting.data.features import LAGS, WINDOWS, add_features
+from demand_forecasting.data.plans import PlanLoad, load_plans
 from demand_forecasting.data.silver import build_silver
 from demand_forecasting.data.streams import delta_source_caught_up, run_available_now
 from demand_forecasting.platform.context import RunContext
@@ -75,6 +76,12 @@ class FeaturesConfig:
     """Parameters of the build_features task."""
 
     dataset: DatasetConfig
+    #: Months ahead a plan may plan (bundle variable ``horizon``): later rows are quarantined.
+    horizon: int = 12
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError(f"--horizon {self.horizon} is not a number of months (1 or more)")
 
 
 @dataclass
@@ -85,6 +92,8 @@ class FeatureRun:
     gold_rows: int = 0
     #: Validated rows the run consumed (task telemetry's ``rows_in``).
     rows_in: int = 0
+    #: Plan rows loaded into silver_plans and quarantined (datasets with ``planned`` columns).
+    plans: PlanLoad = field(default_factory=PlanLoad)
 
     @property
     def rows_out(self) -> int:
@@ -300,6 +309,15 @@ def _current(ctx: RunContext, name: str) -> DataFrame | None:
 
 
 def run(ctx: RunContext, cfg: FeaturesConfig) -> FeatureRun:
+    """Update silver and gold with every newly validated row, then load new plan files (a
+    dataset with ``planned`` columns; their rule ``known_series`` reads the new silver);
+    return the rows written."""
+    total = update_sales_tables(ctx, cfg)
+    total.plans = load_plans(ctx, cfg.dataset, cfg.horizon)
+    return total
+
+
+def update_sales_tables(ctx: RunContext, cfg: FeaturesConfig) -> FeatureRun:
     """Update silver and gold with every newly validated row; return the rows written."""
     validated = ctx.table(names.VALIDATED)
     total = FeatureRun()
@@ -345,11 +363,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="aus_retail",
         help="dataset config name or YAML path (bundle variable `dataset`)",
     )
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        default=12,
+        help="plan rows more months ahead of their plan file are quarantined "
+        "(bundle variable `horizon`)",
+    )
 
 
 def make_config(args: argparse.Namespace) -> FeaturesConfig:
     """Typed config from the parsed options."""
-    return FeaturesConfig(load_dataset_config(args.dataset))
+    return FeaturesConfig(load_dataset_config(args.dataset), args.horizon)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

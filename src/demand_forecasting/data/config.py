@@ -93,6 +93,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
         "month",
         "target",
         "exogenous",
+        "planned",
         "segment",
         "source",
     ),
@@ -109,7 +110,7 @@ _REQUIRED_KEYS = (
     "segment.keys",
 )
 _MAPPING_KEYS = ("rename", "month", "segment", "segment.known_values", "segment.groups", "source")
-_LIST_KEYS = ("series_keys", "exogenous", "segment.keys")
+_LIST_KEYS = ("series_keys", "exogenous", "planned", "segment.keys")
 
 
 class DatasetConfigError(ValueError):
@@ -250,6 +251,9 @@ class DatasetConfig:
     known_values: Mapping[str, tuple[str, ...]]
     groups: tuple[GroupedKey, ...]
     source: PackageCsvSource | CsvFileSource | SyntheticSource | None = None
+    #: Exogenous columns whose values for future months come as plans (price lists, promo
+    #: calendars): plan files load into silver_plans (:mod:`demand_forecasting.data.plans`).
+    planned: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         canonical = [c for _, c in self.rename]
@@ -292,6 +296,14 @@ class DatasetConfig:
             "and separators (e.g. yyyy-MM-dd, or yyyy MMM for 1991 Jul)",
         )
         self._check_segment(canonical)
+        for column in self.planned:
+            self._require(
+                column in self.exogenous,
+                "planned",
+                f"{column!r} is not one of `exogenous` ({', '.join(self.exogenous) or 'none'}): "
+                "a planned column is an exogenous column whose future values are planned; "
+                "add it to `exogenous` or remove it from `planned`",
+            )
 
     def _roles(self) -> list[tuple[str, str]]:
         """(config key, canonical column) of every column the config gives a role."""
@@ -519,6 +531,7 @@ def _from_mapping(raw: Mapping[str, Any]) -> DatasetConfig:
         month_format=str(raw["month"]["format"]),
         target=str(raw["target"]),
         exogenous=tuple(str(c) for c in raw.get("exogenous") or ()),
+        planned=tuple(str(c) for c in raw.get("planned") or ()),
         segment_keys=tuple(str(k) for k in segment["keys"]),
         known_values={
             str(k): tuple(str(v) for v in vs)

@@ -145,7 +145,7 @@ def check_landing_files(
     problems, cut_short = [], []
     for path in new:
         data = path.read_bytes()
-        if problem := _file_problem(path, data, config):
+        if problem := file_problem(path, data, config):
             problems.append(problem)
         elif ends_without_line_break(data):
             cut_short.append(path.name)
@@ -205,10 +205,17 @@ def _raise_file_problems(problems: list[str]) -> None:
 MAX_NAMED_FILES = 10
 
 
-def _file_problem(path: Path, data: bytes, config: DatasetConfig) -> str | None:
+def file_problem(
+    path: Path, data: bytes, config: DatasetConfig, expected: Sequence[str] | None = None
+) -> str | None:
     """What is wrong with the file (``data``: its bytes) as a whole (a sentence naming it and
-    the rule), or None."""
-    expected = list(config.landing_columns)
+    the rule), or None.
+
+    Args:
+        expected: the header the file must have (default: the dataset's landing columns; a
+            plan file has fewer, :func:`demand_forecasting.data.plans.plan_landing_columns`).
+    """
+    expected = list(config.landing_columns if expected is None else expected)
     try:
         # The whole file: Spark would read any byte that is not UTF-8 as U+FFFD, silently
         # changing a series id or a segment value.

@@ -41,6 +41,13 @@ from demand_forecasting.data.config import (
     parse_month,
     reads_month_names,
 )
+from demand_forecasting.data.plan_layout import (
+    PLANS_FOLDER,
+    plan_file_month,
+    plan_file_name,
+    plan_landing_columns,
+    plans_folder,
+)
 from demand_forecasting.data.synthetic import month_frame, series_parameters
 from demand_forecasting.platform.detect import on_databricks
 from demand_forecasting.platform.paths import default_state_dir, volume_path
@@ -60,15 +67,23 @@ class LandingReport:
     written: tuple[Path, ...]
     rows: int
     already_landed: int
+    #: Plan files written (a synthetic dataset with ``planned`` columns).
+    plans: tuple[Path, ...] = ()
 
     def summary(self) -> str:
         """One line for people."""
+        plans = (
+            f"; {len(self.plans)} plan file(s) {self.plans[0].stem[-7:]} .. "
+            f"{self.plans[-1].stem[-7:]} into {self.plans[0].parent}"
+            if self.plans
+            else ""
+        )
         if not self.written:
-            return f"nothing to land: those months are already in {self.folder}"
+            return f"nothing to land: those months are already in {self.folder}{plans}"
         first, last = self.written[0].stem[-7:], self.written[-1].stem[-7:]
         return (
             f"landed {len(self.written)} monthly file(s) {first} .. {last} ({self.rows:,} "
-            f"rows) into {self.folder}; {self.already_landed} month(s) were already there"
+            f"rows) into {self.folder}; {self.already_landed} month(s) were already there{plans}"
         )
 
 
@@ -100,8 +115,12 @@ def land(
     next_month: bool = False,
     series: int | None = None,
     seed: int | None = None,
+    horizon: int = 12,
 ) -> LandingReport:
     """Land every missing month up to ``until``, or the month after the latest landed one.
+
+    A synthetic dataset with ``planned`` columns also gets, for every month up to ``until``,
+    the plan issued that month (:func:`land_plans`).
 
     Args:
         config: the dataset; its ``source`` says where the history comes from.
@@ -109,6 +128,7 @@ def land(
         until: land all months of the source up to this month (first of month).
         next_month: land only the month after the latest landed month.
         series, seed: override the synthetic source's defaults (synthetic datasets only).
+        horizon: months a plan file plans ahead.
 
     Raises:
         LandingError: the dataset has no source, the month is outside the source's range, or
@@ -141,7 +161,55 @@ def land(
     ):
         written.append(_write_atomically(frame, folder / month_file_name(config, month)))
         rows += len(frame)
-    return LandingReport(folder, tuple(written), rows, already_landed=len(done))
+    plans = land_plans(config, folder, until, horizon=horizon, series=series, seed=seed)
+    return LandingReport(folder, tuple(written), rows, already_landed=len(done), plans=plans)
+
+
+def land_plans(
+    config: DatasetConfig,
+    folder: Path,
+    until: date,
+    *,
+    horizon: int = 12,
+    series: int | None = None,
+    seed: int | None = None,
+) -> tuple[Path, ...]:
+    """Write the missing plan files up to ``until`` of a synthetic dataset with ``planned``
+    columns; return them (none for another dataset: its plans come from its planners).
+
+    The plan issued in month M (:func:`~demand_forecasting.data.plans.plan_file_name`) has,
+    for every series, the generator's values of the planned columns for the ``horizon``
+    months after M (fewer near the source's last month): the generator is deterministic by
+    seed, so these are the values the sales files of those months will carry. A month whose
+    plan is there (by its own file or a suffixed one) is never written again.
+    """
+    source = config.source
+    if not config.planned or not isinstance(source, SyntheticSource):
+        return ()
+    target = plans_folder(folder)
+    issued = set()
+    if target.is_dir():
+        issued = {plan_file_month(config, p.name) for p in target.iterdir()}
+    months = [m for m in _months_between(source.first_month, until) if m not in issued]
+    if not months:
+        return ()
+    last = min(add_month(months[-1], horizon), source.last_month)
+    needed = _months_between(add_month(months[0]), last)
+    columns = list(plan_landing_columns(config))
+    frames = {
+        month: frame[columns]
+        for month, frame in month_frames(config, source, needed, series=series, seed=seed)
+    }
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for month in months:
+        ahead = [
+            frames[m] for m in (add_month(month, k) for k in range(1, horizon + 1)) if m in frames
+        ]
+        if ahead:
+            plan = pd.concat(ahead, ignore_index=True)
+            written.append(_write_atomically(plan, target / plan_file_name(config, month)))
+    return tuple(written)
 
 
 Source = PackageCsvSource | CsvFileSource | SyntheticSource
@@ -312,6 +380,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", type=int, help="synthetic datasets: number of series")
     parser.add_argument("--seed", type=int, help="synthetic datasets: random seed")
     parser.add_argument(
+        "--horizon",
+        type=int,
+        default=12,
+        help="synthetic datasets with planned columns: months each plan file plans ahead "
+        "(bundle variable `horizon`)",
+    )
+    parser.add_argument(
         "--from-csv",
         type=Path,
         metavar="FILE",
@@ -359,6 +434,7 @@ def main(args: argparse.Namespace) -> int:
             next_month=args.next_month,
             series=args.series,
             seed=args.seed,
+            horizon=args.horizon,
         )
     except LandingError as exc:
         log.error("land: %s", exc)
@@ -375,7 +451,7 @@ def datasets_beside(folder: Path) -> list[str]:
     return sorted(
         d.name
         for d in volume.iterdir()
-        if d.is_dir() and d.name != folder.name and any(d.glob("*.csv"))
+        if d.is_dir() and d.name not in (folder.name, PLANS_FOLDER) and any(d.glob("*.csv"))
     )
 
 

@@ -104,11 +104,9 @@ def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
     numbers = [config.target, *config.exogenous]
     typed = cleaned.select(
         "*",
-        *[_number(text(c)).alias("_y" if c == config.target else number(c)) for c in numbers],
+        *[parsed_number(text(c)).alias("_y" if c == config.target else number(c)) for c in numbers],
         F.to_date(stamp).alias("_month"),
-        (F.unix_timestamp(stamp) - F.unix_timestamp(F.date_trunc("month", stamp))).alias(
-            "_month_offset"
-        ),
+        month_offset_column(stamp).alias("_month_offset"),
     )
     month, file_month = F.col("_month"), file_month_column(config)
     months_after_file = (F.year(month) - F.year(file_month)) * 12 + (
@@ -123,6 +121,11 @@ def add_typed_columns(bronze: DataFrame, config: DatasetConfig) -> DataFrame:
             "_months_after_plain_file"
         ),
     )
+
+
+def month_offset_column(stamp: Column) -> Column:
+    """Seconds from the first of the month to the parsed month ``stamp`` (0 on the grain)."""
+    return F.unix_timestamp(stamp) - F.unix_timestamp(F.date_trunc("month", stamp))
 
 
 def month_stamp(config: DatasetConfig) -> Column:
@@ -216,35 +219,10 @@ def build_rules(config: DatasetConfig, run_month: date) -> list[Rule]:
             "ExpectColumnValuesToNotBeInSet",
             {"column": LINE_TERMINATED, "value_set": [False]},
         ),
-        Rule(
-            "row_parses",
-            "the CSV line splits into exactly the header's columns",
-            F.col(RESCUED).isNotNull(),
-            "ExpectColumnValuesToBeNull",
-            {"column": RESCUED},
-        ),
+        row_parses_rule(),
     ]
-    for column in config.required_columns:
-        rules.append(
-            Rule(
-                f"not_null_{column}",
-                f"{column} is present (not empty)",
-                F.col(text(column)).isNull(),
-                "ExpectColumnValuesToNotBeNull",
-                {"column": text(column)},
-            )
-        )
-    for column in (config.target, *config.exogenous):
-        value = F.col(text(column))
-        rules.append(
-            Rule(
-                f"{column}_is_number",
-                f"{column} is a plain decimal number",
-                value.isNotNull() & ~value.rlike(NUMBER_PATTERN),
-                "ExpectColumnValuesToMatchRegex",
-                {"column": text(column), "regex": NUMBER_PATTERN},
-            )
-        )
+    rules += [not_null_rule(column) for column in config.required_columns]
+    rules += [is_number_rule(column) for column in (config.target, *config.exogenous)]
     rules += _target_and_month_rules(config, run_month)
     for column, values in config.value_domains().items():
         value = F.col(text(column))
@@ -257,13 +235,12 @@ def build_rules(config: DatasetConfig, run_month: date) -> list[Rule]:
                 {"column": text(column), "value_set": list(values)},
             )
         )
-    rules.append(_unique_rule())
+    rules.append(unique_series_month_rule())
     return [_never_null(r) for r in rules]
 
 
 def _target_and_month_rules(config: DatasetConfig, run_month: date) -> list[Rule]:
-    y, month, offset = F.col("_y"), F.col("_month"), F.col("_month_offset")
-    month_text = F.col(text(config.month_column))
+    y, month = F.col("_y"), F.col("_month")
     return [
         Rule(
             f"{config.target}_in_range",
@@ -272,28 +249,7 @@ def _target_and_month_rules(config: DatasetConfig, run_month: date) -> list[Rule
             "ExpectColumnValuesToBeBetween",
             {"column": "_y", "min_value": 0, "max_value": MAX_DOUBLE},
         ),
-        Rule(
-            "month_parses",
-            f"{config.month_column} parses as {config.month_format}"
-            + (NAMES_READ if reads_month_names(config.month_format) else ""),
-            month_text.isNotNull() & month.isNull(),
-            "ExpectColumnValuesToNotBeNull",
-            {
-                "column": "_month",
-                "row_condition": {
-                    "type": "nullity",
-                    "column": {"name": text(config.month_column)},
-                    "is_null": False,
-                },
-            },
-        ),
-        Rule(
-            "month_on_grain",
-            "the month is the first day of a month at 00:00",
-            offset.isNotNull() & (offset != 0),
-            "ExpectColumnValuesToBeBetween",
-            {"column": "_month_offset", "min_value": 0, "max_value": 0},
-        ),
+        *month_rules(config),
         Rule(
             "month_not_after_run_month",
             f"the month is not after the run month {run_month:%Y-%m}",
@@ -331,7 +287,71 @@ def _file_month_rules() -> list[Rule]:
     ]
 
 
-def _unique_rule() -> Rule:
+def row_parses_rule() -> Rule:
+    """``row_parses``: the CSV line split into the header's columns (nothing rescued)."""
+    return Rule(
+        "row_parses",
+        "the CSV line splits into exactly the header's columns",
+        F.col(RESCUED).isNotNull(),
+        "ExpectColumnValuesToBeNull",
+        {"column": RESCUED},
+    )
+
+
+def not_null_rule(column: str) -> Rule:
+    """``not_null_<column>``: the canonical column's text is not empty."""
+    return Rule(
+        f"not_null_{column}",
+        f"{column} is present (not empty)",
+        F.col(text(column)).isNull(),
+        "ExpectColumnValuesToNotBeNull",
+        {"column": text(column)},
+    )
+
+
+def is_number_rule(column: str) -> Rule:
+    """``<column>_is_number``: the text, if any, is a plain decimal number."""
+    value = F.col(text(column))
+    return Rule(
+        f"{column}_is_number",
+        f"{column} is a plain decimal number",
+        value.isNotNull() & ~value.rlike(NUMBER_PATTERN),
+        "ExpectColumnValuesToMatchRegex",
+        {"column": text(column), "regex": NUMBER_PATTERN},
+    )
+
+
+def month_rules(config: DatasetConfig) -> list[Rule]:
+    """``month_parses`` and ``month_on_grain`` over ``_month`` and ``_month_offset``
+    (:func:`month_offset_column`)."""
+    month, offset = F.col("_month"), F.col("_month_offset")
+    return [
+        Rule(
+            "month_parses",
+            f"{config.month_column} parses as {config.month_format}"
+            + (NAMES_READ if reads_month_names(config.month_format) else ""),
+            F.col(text(config.month_column)).isNotNull() & month.isNull(),
+            "ExpectColumnValuesToNotBeNull",
+            {
+                "column": "_month",
+                "row_condition": {
+                    "type": "nullity",
+                    "column": {"name": text(config.month_column)},
+                    "is_null": False,
+                },
+            },
+        ),
+        Rule(
+            "month_on_grain",
+            "the month is the first day of a month at 00:00",
+            offset.isNotNull() & (offset != 0),
+            "ExpectColumnValuesToBeBetween",
+            {"column": "_month_offset", "min_value": 0, "max_value": 0},
+        ),
+    ]
+
+
+def unique_series_month_rule(kind: str = "landing file") -> Rule:
     # Per file: a file that says two things of one series and month is ambiguous. Across the
     # files of a batch (an original and its correction landed before the month ran, or a
     # correction of a later month restating an earlier one) each row is valid, and silver
@@ -341,7 +361,7 @@ def _unique_rule() -> Rule:
     present = F.col("_series_id").isNotNull() & F.col("_month").isNotNull()
     return Rule(
         "unique_series_month",
-        "one row per series and month in a landing file (all copies fail)",
+        f"one row per series and month in a {kind} (all copies fail)",
         present & (F.count(F.lit(1)).over(key) > 1),
         "ExpectCompoundColumnsToBeUnique",
         {
@@ -361,7 +381,8 @@ def _never_null(rule: Rule) -> Rule:
     )
 
 
-def _number(column: str) -> Column:
+def parsed_number(column: str) -> Column:
+    """The text column ``column`` as a double; null unless it is a plain decimal number."""
     text = F.col(column)
     return F.when(text.rlike(NUMBER_PATTERN), text.try_cast("double"))
 

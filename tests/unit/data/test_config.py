@@ -128,3 +128,15 @@ def test_helpers() -> None:
     assert parse_month("2015-12").isoformat() == "2015-12-01"
     with pytest.raises(ValueError, match="YYYY-MM"):
         parse_month("2015-13")
+
+
+def test_planned_columns_are_exogenous_columns(tmp_path: Path) -> None:
+    assert load_dataset_config("synthetic").planned == ("price", "promo")
+    assert load_dataset_config("aus_retail").planned == ()
+    path = tmp_path / "planned.yml"
+    path.write_text("extends: synthetic\nname: planned\nplanned: [price, units]\n", "utf-8")
+    with pytest.raises(DatasetConfigError, match=r"planned: 'units' is not one of `exogenous`"):
+        load_dataset_config(str(path))
+    path.write_text("extends: synthetic\nname: planned\nplanned: price\n", "utf-8")
+    with pytest.raises(DatasetConfigError, match="`planned` must be a list"):
+        load_dataset_config(str(path))
