@@ -9,6 +9,7 @@ names them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +87,11 @@ def test_the_first_month_forecasts_nothing_and_succeeds_with_a_report_for_the_ap
     assert f"**Awaiting approval: {len(SEGMENTS)} segment(s) have no champion yet" in text
     assert f"## Awaiting approval ({len(SEGMENTS)})" in text
     assert "FAILED" not in text
+    # Nothing was forecast, so the shared tasks have no series to split by: their cost is
+    # unattributed, and the split still adds up to the run's (it fell short by theirs).
+    assert_costs_add_up(prod_like, run)
+    assert "attributed to no model** (ingest, validate_data, build_features, check_drift" in text
+    assert "this run forecast no series" in text
 
 
 def test_approving_one_segment_and_rerunning_the_month_forecasts_it_the_others_still_wait(
@@ -107,3 +113,26 @@ def test_approving_one_segment_and_rerunning_the_month_forecasts_it_the_others_s
     assert ", ".join(waiting) in top and FOOD not in top
     assert "## Awaiting approval (2)" in text
     assert "by 1 segment champions" in text and f"{FOOD} (new v" in text
+    # A rerun of the month: FOOD's decision is the first run's, and this run trained nothing.
+    assert f"**This job run (`{run.run_id}`) is a rerun of 2015-12.**" in text
+    assert "This rerun retrained nothing" in text
+    assert_costs_add_up(prod_like, run)
+    assert "attributed to no model" not in text  # FOOD forecast: its series carry them
+
+
+def assert_costs_add_up(prod_like: ProdLike, run: JobRunResult) -> None:
+    """The job run's model costs add up to its tasks' priced time (monitor left out), and
+    the report's cost table to the total it names."""
+    ctx = prod_like.ctx()
+    costs = ctx.tables.read(ctx.table(names.MODEL_COSTS)).toPandas()
+    costs = costs[costs["job_run_id"] == str(run.run_id)]
+    telemetry = ctx.tables.read(ctx.table(names.TELEMETRY)).toPandas()
+    tasks = telemetry[(telemetry["job_run_id"] == str(run.run_id))]
+    priced = tasks.loc[tasks["task"] != "monitor", "duration_s"].sum() / 3600
+    assert costs["cost"].sum() == pytest.approx(priced * costs["cost_per_hour"].iloc[0])
+    text = prod_like.report()
+    section = text[text.index("## Cost per model") : text.index("## Time per task")]
+    total = float(re.search(r"\*\*([0-9.e-]+)\*\* in total", section).group(1))  # type: ignore[union-attr]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ")][2:]
+    assert len(rows) <= 11  # three models at most, and the unattributed line
+    assert sum(float(cells[1]) for cells in rows) == pytest.approx(total, rel=0.01)

@@ -32,6 +32,9 @@ from demand_forecasting.runner.entry_points import EntryPoint, resolve_entry_poi
 from demand_forecasting.runner.executor import run_job
 from demand_forecasting.runner.results import JobResultState, JobRunResult, TaskResult, TaskStatus
 
+#: The drift table's columns naming the job run that decided a row and when (docs/tables.md).
+DECIDED_BY = ("decided_by_job_run", "decided_at")
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,10 +92,15 @@ def fallbacks(ctx: RunContext) -> set[str]:
 
 
 def contents(ctx: RunContext, name: str) -> list[tuple[object, ...]]:
+    """A table's rows; the drift table's but for the job run and time that decided each (a
+    rerun of the month decides the segments it does not keep again, and says so)."""
     full = ctx.table(name)
     if not ctx.tables.exists(full):
         return []
-    return sorted((tuple(r) for r in ctx.tables.read(full).collect()), key=repr)
+    frame = ctx.tables.read(full)
+    if name == names.DRIFT:
+        frame = frame.drop(*DECIDED_BY)
+    return sorted((tuple(r) for r in frame.collect()), key=repr)
 
 
 def model_versions(ctx: RunContext) -> dict[str, list[str]]:
@@ -220,6 +228,8 @@ def test_rerunning_a_month_changes_no_contents(monthly: Monthly) -> None:
     tables = (names.FORECASTS, names.DRIFT, names.ACCURACY, names.FEATURES, names.EVALUATIONS)
     before = {t: contents(ctx, t) for t in tables}
     versions = model_versions(ctx)
+    drift_rows = ctx.tables.read(ctx.table(names.DRIFT)).where("run_month = DATE'2016-01-01'")
+    shift_run = {r["decided_by_job_run"] for r in drift_rows.where(f"segment = '{FOOD}'").collect()}
 
     run = monthly.run()
 
@@ -230,6 +240,17 @@ def test_rerunning_a_month_changes_no_contents(monthly: Monthly) -> None:
     ctx = monthly.ctx()
     assert {t: contents(ctx, t) for t in tables} == before
     assert model_versions(ctx) == versions
+    # The report shows the month's decision to retrain FOOD as the first run's, and what the
+    # rerun did: nothing (it showed that decision as the rerun's own).
+    (first,) = shift_run
+    assert first is not None and first != str(run.run_id)
+    report = (monthly.state / "reports" / "2016-01" / "report.md").read_text()
+    section = report[report.index("## Retraining decisions") : report.index("## Drift")]
+    assert f"**This job run (`{run.run_id}`) is a rerun of 2016-01.**" in section
+    assert f"kept: job run `{first}` at " in section
+    assert f"| {FOOD} | {drift.RETRAIN_DRIFT} |" in section and f"| {first} |" in section
+    assert "This rerun retrained nothing: the 1 segment(s) the kept decisions sent" in section
+    assert "this rerun retrained nothing)." in report[: report.index("## Retraining decisions")]
 
 
 def crash_after_first_segment() -> object:

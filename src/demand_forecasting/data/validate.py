@@ -50,6 +50,7 @@ from demand_forecasting.data.rules import (
     build_rules,
     judge,
     quarantined_rows,
+    text,
 )
 from demand_forecasting.data.streams import (
     append_once,
@@ -97,6 +98,8 @@ class FileCounts:
     batch_ids: tuple[int, ...] = ()
     #: Months (``YYYY-MM``) of the file's rows that broke a rule of :data:`FILE_MONTH_RULES`.
     other_months: tuple[str, ...] = ()
+    #: The month texts, as landed, of the file's rows that broke ``month_parses`` (a few).
+    unparsed_months: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,13 +164,27 @@ class ValidationRun:
         return sum(v.bad for v in self.verdicts)
 
 
-def file_counts(judged: DataFrame, rules: Sequence[Rule]) -> tuple[FileCounts, ...]:
+#: The rule of a month text the configured format does not read.
+MONTH_PARSES = "month_parses"
+#: Month texts of ``month_parses`` rows named per file (the quarantine table has them all).
+UNPARSED_SHOWN = 5
+
+
+def file_counts(
+    judged: DataFrame, rules: Sequence[Rule], month_column: str | None = None
+) -> tuple[FileCounts, ...]:
     """Count rows, bad rows and rows per rule for each source file, and list the months of
-    rows not of their file's month, in one Spark job."""
+    rows not of their file's month and (with ``month_column``, the dataset's) the month
+    texts that did not parse, in one Spark job."""
     per_rule = [
         F.sum(F.array_contains(FAILED_RULES, r.name).cast("long")).alias(r.name) for r in rules
     ]
     off_month = F.arrays_overlap(F.col(FAILED_RULES), F.array(*map(F.lit, FILE_MONTH_RULES)))
+    unparsed = (
+        F.when(F.array_contains(FAILED_RULES, MONTH_PARSES), F.col(text(month_column)))
+        if month_column is not None
+        else F.lit(None).cast("string")
+    )
     rows = (
         judged.groupBy("source_file")
         .agg(
@@ -177,6 +194,7 @@ def file_counts(judged: DataFrame, rules: Sequence[Rule]) -> tuple[FileCounts, .
             F.array_sort(
                 F.collect_set(F.when(off_month, F.date_format("_month", "yyyy-MM")))
             ).alias("_other_months"),
+            F.slice(F.array_sort(F.collect_set(unparsed)), 1, UNPARSED_SHOWN).alias("_unparsed"),
             *per_rule,
         )
         .orderBy("source_file")
@@ -190,6 +208,7 @@ def file_counts(judged: DataFrame, rules: Sequence[Rule]) -> tuple[FileCounts, .
             {r.name: int(row[r.name]) for r in rules},
             tuple(sorted(row["_batch_ids"])),
             tuple(row["_other_months"]),
+            tuple(row["_unparsed"]),
         )
         for row in rows
     )
@@ -271,15 +290,49 @@ def file_month_hint(verdict: BatchVerdict) -> str:
     )
 
 
+def month_parses_hint(verdict: BatchVerdict, config: DatasetConfig) -> str:
+    """For files with rows whose month text does not parse: the file, the texts as landed,
+    the format the dataset config expects, and how to land those rows again."""
+    hints = []
+    for counts in verdict.files:
+        if not counts.by_rule.get(MONTH_PARSES):
+            continue
+        name = counts.source_file.rsplit("/", 1)[-1]
+        found = _FILE_NAME.match(name)
+        seen = ", ".join(repr(v) for v in counts.unparsed_months)
+        hints.append(
+            f"{name}: {counts.by_rule[MONTH_PARSES]} row(s)"
+            + (f" with {config.month_column} {seen}" if seen else "")
+            + (
+                f" (correction file e.g. {found.group(1)}_{found.group(2)}_correction.csv)"
+                if found
+                else ""
+            )
+        )
+    if not hints:
+        return ""
+    return (
+        f" {MONTH_PARSES}: the {config.month_column} of rows does not parse as "
+        f"{config.month_format!r} (month.format of dataset config {config.name!r}): "
+        f"{'; '.join(hints)}. Those rows are kept as they landed in quarantine. Land them "
+        f"again with {config.month_column} written as {config.month_format!r}, in a correction "
+        "file of their month (<file_prefix>_<YYYY-MM>_correction.csv): the latest load wins "
+        "in silver. If the source changed its month format for good, change month.format in "
+        "the dataset config instead (rows already quarantined must still be landed again)."
+    )
+
+
 def gate_message(
     verdict: BatchVerdict,
     batch_ids: str,
     report: str,
     examples: Mapping[str, Sequence[str]] | None = None,
     dataset: str = "",
+    hints: str = "",
 ) -> str:
     """The failure message: the share, the worst files with their rules and counts, the fix
-    (for values the config does not list, which config key to extend)."""
+    (for values the config does not list, which config key to extend); ``hints``: more rule
+    hints to add (:func:`month_parses_hint`)."""
     worst = sorted(verdict.files, key=lambda f: f.bad, reverse=True)[:5]
     details = "; ".join(
         f"{f.source_file}: {f.bad} of {f.rows} rows bad ("
@@ -295,7 +348,7 @@ def gate_message(
         f"bronze batch(es) {batch_ids} broke the data-quality rules, more than the allowed "
         f"{verdict.max_bad_row_share:.1%} (max_bad_row_share). {details}."
         f"{unknown_value_hint(verdict, examples or {}, dataset)}{cut_file_hint(verdict)}"
-        f"{file_month_hint(verdict)} "
+        f"{file_month_hint(verdict)}{hints} "
         f"No table was changed and the batch will be judged again on the next run, as it "
         f"is: its rows are in bronze, so correcting or replacing the landing file does not "
         f"change the verdict. "
@@ -366,17 +419,24 @@ def _judge_and_write(
         batch = batch.withColumn(LINE_TERMINATED, F.lit(None).cast("boolean"))
     judged = judge(batch.select(*columns), config, rules).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        verdict = BatchVerdict(file_counts(judged, rules), cfg.max_bad_row_share)
+        verdict = BatchVerdict(
+            file_counts(judged, rules, config.month_column), cfg.max_bad_row_share
+        )
         bronze_batches = verdict.bronze_batches()
         suite = run_suite(judged, rules, columns, f"{config.name}_bronze", verdict.rows)
         report = _save_report(ctx, cfg, run_month, batch_id, bronze_batches, verdict, suite)
         check_agreement(suite, verdict.rule_counts())
         _log_summary(verdict, suite, bronze_batches, report)
-        if verdict.passed and (hint := cut_file_hint(verdict) + file_month_hint(verdict)):
+        parse_hint = month_parses_hint(verdict, config)
+        if verdict.passed and (
+            hint := cut_file_hint(verdict) + file_month_hint(verdict) + parse_hint
+        ):
             log.warning("validate_data:%s", hint)
         if not verdict.passed:
             raise DataQualityGateError(
-                gate_message(verdict, bronze_batches, report, suite.examples, config.name)
+                gate_message(
+                    verdict, bronze_batches, report, suite.examples, config.name, parse_hint
+                )
             )
         validated_at = F.lit(ctx.clock()).cast("timestamp")
         if verdict.bad:

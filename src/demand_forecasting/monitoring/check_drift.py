@@ -6,16 +6,18 @@ time travel); the current window is the newest ``current_months`` months of the 
 Both default to 12: a whole seasonal cycle on each side, so that seasonality is not drift.
 PSI per feature and for the target, with the breach rule of
 :mod:`demand_forecasting.monitoring.drift`, go to the drift table (replacing the run month's
-rows: a rerun writes the same rows). The segments to retrain go to the job run's hand-over
-table (``segments_to_train``, read by ``train --segments from-check-drift``: the list grows
-with the estate); task values carry ``retrain_count`` (int, the job's condition) and
-``run_month`` (``YYYY-MM``).
+rows: a rerun writes the same rows, but for the job run and time that decided them). The
+segments to retrain go to the job run's hand-over table (``segments_to_train``, read by
+``train --segments from-check-drift``: the list grows with the estate); task values carry
+``retrain_count`` (int, the job's condition) and ``run_month`` (``YYYY-MM``).
 
 A rerun of a month after its retraining keeps the month's rows and retrains nothing again:
 a segment whose champion was trained on data up to the run month is ``already_retrained``,
 and one whose candidate of this month was refused waits (``wait_refused``), whether it has
 no champion, the fallback, or a champion of its own that kept its place. Both keep the rows,
-and so the decision, that the month's first run recorded.
+and so the decision, that the month's first run recorded, with the job run that took it
+(``decided_by_job_run``, ``decided_at``); the rows of the segments the rerun decides again
+name the rerun.
 
 A segment without champion and with fewer months of history than a model needs (a new
 segment whose earlier months were never landed) waits (``wait_history``) instead of failing
@@ -389,7 +391,14 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
             )
     current_start = add_month(run_month, 1 - cfg.current_months)
     context = RowContext(
-        run_month, cfg.rule.threshold, current_version, current_start, champions, references
+        run_month,
+        cfg.rule.threshold,
+        current_version,
+        current_start,
+        champions,
+        references,
+        job_run_id=ctx.handover.job_run_id,
+        decided_at=ctx.clock(),
     )
     records = [
         row
@@ -405,6 +414,8 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         ctx.table(names.DRIFT),
         mode="overwrite",
         replaceWhere=f"run_month = DATE'{run_month.isoformat()}'",
+        # A table written before decided_by_job_run and decided_at existed gains them.
+        mergeSchema="true",
     )
 
     breaches = {

@@ -10,14 +10,17 @@ compute costs, DBUs times their price plus the VMs) and splits it over the segme
   proportion to those seconds (basis ``measured``);
 - a task that works on every series at once (ingest, validate_data, build_features,
   check_drift, deploy) splits its cost in proportion to the series each segment forecast this
-  run (basis ``series``).
+  run (basis ``series``);
+- such a task in a run that forecast no series (a ``require_approval`` target before its first
+  approval: no segment has a champion) has nothing to split by: its cost is one row with no
+  segment (basis ``unattributed``), so that the split still adds up to the job's cost.
 
 Every attempt of a task counts (a failed attempt was billed too). Monitor itself is left out:
 it is still running when the figures are computed, and leaving it out gives the report the
-same figures whenever it is drawn. The per-model costs add up to the estimated cost of the
-job run's other tasks. It is an estimate: the bill also holds cluster start-up and idle time.
-On Databricks the billed figures are in ``system.billing.usage`` by job run
-(``docs/deployment.md`` has the query).
+same figures whenever it is drawn. The per-model costs plus the unattributed ones add up to
+the estimated cost of the job run's other tasks. It is an estimate: the bill also holds
+cluster start-up and idle time. On Databricks the billed figures are in
+``system.billing.usage`` by job run (``docs/deployment.md`` has the query).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-MEASURED, SERIES = "measured", "series"
+MEASURED, SERIES, UNATTRIBUTED = "measured", "series", "unattributed"
 #: Tasks whose cost is not split: monitor runs while the split is made.
 EXCLUDED_TASKS = frozenset({"monitor"})
 #: One row per segment and task of :func:`allocate`.
@@ -65,7 +68,8 @@ def allocate(
     Returns:
         :data:`ALLOCATION_COLUMNS`, one row per segment and task (attempts summed); ``share``
         is the segment's fraction of the task. A task with no measured segment and no series
-        to split by is left out (its cost is in :func:`job_cost` only).
+        to split by is one row with segment None and basis ``unattributed`` (share 1): the
+        rows' costs always add up to :func:`job_cost`.
 
     Raises:
         ValueError: a negative ``cost_per_hour``.
@@ -82,17 +86,18 @@ def allocate(
             for value in attempts["segment_seconds"]:
                 for segment, work in _measured(value).items():
                     measured[segment] = measured.get(segment, 0.0) + work
+        weights: list[tuple[str | None, float]]
         if measured:
-            basis, weights, total = MEASURED, measured, sum(measured.values())
+            basis, weights, total = MEASURED, sorted(measured.items()), sum(measured.values())
         elif series_total > 0:
-            basis, weights, total = SERIES, series, series_total
+            basis, weights, total = SERIES, sorted(series.items()), series_total
         else:
-            continue
-        for segment, weight in sorted(weights.items()):
+            basis, weights, total = UNATTRIBUTED, [(None, 1.0)], 1.0
+        for model, weight in weights:
             share = weight / total
             rows.append(
                 {
-                    "segment": segment,
+                    "segment": model,
                     "task": str(task),
                     "basis": basis,
                     "share": share,
@@ -109,14 +114,21 @@ def job_cost(telemetry: pd.DataFrame, cost_per_hour: float) -> float:
     return float(attempts["duration_s"].fillna(0.0).sum()) / 3600.0 * cost_per_hour
 
 
+def unattributed(allocation: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`allocate` no model carries (basis ``unattributed``)."""
+    return allocation[allocation["basis"] == UNATTRIBUTED]
+
+
 def per_model(allocation: pd.DataFrame) -> pd.DataFrame:
     """One row per segment, most expensive first: ``segment, cost, measured, shared,
     job_share`` (``measured``: the tasks that measured the segment's own work; ``shared``:
-    its series' part of the others; ``job_share``: its fraction of the allocated cost)."""
+    its series' part of the others; ``job_share``: its fraction of the job run's cost, the
+    :func:`unattributed` part included). The unattributed rows are no model's: left out."""
     columns = ["segment", "cost", "measured", "shared", "job_share"]
-    if allocation.empty:
+    models = allocation[allocation["basis"] != UNATTRIBUTED]
+    if models.empty:
         return pd.DataFrame(columns=columns)
-    by_basis = allocation.pivot_table(
+    by_basis = models.pivot_table(
         index="segment", columns="basis", values="cost", aggfunc="sum", fill_value=0.0
     )
     out = pd.DataFrame(
@@ -126,7 +138,7 @@ def per_model(allocation: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out["cost"] = out["measured"] + out["shared"]
-    total = float(out["cost"].sum())
+    total = float(allocation["cost"].sum())
     out["job_share"] = out["cost"] / total if total > 0 else 0.0
     out = out.reset_index()  # the pivot's index is the segment
     return out.sort_values(["cost", "segment"], ascending=[False, True], ignore_index=True)[columns]

@@ -1,17 +1,21 @@
 """The drift table's rows: one per run month, segment and feature (pure, but for the read).
 
 A segment that was not measured (no champion, or no readable reference) gets one row with
-no feature and no PSI, so that every segment's decision of the month is in the table.
+no feature and no PSI, so that every segment's decision of the month is in the table. Each row
+names the job run whose check_drift took its decision and when (``decided_by_job_run``,
+``decided_at``): a rerun of the month keeps the rows of the segments it does not decide again
+(already retrained, or refused, this month), so the report can say whose decision it shows.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
@@ -24,8 +28,11 @@ DRIFT_SCHEMA = (
     "bin_edges array<double>, reference_shares array<double>, current_shares array<double>, "
     "decision string, champion_model string, champion_version string, "
     "reference_table string, reference_table_version long, reference_start date, "
-    "reference_end date, current_table_version long, current_start date, current_end date"
+    "reference_end date, current_table_version long, current_start date, current_end date, "
+    "decided_by_job_run string, decided_at timestamp"
 )
+#: Columns a drift table written before they existed lacks (read back as null).
+PROVENANCE_COLUMNS = ("decided_by_job_run", "decided_at")
 DRIFT_COLUMNS = tuple(column.split()[0] for column in DRIFT_SCHEMA.split(", "))
 
 
@@ -49,6 +56,9 @@ class RowContext:
     current_start: date
     champions: dict[str, Champion]
     references: dict[str, Reference]
+    #: The job run deciding (None: check_drift run by hand) and when.
+    job_run_id: str | None = None
+    decided_at: datetime | None = None
 
 
 def segment_rows(
@@ -71,6 +81,8 @@ def segment_rows(
         "current_table_version": context.current_version,
         "current_start": context.current_start,
         "current_end": context.run_month,
+        "decided_by_job_run": context.job_run_id,
+        "decided_at": context.decided_at,
     }
     measured = psi[psi["segment"] == segment]
     if measured.empty:
@@ -98,16 +110,24 @@ def existing_rows(ctx: RunContext, run_month: date, segments: list[str]) -> dict
     name = ctx.table(names.DRIFT)
     if not segments or not ctx.tables.exists(name):
         return {}
+    table = ctx.tables.read(name)
     rows = (
-        ctx.tables.read(name)
-        .where((F.col("run_month") == F.lit(run_month)) & F.col("segment").isin(segments))
-        .select(*DRIFT_COLUMNS)
+        table.where((F.col("run_month") == F.lit(run_month)) & F.col("segment").isin(segments))
+        .select(*[_column(table.columns, c) for c in DRIFT_COLUMNS])
         .collect()
     )
     found: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         found[row["segment"]].append(row)
     return dict(found)
+
+
+def _column(present: list[str], name: str) -> Column:
+    """``name`` from a table with columns ``present``; null when an older table lacks it."""
+    if name in present or name not in PROVENANCE_COLUMNS:
+        return F.col(name)
+    kind = dict(c.split() for c in DRIFT_SCHEMA.split(", "))[name]
+    return F.lit(None).cast(kind).alias(name)
 
 
 def existing_records(existing: dict[str, list[Any]]) -> list[tuple[Any, ...]]:

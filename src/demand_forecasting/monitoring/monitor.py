@@ -48,7 +48,13 @@ from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
-from demand_forecasting.data.rules import file_month_column, with_series_and_month
+from demand_forecasting.data.rules import (
+    clean_text,
+    file_month_column,
+    month_stamp,
+    text,
+    with_series_and_month,
+)
 from demand_forecasting.models.approve import not_awaiting_reason
 from demand_forecasting.models.audit import AWAITING_APPROVAL as AWAITING_APPROVAL_ACTION
 from demand_forecasting.models.command_context import approve_options
@@ -71,6 +77,7 @@ from demand_forecasting.monitoring.accuracy import (
     forecast_errors,
     recent_accuracy,
 )
+from demand_forecasting.monitoring.drift_table import PROVENANCE_COLUMNS
 from demand_forecasting.monitoring.forecast_totals import forecast_totals, spark_forecast_totals
 from demand_forecasting.monitoring.job_run import job_parent_run
 from demand_forecasting.monitoring.lakehouse_monitor import (
@@ -79,6 +86,7 @@ from demand_forecasting.monitoring.lakehouse_monitor import (
     ensure_forecast_monitor,
     workspace_quality_monitors,
 )
+from demand_forecasting.monitoring.quarantine_advice import EARLIER_MONTH_RULE
 from demand_forecasting.monitoring.report import (
     APPROVE_THEN_SCORE,
     TELEMETRY_COLUMNS,
@@ -536,7 +544,8 @@ QUARANTINE_FILES_SHOWN = 5
 def quarantine_summary(ctx: RunContext, dataset: DatasetConfig | None = None) -> dict[str, Any]:
     """For the report: ``quarantine`` (the newest files with quarantined rows: ``source_file,
     rows, corrected, rules, validated_at``), ``quarantined_rows`` (all rows, None without a
-    table) and ``quarantined_corrected`` (of those, the rows corrected since).
+    table), ``quarantined_corrected`` (of those, the rows corrected since) and
+    ``quarantine_row_months`` (:func:`earlier_month_rows` of the files listed).
 
     A quarantined row is corrected when silver now holds a value of its series and month from
     a later load (by silver's own order: load time, batch, file name). Its series id and month
@@ -570,11 +579,46 @@ def quarantine_summary(ctx: RunContext, dataset: DatasetConfig | None = None) ->
     newest = frame.sort_values(["validated_at", "source_file"], ascending=[False, True])
     newest["source_file"] = newest["source_file"].map(lambda p: str(p).rsplit("/", 1)[-1])
     newest["validated_at"] = pd.to_datetime(newest["validated_at"]).dt.strftime("%Y-%m-%d %H:%M")
+    shown = newest.head(QUARANTINE_FILES_SHOWN).reset_index(drop=True)
     return {
-        "quarantine": newest.head(QUARANTINE_FILES_SHOWN).reset_index(drop=True),
+        "quarantine": shown,
         "quarantined_rows": int(frame["rows"].sum()),
         "quarantined_corrected": int(frame["corrected"].sum()) if corrected is not None else None,
+        "quarantine_row_months": earlier_month_rows(table, dataset, list(shown["source_file"])),
     }
+
+
+def earlier_month_rows(
+    quarantine: DataFrame, dataset: DatasetConfig | None, files: list[str]
+) -> dict[str, list[str]]:
+    """``{file: [YYYY-MM, ...]}``: the months of the rows of ``files`` (base names) that broke
+    ``month_not_before_file_month`` (each belongs in a correction file of its own month),
+    parsed as validation parses them; empty without ``dataset`` or such rows."""
+    if dataset is None or dataset.month_column not in quarantine.columns:
+        return {}
+    rule = F.lit(EARLIER_MONTH_RULE)
+    broke = (
+        F.array_contains("failed_rules", rule)
+        if "failed_rules" in quarantine.columns
+        else F.col("failed_rule") == rule
+    )
+    month_text = text(dataset.month_column)
+    rows = (
+        quarantine.where(broke)
+        .withColumn(month_text, clean_text(dataset.month_column))
+        .select(
+            F.regexp_extract("source_file", r"([^/]*)$", 1).alias("file"),
+            F.date_format(month_stamp(dataset), "yyyy-MM").alias("month"),
+        )
+        .where(F.col("month").isNotNull())
+        .where(F.col("file").isin(files))
+        .distinct()
+        .collect()
+    )
+    found: dict[str, list[str]] = {}
+    for row in sorted(rows, key=lambda r: (r["file"], r["month"])):
+        found.setdefault(row["file"], []).append(row["month"])
+    return found
 
 
 def corrected_by_file(
@@ -684,16 +728,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         this_run = forecasts.where(F.col("run_month") == F.lit(run_month))
         actuals = actuals.join(this_run.select("series_id").distinct(), "series_id", "left_semi")
     actual_totals = actuals.groupBy("segment", "month").agg(F.sum("y").alias("y")).toPandas()
-    drift_table = _read(ctx, names.DRIFT)
-    drift = (
-        drift_table.where(F.col("run_month") == F.lit(run_month))
-        .select("segment", "feature", "psi", "psi_critical", "breach", "decision")
-        .toPandas()
-        if drift_table is not None
-        else pd.DataFrame(
-            columns=["segment", "feature", "psi", "psi_critical", "breach", "decision"]
-        )
-    )
+    drift = run_month_drift(ctx, run_month)
     telemetry = job_run_telemetry(ctx, cfg.job_run_id)
     allocation = costs.allocate(telemetry, totals.series_per_segment, cfg.cost_per_hour)
     # check_drift writes a row for every segment with data, champion or not.
@@ -758,9 +793,29 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         failed_tasks=failed_tasks(telemetry, cfg.upstream_states),
         **quarantine_summary(ctx, cfg.dataset),
         gaps=gaps,
+        month_format=cfg.dataset.month_format if cfg.dataset is not None else None,
         approve_options=approve_options(
             ctx.target, ctx.catalog, ctx.schema, cfg.model_prefix, databricks=ctx.on_databricks
         ),
+    )
+
+
+#: The drift table's columns the report shows (the last two: who decided, and when).
+REPORT_DRIFT_COLUMNS = ["segment", "feature", "psi", "psi_critical", "breach", "decision"]
+
+
+def run_month_drift(ctx: RunContext, run_month: date) -> pd.DataFrame:
+    """The run month's drift rows for the report, with the job run that decided each and when
+    (:data:`~demand_forecasting.monitoring.drift_table.PROVENANCE_COLUMNS`; absent from a
+    table written before they existed)."""
+    table = _read(ctx, names.DRIFT)
+    if table is None:
+        return pd.DataFrame(columns=REPORT_DRIFT_COLUMNS)
+    recorded = [c for c in PROVENANCE_COLUMNS if c in table.columns]
+    return (
+        table.where(F.col("run_month") == F.lit(run_month))
+        .select(*REPORT_DRIFT_COLUMNS, *recorded)
+        .toPandas()
     )
 
 

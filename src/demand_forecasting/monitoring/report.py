@@ -20,8 +20,10 @@ from matplotlib.figure import Figure
 from demand_forecasting import names
 from demand_forecasting.models import intervals
 from demand_forecasting.monitoring.accuracy import AccuracyAlert
-from demand_forecasting.monitoring.costs import per_model
+from demand_forecasting.monitoring.costs import UNATTRIBUTED, per_model, unattributed
+from demand_forecasting.monitoring.decision_runs import provenance
 from demand_forecasting.monitoring.drift import KEEP, RETRAIN_DRIFT
+from demand_forecasting.monitoring.quarantine_advice import advice_lines
 
 REPORT_FILE = "report.md"
 HEATMAP_FILE = "psi_heatmap.png"
@@ -38,7 +40,8 @@ class ReportInputs:
 
     Attributes:
         drift: the run month's drift rows (``segment, feature, psi, psi_critical, breach,
-            decision``).
+            decision`` and, where the table records them, ``decided_by_job_run, decided_at``:
+            a rerun keeps an earlier run's decisions, and the report says whose they are).
         accuracy: per segment recent WAPE/bias (``segment, wape, bias, first_month,
             last_month``).
         forecasts: the run month's forecast totals (``segment, month, forecast``).
@@ -71,6 +74,11 @@ class ReportInputs:
             all rows the quarantine table holds (None: no table, nothing was ever
             quarantined) and ``quarantined_corrected`` those of them corrected since by a later
             load (None: not counted, and ``quarantine`` has no ``corrected`` column).
+        quarantine_row_months: ``{source_file: [YYYY-MM, ...]}``, the months of the rows of
+            those files that broke ``month_not_before_file_month``: each goes to a correction
+            file of its own month (empty: none, or not known without the dataset).
+        month_format: the dataset's ``month.format`` (None: not known), for the advice on
+            months that do not parse.
         gaps: the months of the year up to the run month in which series have no value
             inside their span (``month, gaps, series``: gap rows and all rows of the month;
             :func:`demand_forecasting.monitoring.monitor.gap_months`).
@@ -111,6 +119,8 @@ class ReportInputs:
     quarantined_corrected: int | None = None
     gaps: pd.DataFrame = field(default_factory=pd.DataFrame)
     approve_options: str = ""
+    quarantine_row_months: dict[str, list[str]] = field(default_factory=dict)
+    month_format: str | None = None
 
 
 def _flag(value: object) -> bool:
@@ -220,7 +230,11 @@ def task_time_figure(telemetry: pd.DataFrame) -> Figure | None:
 
 
 def cost_figure(costs: pd.DataFrame) -> Figure | None:
-    """Estimated cost per model, stacked by task, most expensive at the top. None if empty."""
+    """Estimated cost per model, stacked by task, most expensive at the top (the cost no
+    model carries is left out: the text names it). None if no model has a cost."""
+    if costs.empty:
+        return None
+    costs = costs[costs["basis"] != UNATTRIBUTED]
     if costs.empty:
         return None
     grid = costs.pivot_table(
@@ -241,7 +255,7 @@ def cost_figure(costs: pd.DataFrame) -> Figure | None:
         left += values
     axes.tick_params(axis="y", labelsize=6)
     axes.set_xlabel("estimated cost")
-    axes.set_title(f"Estimated cost per model (total {left.sum():.3g})")
+    axes.set_title(f"Estimated cost per model (models' total {left.sum():.3g})")
     axes.legend(fontsize=7, loc="lower right")
     return figure
 
@@ -257,29 +271,46 @@ def cost_format(largest: float) -> str:
 def cost_section(
     costs: pd.DataFrame, job_cost: float | None, cost_per_hour: float, images: dict[str, str]
 ) -> list[str]:
-    """The report's cost lines: the job's estimate, the most expensive models, the figure."""
+    """The report's cost lines: the job's estimate, the most expensive models, the figure,
+    and the cost no model carries (shared tasks in a run that forecast no series), so that
+    what the lines split adds up to the total they name."""
     lines = ["## Cost per model (estimate)", ""]
     if costs.empty:
         return [*lines, "_no task times for this job run_", ""]
     models = per_model(costs)
+    loose = unattributed(costs)
+    total = float(costs["cost"].sum()) if job_cost is None else job_cost
     measured = sorted(set(costs.loc[costs["basis"] == "measured", "task"]))
     lines += [
         f"This run's tasks up to score, at a price of {cost_per_hour:g} per hour of "
-        f"compute: **{job_cost or 0.0:.3g}** in total, **{models['cost'].mean():.3g} "
-        f"per model** on average over {len(models)} models (median "
-        f"{models['cost'].median():.3g}, max {models['cost'].max():.3g}). The work each model "
-        "did itself "
+        f"compute: **{total:.3g}** in total"
+        + (
+            f", **{models['cost'].mean():.3g} per model** on average over {len(models)} "
+            f"models (median {models['cost'].median():.3g}, max {models['cost'].max():.3g})"
+            if not models.empty
+            else ""
+        )
+        + ". The work each model did itself "
         f"({', '.join(measured) or 'none this run'}) is measured; the other tasks are shared "
-        "by series. The bill adds cluster start-up and idle time; the model_costs table "
-        "holds every segment and task.",
+        "by the series each model forecast. The bill adds cluster start-up and idle time; the "
+        "model_costs table holds every segment and task.",
         "",
+        *unattributed_lines(loose, float(models["cost"].sum()), total),
     ]
     if COST_FILE in images:
         lines += [f"![{images[COST_FILE]}]({COST_FILE})", ""]
-    top = models.head(10).rename(columns={"job_share": "share of run"})
+    top = models.head(10)
+    if not loose.empty:
+        top = pd.concat(
+            [top, pd.DataFrame([unattributed_row(loose, total)], columns=models.columns)],
+            ignore_index=True,
+        )
+    top = top.rename(columns={"job_share": "share of run"})
     money = cost_format(float(top["cost"].max()))
     lines += [
-        "Most expensive models:",
+        "Most expensive models:"
+        if loose.empty
+        else "Most expensive models, and the cost no model carries:",
         "",
         _table(
             top,
@@ -287,6 +318,39 @@ def cost_section(
         ),
     ]
     return lines
+
+
+#: The cost table's line for the cost no model carries.
+UNATTRIBUTED_LINE = "(unattributed: shared tasks, no series forecast)"
+
+
+def unattributed_lines(loose: pd.DataFrame, models_cost: float, total: float) -> list[str]:
+    """Why part of the cost is no model's, and that the parts add up (nothing when all of it
+    is the models')."""
+    if loose.empty:
+        return []
+    return [
+        f"**{loose['cost'].sum():.3g} of it is attributed to no model** "
+        f"({', '.join(loose['task'])}): those tasks are shared by the series each model "
+        "forecast, and this run forecast no series (no segment had a champion to score "
+        "with; before a `require_approval` target's first approval, none has). The models' "
+        f"{models_cost:.3g} and the unattributed {loose['cost'].sum():.3g} add up to the "
+        f"total {total:.3g}; the model_costs table holds that cost with no segment (basis "
+        "`unattributed`).",
+        "",
+    ]
+
+
+def unattributed_row(loose: pd.DataFrame, total: float) -> dict[str, object]:
+    """The unattributed cost as a row of the most-expensive-models table."""
+    cost = float(loose["cost"].sum())
+    return {
+        "segment": UNATTRIBUTED_LINE,
+        "cost": cost,
+        "measured": 0.0,
+        "shared": cost,
+        "job_share": cost / total if total > 0 else 0.0,
+    }
 
 
 def plot_segments(inputs: ReportInputs) -> list[str]:
@@ -342,25 +406,32 @@ def _table(
     return "\n".join(lines) + "\n"
 
 
-def decisions_table(drift: pd.DataFrame) -> pd.DataFrame:
-    """Per segment that is not kept: decision, breaching features and the largest PSI."""
+def decisions_table(drift: pd.DataFrame, job_run_id: str | None = None) -> pd.DataFrame:
+    """Per segment that is not kept: decision, breaching features and the largest PSI; and
+    the job run that decided it when any of them is not ``job_run_id`` (a rerun keeps an
+    earlier run's decisions)."""
     columns = ["segment", "decision", "breaching features", "max PSI"]
     changed = drift[drift["decision"].ne(KEEP)]
     if changed.empty:
         return pd.DataFrame(columns=columns)
+    recorded = "decided_by_job_run" in changed.columns
     rows = []
     for segment, group in changed.groupby("segment", sort=True):
         breached = sorted(group.loc[group["breach"].map(_flag), "feature"])
+        decider = group["decided_by_job_run"].iloc[0] if recorded else None
         rows.append(
             {
                 "segment": segment,
                 "decision": group["decision"].iloc[0],
                 "breaching features": ", ".join(breached),
                 "max PSI": group["psi"].max(),
+                "decided by job run": "not recorded" if pd.isna(decider) else str(decider),
             }
         )
+    if recorded and any(r["decided by job run"] != job_run_id for r in rows):
+        columns.append("decided by job run")
     # Drift first, the largest PSI first: a long table is cut after its first rows.
-    table = pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows)[columns]
     table["_order"] = table["decision"].ne(RETRAIN_DRIFT)
     return (
         table.sort_values(["_order", "max PSI", "segment"], ascending=[True, False, True])
@@ -385,9 +456,23 @@ def data_quality_section(inputs: ReportInputs) -> list[str]:
     in which series have no value (a month file that never arrived shows up only here)."""
     lines = ["## Data quality", ""]
     total, corrected = inputs.quarantined_rows, inputs.quarantined_corrected
-    land = (
-        "land the fixed rows in a new file of the month (`<file_prefix>_<YYYY-MM>_<suffix>.csv`):"
-        " the latest load wins in silver."
+    bullets = advice_lines(
+        inputs.quarantine.to_dict("records"), inputs.quarantine_row_months, inputs.month_format
+    )
+    advice = (
+        [
+            "What to land, by the rule the rows broke (a correction file is "
+            "`<file_prefix>_<YYYY-MM>_<suffix>.csv`; the latest load wins in silver):",
+            "",
+            *bullets,
+            "",
+        ]
+        if bullets
+        else [
+            "The rows not corrected are in older files than these: the quarantine table has "
+            "them with their rules (docs/data_pipeline.md says what each rule asks).",
+            "",
+        ]
     )
     if not total:
         lines += ["No row has been quarantined: every landed row passed the rules.", ""]
@@ -397,8 +482,7 @@ def data_quality_section(inputs: ReportInputs) -> list[str]:
             "it broke; the newest files with such rows:",
             "",
             _table(inputs.quarantine, {}),
-            f"To correct them, {land}",
-            "",
+            *advice,
         ]
     else:
         lines += [
@@ -408,10 +492,15 @@ def data_quality_section(inputs: ReportInputs) -> list[str]:
             "with such rows:",
             "",
             _table(inputs.quarantine, {}),
-            f"The {total - corrected:,} row(s) not corrected still need a correction file: {land}"
-            if total > corrected
-            else "Every quarantined row has been corrected: no correction file is needed.",
-            "",
+            *(
+                [
+                    f"The {total - corrected:,} row(s) not corrected still need a correction file.",
+                    "",
+                ]
+                if total > corrected
+                else ["Every quarantined row has been corrected: no correction file is needed.", ""]
+            ),
+            *(advice if total > corrected else []),
         ]
     if not inputs.gaps.empty:
         listed = gap_listing(inputs.gaps)
@@ -590,8 +679,11 @@ def series_not_forecast_lines(reasons: dict[str, str]) -> list[str]:
 def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
     """The report text; ``images`` maps a figure's file name to its caption."""
     month = inputs.run_month.strftime("%Y-%m")
-    decisions = decisions_table(inputs.drift)
+    decisions = decisions_table(inputs.drift, inputs.job_run_id)
     counts = inputs.drift.drop_duplicates("segment")["decision"].value_counts()
+    decided_by, provenance_lines = provenance(
+        inputs.drift, inputs.job_run_id, inputs.telemetry, inputs.run_month
+    )
     lines = [
         f"# Monthly forecasting run {month} ({inputs.target})",
         "",
@@ -640,6 +732,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         ),
         "- Retraining decisions: "
         + (", ".join(f"{k} {v}" for k, v in counts.sort_index().items()) or "none")
+        + decided_by
         + ".",
         f"- New champions since the previous run ({len(inputs.new_champions)}): "
         + _listed(
@@ -657,6 +750,7 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
         *data_quality_section(inputs),
         "## Retraining decisions",
         "",
+        *provenance_lines,
         _table(decisions, {"max PSI": ".2f"}, rest=f"the {names.DRIFT} table has them all"),
         "## Drift",
         "",

@@ -187,6 +187,31 @@ def test_a_row_of_another_month_in_a_plain_month_file_is_quarantined_not_merged(
     assert (fixed.rows_out, fixed.rows_quarantined) == (1, 0)
 
 
+def test_a_month_that_does_not_parse_is_named_with_its_file_value_format_and_fix(
+    ctx: RunContext, aus: DatasetConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = [
+        '"Tasmania","Liquor retailing","B1",03/2015,8',
+        '"Tasmania","Food retailing","B2",Mar 2015,9',
+    ]
+    _land_and_ingest(ctx, aus, "aus_retail_2015-03.csv", [*GOOD, *bad])
+
+    with pytest.raises(DataQualityGateError) as failure:  # 2 of 6 bad: over 5%
+        run(ctx, ValidateConfig(aus, max_bad_row_share=0.05, run_month=RUN_MONTH))
+    with caplog.at_level("WARNING", logger="demand_forecasting.data.validate"):
+        done = run(ctx, ValidateConfig(aus, max_bad_row_share=0.5, run_month=RUN_MONTH))
+
+    assert done.rows_quarantined == 2
+    named = (
+        f"month_parses: the month of rows does not parse as {aus.month_format!r} (month.format "
+        "of dataset config 'aus_retail'): aus_retail_2015-03.csv: 2 row(s) with month "
+        "'03/2015', 'Mar 2015' (correction file e.g. aus_retail_2015-03_correction.csv)"
+    )
+    for message in (str(failure.value), caplog.text):
+        assert named in message
+        assert f"Land them again with month written as {aus.month_format!r}" in message
+
+
 def test_gate_message_names_files_rules_and_counts() -> None:
     verdict = BatchVerdict(
         (

@@ -15,6 +15,9 @@ from demand_forecasting.platform.context import RunContext
 from demand_forecasting.platform.handover import HandOver
 from demand_forecasting.platform.task_values import LocalTaskValues
 
+#: The drift table's columns naming the job run that decided a row and when (docs/tables.md).
+DECIDED_BY = ("decided_by_job_run", "decided_at")
+
 SEGMENTS = {"alpha": 2, "beta": 2, "gamma": 2}
 _JOB_RUNS = itertools.count(1)
 
@@ -42,8 +45,17 @@ def _run(
 
 
 def _drift_rows(ctx: RunContext) -> list[tuple[object, ...]]:
-    frame = ctx.tables.read(ctx.table(names.DRIFT))
+    """The drift table's rows, but for who decided them and when (a rerun re-decides some)."""
+    frame = ctx.tables.read(ctx.table(names.DRIFT)).drop(*DECIDED_BY)
     return sorted((tuple(r) for r in frame.collect()), key=repr)
+
+
+def _deciders(ctx: RunContext) -> dict[str, str]:
+    """``{segment: job run}`` of the drift table's rows (one job run per segment)."""
+    frame = ctx.tables.read(ctx.table(names.DRIFT)).select("segment", "decided_by_job_run")
+    found = {(r[0], r[1]) for r in frame.distinct().collect()}
+    assert len(found) == len({segment for segment, _ in found}), found
+    return dict(found)
 
 
 @pytest.fixture
@@ -115,10 +127,17 @@ def test_only_the_shifted_segment_and_the_one_without_champion_retrain_and_rerun
             gold,
             str(tmp_path / f"{segment}-2"),
         )
+    first_run = _deciders(planted)["alpha"]
     summary, after = _run(planted)
     assert after == {"segments_to_train": [], "retrain_count": 0, "run_month": "2022-01"}
     assert summary.decision.decisions["alpha"] == drift.KEEP
     assert _drift_rows(planted) == first
+    # The rows kept say they are the first run's decisions; alpha was decided again.
+    rerun = planted.handover.job_run_id
+    assert rerun is not None and rerun != first_run
+    assert _deciders(planted) == {"alpha": rerun, "beta": first_run, "gamma": first_run}
+    decided_at = planted.tables.read(planted.table(names.DRIFT)).select("decided_at")
+    assert decided_at.where("decided_at IS NULL").count() == 0
 
 
 def test_psi_on_the_driver_and_on_spark_write_the_same_rows(planted: RunContext) -> None:
@@ -289,3 +308,23 @@ def test_a_feature_newer_than_the_champions_training_data_is_measured_as_unknown
 def test_a_missing_feature_table_is_a_clear_error(ctx: RunContext) -> None:
     with pytest.raises(RuntimeError, match="run ingest, validate_data and build_features"):
         check_drift.run(ctx, check_drift.DriftConfig())
+
+
+def test_a_drift_table_from_before_the_deciding_job_run_was_recorded_gains_the_columns(
+    planted: RunContext,
+) -> None:
+    _run(planted)
+    table = planted.table(names.DRIFT)
+    old = planted.tables.read(table).drop(*DECIDED_BY)
+    planted.tables.write(old, table, mode="overwrite", overwriteSchema="true")
+    # gamma's candidate of this month was refused: the rerun keeps its old row.
+    name = "main.demand_forecasting.demand_gamma"
+    planted.mlflow.create_registered_model(name)
+    tags = {"validation_status": "refused", "trained_until": "2022-01-01"}
+    planted.mlflow.create_model_version(name, source="/nowhere", tags=tags)
+
+    _run(planted)
+
+    deciders = _deciders(planted)
+    assert deciders["gamma"] is None  # kept from before: not recorded, not made up
+    assert deciders["alpha"] == deciders["beta"] == planted.handover.job_run_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -49,16 +50,49 @@ def test_measured_tasks_split_by_each_models_seconds_the_others_by_series() -> N
     assert costs.job_cost(_telemetry(), 3.6) == pytest.approx(0.1332)
 
 
-def test_a_task_without_measure_or_series_is_not_split_but_still_costs() -> None:
+def test_a_task_without_measure_or_series_is_one_unattributed_row_so_the_split_adds_up() -> None:
     telemetry = pd.DataFrame(
         [("ingest", 36.0, None), ("score", 36.0, {"alpha": 0.0})],
         columns=["task", "duration_s", "segment_seconds"],
     )
-    assert costs.allocate(telemetry, {}, 1.0).empty
+    nothing_forecast = costs.allocate(telemetry, {}, 1.0)
+    assert nothing_forecast[["segment", "task", "basis", "share"]].to_dict("records") == [
+        {"segment": None, "task": "ingest", "basis": costs.UNATTRIBUTED, "share": 1.0},
+        {"segment": None, "task": "score", "basis": costs.UNATTRIBUTED, "share": 1.0},
+    ]
+    assert nothing_forecast["cost"].sum() == pytest.approx(costs.job_cost(telemetry, 1.0))
     assert costs.job_cost(telemetry, 1.0) == pytest.approx(0.02)
+    assert costs.per_model(nothing_forecast).empty  # no model carries it
     # A measure of zero seconds is no measure: the series decide.
     score = costs.allocate(telemetry, {"alpha": 1, "beta": 1}, 1.0)
     assert set(score.loc[score["task"] == "score", "basis"]) == {costs.SERIES}
+    assert costs.UNATTRIBUTED not in set(score["basis"])
+
+
+def _money(text: str, pattern: str) -> float:
+    found = re.search(pattern, text)
+    assert found, pattern
+    return float(found.group(1))
+
+
+@pytest.mark.parametrize("series", [SERIES, {}], ids=["models forecast", "nothing forecast"])
+def test_the_reports_cost_split_adds_up_to_its_total(series: dict[str, int]) -> None:
+    allocation = costs.allocate(_telemetry(), series, cost_per_hour=3.6)
+    total = costs.job_cost(_telemetry(), 3.6)
+
+    text = "\n".join(cost_section(allocation, total, 3.6, {}))
+
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")][2:]
+    split = sum(float(cells[1]) for cells in rows)  # every model is listed (fewer than 10)
+    assert _money(text, r"\*\*([0-9.]+)\*\* in total") == pytest.approx(total, rel=1e-2)
+    assert split == pytest.approx(total, abs=1e-4)
+    if not series:
+        # Nothing forecast: ingest has no model to carry it, and the text says why.
+        assert "| (unattributed: shared tasks, no series forecast) | 0.0360 |" in text
+        assert "attributed to no model** (ingest)" in text
+        assert "this run forecast no series" in text
+    else:
+        assert "unattributed" not in text
 
 
 def test_spark_map_values_and_old_rows_without_the_column_are_read() -> None:

@@ -215,6 +215,41 @@ def test_the_report_counts_the_quarantined_rows_a_later_load_corrected(
     assert "corrected" not in monitor.quarantine_summary(ctx)["quarantine"].columns
 
 
+def test_the_report_tells_to_land_a_row_of_an_earlier_month_in_a_correction_of_that_month(
+    forecast_tables: RunContext,
+) -> None:
+    # Quarantined as validation writes them: a plain month file of 2022-01 with rows of
+    # 2021-11 and 2021-12, and a row of a month that does not parse.
+    ctx, aus = forecast_tables, load_dataset_config("aus_retail")
+    january = "file:/landing/aus_retail_2022-01.csv"
+    earlier = ["month_not_before_file_month"]
+    quarantined = [
+        ("A1", "2021-11-01", january, earlier[0], earlier),
+        ("A2", "2021-12-01", january, earlier[0], earlier),
+        ("A3", "2021-12-01", january, earlier[0], earlier),
+        ("A4", "01/2022", january, "month_parses", ["month_parses"]),
+    ]
+    ctx.tables.write(
+        ctx.spark.createDataFrame(
+            quarantined,
+            "series_id string, month string, source_file string, failed_rule string, "
+            "failed_rules array<string>",
+        ).withColumn("validated_at", F.lit(datetime(2022, 2, 3, 6, 0))),
+        ctx.table(names.QUARANTINE),
+    )
+
+    summary = monitor.quarantine_summary(ctx, aus)
+    text = monitor.run(ctx, monitor.MonitorConfig(dataset=aus)).report.read_text()  # type: ignore[union-attr]
+
+    assert summary["quarantine_row_months"] == {"aus_retail_2022-01.csv": ["2021-11", "2021-12"]}
+    assert (
+        "`aus_retail_2022-01.csv` has rows of 2021-11, 2021-12: land them in "
+        "`aus_retail_2021-11_correction.csv`, `aus_retail_2021-12_correction.csv`." in text
+    )
+    assert f"does not parse as `{aus.month_format}`" in text
+    assert monitor.quarantine_summary(ctx)["quarantine_row_months"] == {}  # no dataset: unknown
+
+
 def test_monitor_takes_the_bundles_dataset_and_model_prefix() -> None:
     parser = base_parser("monitor", "")
     monitor.add_arguments(parser)

@@ -260,3 +260,119 @@ def test_segments_forecasting_another_horizon_are_listed_with_why(tmp_path: Path
     assert "decision retrain_horizon" in text
     inputs.segments_off_horizon = {}
     assert "another number of months" not in write_report(tmp_path / "b", inputs).read_text()
+
+
+def test_the_advice_for_a_row_of_an_earlier_month_names_a_correction_file_of_its_month(
+    tmp_path: Path,
+) -> None:
+    # The 2016-03 file held a row of 2016-01: a correction file of 2016-03 would be refused
+    # again (a correction file holds its month and earlier ones, and this row would restate
+    # 2016-01 from a file about 2016-03); it belongs in one of 2016-01. The report said "a
+    # new file of the month".
+    inputs = _inputs()
+    inputs.quarantined_rows = 3
+    inputs.quarantine = pd.DataFrame(
+        {
+            "source_file": ["aus_retail_2016-03.csv", "aus_retail_2016-02.csv"],
+            "rows": [2, 1],
+            "rules": ["month_not_before_file_month, turnover_is_number", "month_parses"],
+            "validated_at": ["2016-04-03 06:01", "2016-03-03 06:02"],
+        }
+    )
+    inputs.quarantine_row_months = {"aus_retail_2016-03.csv": ["2016-01"]}
+    inputs.month_format = "yyyy-MM-dd"
+
+    text = write_report(tmp_path, inputs).read_text()
+
+    section = text[text.index("## Data quality") : text.index("## Retraining decisions")]
+    assert "new file of the month" not in section
+    assert (
+        "- `month_not_before_file_month`: a plain month file holds rows of an earlier month, "
+        "which only a correction file may restate: land each row in a correction file of the "
+        "row's own month (`<file_prefix>_<row's YYYY-MM>_correction.csv`), not of the file's: "
+        "`aus_retail_2016-03.csv` has rows of 2016-01: land them in "
+        "`aus_retail_2016-01_correction.csv`." in section
+    )
+    assert (
+        "- `turnover_is_number`: turnover is not a plain decimal number (no thousands "
+        "separator, decimal comma or n/a): land the rows with the number written plainly in a "
+        "correction file of the month of the file they came in (e.g. "
+        "`aus_retail_2016-03_correction.csv`)." in section
+    )
+    assert "- `month_parses`: the month text does not parse as `yyyy-MM-dd`" in section
+    assert "(e.g. `aus_retail_2016-02_correction.csv`)" in section
+
+
+def _decided(drift: pd.DataFrame, runs: dict[str, tuple[str | None, str]]) -> pd.DataFrame:
+    """``drift`` with the job run and time that decided each segment."""
+    return drift.assign(
+        decided_by_job_run=drift["segment"].map(lambda s: runs[s][0]),
+        decided_at=pd.to_datetime(drift["segment"].map(lambda s: runs[s][1]), utc=True),
+    )
+
+
+def test_a_reruns_report_says_whose_decisions_it_shows_and_that_it_retrained_nothing(
+    tmp_path: Path,
+) -> None:
+    # Job run 41 retrained cafes (drift) and other (no champion); job run 42 reruns the month:
+    # check_drift keeps their rows (already retrained) and decides food again. The report
+    # showed 41's decisions as the rerun's own.
+    inputs = _inputs()
+    inputs.drift = _decided(
+        inputs.drift,
+        {
+            "food": ("42", "2016-02-04 07:00"),
+            "cafes": ("41", "2016-02-03 06:00"),
+            "other": ("41", "2016-02-03 06:00"),
+        },
+    )
+
+    text = write_report(tmp_path / "rerun", inputs).read_text()  # train did not run in 42
+
+    section = text[text.index("## Retraining decisions") : text.index("## Drift")]
+    assert "**This job run (`42`) is a rerun of 2016-01.**" in section
+    assert "The decisions of 2 segment(s) are an earlier run's, kept: job run `41` at " in section
+    assert "2016-02-03 06:00 UTC (2)" in section
+    assert "This job run decided the other 1 segment(s) itself." in section
+    assert (
+        "This rerun retrained nothing: the 2 segment(s) the kept decisions sent to retraining "
+        "had been retrained (or refused) this month already." in section
+    )
+    assert "| cafes | retrain_drift | y | 3.50 | 41 |" in section
+    assert (
+        "- Retraining decisions: keep 1, retrain_drift 1, retrain_no_champion 1 (2 of them "
+        "kept from job run `41` at 2016-02-03 06:00 UTC; this rerun retrained nothing)." in text
+    )
+
+    # The month's first run: its own decisions, and no column naming the run.
+    inputs.drift = _decided(
+        inputs.drift, {s: ("42", "2016-02-04 07:00") for s in ("food", "cafes", "other")}
+    )
+    first = write_report(tmp_path / "first", inputs).read_text()
+    assert "Decided by this job run's check_drift (job run `42` at 2016-02-04 07:00 UTC)." in first
+    assert "rerun" not in first and "decided by job run" not in first
+
+
+def test_a_rerun_that_trained_says_what_it_trained(tmp_path: Path) -> None:
+    inputs = _inputs()
+    inputs.drift = _decided(
+        inputs.drift,
+        {
+            "food": ("42", "2016-02-04"),
+            "cafes": ("41", "2016-02-03"),
+            "other": ("42", "2016-02-04"),
+        },
+    )
+    inputs.telemetry = pd.DataFrame(
+        {
+            "task": ["check_drift", "train"],
+            "status": ["SUCCESS"] * 2,
+            "duration_s": [4.2, 30.0],
+            "segment_seconds": [None, {"other": 20.0}],
+        }
+    )
+
+    text = write_report(tmp_path, inputs).read_text()
+
+    assert "This rerun retrained 1 segment(s): other." in text
+    assert "this rerun retrained 1: other)" in text
