@@ -54,11 +54,10 @@ from demand_forecasting.models.audit import AWAITING_APPROVAL as AWAITING_APPROV
 from demand_forecasting.models.command_context import approve_options
 from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.models.registry import (
-    AWAITING_APPROVAL,
     CHALLENGER,
-    DEPLOYMENT_STATUS,
     SegmentRegistry,
     add_model_prefix_option,
+    awaits_approval,
     read_each_segment,
     version_by_alias,
 )
@@ -914,9 +913,7 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
             version = version_by_alias(ctx.mlflow, names_of[segment], CHALLENGER)
         except MlflowException:  # the report goes on without this segment's approval
             return None
-        if version is None:  # approved since, or the model is gone
-            return None
-        if (version.tags or {}).get(DEPLOYMENT_STATUS) != AWAITING_APPROVAL:
+        if not awaits_approval(version):  # approved since, or the model is gone
             return None
         return str(version.version), FALLBACK_MODEL if is_fallback(version) else TRAINED_MODEL
 
