@@ -19,6 +19,8 @@ FEATURES = "gold_features"
 # Models and governance
 EVALUATIONS = "model_evaluations"
 AUDIT = "model_audit"
+#: The versions each month's run report listed as awaiting approval (``reported:YYYY-MM``).
+APPROVAL_REQUESTS = "approval_requests"
 
 # Scoring and monitoring
 FORECASTS = "gold_forecasts"

@@ -289,6 +289,14 @@ class SegmentRegistry:
         awaiting approval (deploy under ``require_approval``)."""
         return {
             segment: str(version.version)
+            for segment, version in self.awaiting_approval_versions(segments).items()
+        }
+
+    def awaiting_approval_versions(self, segments: Iterable[str]) -> dict[str, ModelVersion]:
+        """As :meth:`awaiting_approval`, each with the whole version (its tags say, e.g.,
+        since when it waits: ``trained_until``)."""
+        return {
+            segment: version
             for segment, version in self.segments_with(segments, CHALLENGER).items()
             if awaits_approval(version)
         }
