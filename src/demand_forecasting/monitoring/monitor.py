@@ -402,11 +402,11 @@ def report_month(ctx: RunContext, cfg: MonitorConfig) -> Path:
 def record_approval_requests(ctx: RunContext, cfg: MonitorConfig, inputs: ReportInputs) -> None:
     """Record the versions the report lists as awaiting approval as the run month's
     (:mod:`~demand_forecasting.models.approval_requests`), so that the report can offer
-    ``reported:<month>`` for them."""
+    ``reported:<month>`` for them (it does when any awaits: a failed write fails monitor,
+    and its rerun writes both again)."""
     awaiting = inputs.awaiting_approval
     approval_requests.record(ctx, inputs.run_month, awaiting, inputs.generated_at, cfg.job_run_id)
     if not awaiting.empty:
-        inputs.approvals_reported = inputs.run_month
         log.info(
             "monitor %s: %d version(s) awaiting approval recorded in %s; the approve job's "
             "segments=reported:%s approves them",
@@ -443,7 +443,13 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
             inputs = gather_report_inputs(ctx, cfg, measured)
         finally:
             measured.release()
-        record_approval_requests(ctx, cfg, inputs)
+        # The versions awaiting approval, recorded for ``reported:<month>`` (one small Delta
+        # commit, ~3 s locally) while the report is drawn, which says so.
+        requests_written = pool.submit(
+            inheritable_thread_target(ctx.spark)(record_approval_requests), ctx, cfg, inputs
+        )
+        if not inputs.awaiting_approval.empty:
+            inputs.approvals_reported = inputs.run_month
         costs_written = (
             pool.submit(
                 inheritable_thread_target(ctx.spark)(write_model_costs),
@@ -457,6 +463,7 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
         )
         report = write_report(folder, inputs)
         written.result()
+        requests_written.result()
         if costs_written is not None:
             costs_written.result()
     log.info(
@@ -1001,8 +1008,9 @@ def approval_refresh(trained_until: str | None, run_month: date | None, wait_mon
     """When check_drift retrains a segment whose version (trained on data up to
     ``trained_until``) still awaits approval, as the report shows it: ``YYYY-MM``, with
     ``(next month)`` when that is the month after ``run_month``, or ``overdue since YYYY-MM``
-    when it is ``run_month`` or earlier (this month's run tried: its new candidate was
-    refused, or train failed for it). Empty when either month is unknown."""
+    when it is ``run_month`` or earlier (its new candidate was refused or failed to train,
+    or its newest candidate was refused recently and waits ``refused_retry_months``). Empty
+    when either month is unknown."""
     if not trained_until or run_month is None:
         return ""
     refresh = approval_refresh_month(date.fromisoformat(trained_until[:10]), wait_months)

@@ -449,9 +449,11 @@ def approval_section(
         "(its MASE is seasonal naive's). `retrained in`: a segment without champion (or on "
         "the fallback) whose version nobody approves is retrained in that month "
         "(`approval_wait_months` after the version's data), and a new version that passes "
-        "validation supersedes the one listed; `overdue`: this month's run tried and the "
-        "version still waits. Backtest MASE of the version, the current champion "
-        "(empty: none) and seasonal naive, on the same rows:",
+        "validation supersedes the one listed; `overdue`: due, and still awaiting (this "
+        "month's new candidate was refused or failed to train, or the segment's newest "
+        "candidate was refused recently: it waits `refused_retry_months`). Backtest MASE "
+        "of the version, the current champion (empty: none) and seasonal naive, on the same "
+        "rows:",
         "",
         *approval_due(awaiting),
         _table(

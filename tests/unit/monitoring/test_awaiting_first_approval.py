@@ -281,7 +281,7 @@ def test_the_report_marks_versions_retrained_next_month_and_overdue_ones(
     first_prod_month(ctx, tmp_path, passed=SEGMENTS)
     tag_trained_until(ctx, ("alpha",), "2022-01-01")  # waited 0 months of 1
     tag_trained_until(ctx, ("beta",), "2021-12-01")  # 1 of 1: retrained next month
-    tag_trained_until(ctx, ("gamma",), "2021-11-01")  # 2 of 1: this month's run tried
+    tag_trained_until(ctx, ("gamma",), "2021-11-01")  # 2 of 1: overdue (due this month)
 
     monitor.run(ctx, monitor.MonitorConfig(approval_wait_months=1))
 
