@@ -26,6 +26,8 @@ PLAN_FILES = "plan_files"
 # Models and governance
 EVALUATIONS = "model_evaluations"
 AUDIT = "model_audit"
+#: The versions each month's run report listed as awaiting approval (``reported:YYYY-MM``).
+APPROVAL_REQUESTS = "approval_requests"
 
 # Scoring and monitoring
 FORECASTS = "gold_forecasts"

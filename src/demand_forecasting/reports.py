@@ -30,6 +30,7 @@ RUN_TABLES = (
     names.DRIFT,
     names.EVALUATIONS,
     names.AUDIT,
+    names.APPROVAL_REQUESTS,
     names.FORECASTS,
     names.ACCURACY,
     names.TELEMETRY,

@@ -10,14 +10,21 @@ names them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from monthly_support import handed_over, land_tiny_history
 
 from demand_forecasting import names
+from demand_forecasting.data.landing import land
 from demand_forecasting.models import approve
+from demand_forecasting.models.registry import (
+    AWAITING_APPROVAL,
+    DEPLOYMENT_STATUS,
+    SUPERSEDED,
+    SegmentRegistry,
+)
 from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.runner.executor import run_job
 from demand_forecasting.runner.results import JobResultState, JobRunResult, TaskStatus
@@ -27,21 +34,22 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG, SCHEMA, PREFIX = "dev", "demand_forecasting", "demand"
 FOOD = "tasmania__food_retailing"
-SEGMENTS = {FOOD, "tasmania__household_goods_retailing", "tasmania__other_retailing"}
+HOUSEHOLD, OTHER = "tasmania__household_goods_retailing", "tasmania__other_retailing"
+SEGMENTS = {FOOD, HOUSEHOLD, OTHER}
 
 
 class ProdLike:
     """The module's state folder and dataset; runs the monthly job with require_approval."""
 
-    def __init__(self, state: Path, dataset: Path) -> None:
-        self.state, self.dataset = state, dataset
+    def __init__(self, state: Path, dataset: Path, land_next_month: Callable[[], object]) -> None:
+        self.state, self.dataset, self.land_next_month = state, dataset, land_next_month
 
-    def run(self) -> JobRunResult:
+    def run(self, **variables: str) -> JobRunResult:
         return run_job(
             ROOT,
             "monthly",
             target="dev",
-            variables={"dataset": str(self.dataset), "require_approval": "true"},
+            variables={"dataset": str(self.dataset), "require_approval": "true", **variables},
             runs_dir=self.state / "runs",
         )
 
@@ -51,8 +59,8 @@ class ProdLike:
     def handed_over(self, run: JobRunResult, task_key: str, key: str) -> object:
         return handed_over(self.state, CATALOG, SCHEMA, run, task_key, key)
 
-    def report(self) -> str:
-        return (self.state / "reports" / "2015-12" / "report.md").read_text()
+    def report(self, month: str = "2015-12") -> str:
+        return (self.state / "reports" / month / "report.md").read_text()
 
     def forecast_segments(self) -> set[str]:
         ctx = self.ctx()
@@ -66,8 +74,8 @@ def prod_like(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdLike]:
     state = tmp_path_factory.mktemp("first_prod_month") / "state"
     patch = pytest.MonkeyPatch()
     patch.setenv("DEMAND_FORECASTING_HOME", str(state))
-    dataset, _, _ = land_tiny_history(state, CATALOG, SCHEMA)
-    yield ProdLike(state, dataset)
+    dataset, config, landing = land_tiny_history(state, CATALOG, SCHEMA)
+    yield ProdLike(state, dataset, lambda: land(config, landing, next_month=True))
     patch.undo()
 
 
@@ -136,3 +144,51 @@ def assert_costs_add_up(prod_like: ProdLike, run: JobRunResult) -> None:
     rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ")][2:]
     assert len(rows) <= 11  # three models at most, and the unattributed line
     assert sum(float(cells[1]) for cells in rows) == pytest.approx(total, rel=0.01)
+
+
+def test_challengers_nobody_approved_within_approval_wait_months_are_retrained(
+    prod_like: ProdLike,
+) -> None:
+    # The two segments still waiting have awaited approval since their data of 2015-12; with
+    # approval_wait_months 0 the next month retrains them (FOOD, approved, keeps its
+    # champion). Other retailing's new version passes and supersedes the one awaiting;
+    # household goods' is refused (MASE 1.049 against seasonal naive's 0.994 on this data),
+    # so its old version still awaits, overdue.
+    prod_like.land_next_month()
+
+    run = prod_like.run(approval_wait_months="0")
+
+    assert run.state is JobResultState.SUCCESS, states(run)
+    waiting = [HOUSEHOLD, OTHER]
+    assert sorted(prod_like.handed_over(run, "check_drift", "segments_to_train")) == waiting
+    ctx = prod_like.ctx()
+    decisions = {
+        r["segment"]: r["decision"]
+        for r in ctx.tables.read(ctx.table(names.DRIFT))
+        .where("run_month = DATE'2016-01-01'")
+        .select("segment", "decision")
+        .distinct()
+        .collect()
+    }
+    assert decisions == {**dict.fromkeys(waiting, "retrain_approval_overdue"), FOOD: "keep"}
+    registry = SegmentRegistry(ctx.mlflow, CATALOG, SCHEMA, PREFIX)
+
+    def statuses(segment: str) -> dict[str, str | None]:
+        return {
+            str(v.version): (v.tags or {}).get(DEPLOYMENT_STATUS)
+            for v in registry.versions(segment)
+        }
+
+    assert statuses(OTHER) == {"2": AWAITING_APPROVAL, "1": SUPERSEDED}
+    assert statuses(HOUSEHOLD) == {"2": None, "1": AWAITING_APPROVAL}
+    text = prod_like.report("2016-01")
+    assert "## Awaiting approval (2)" in text
+    assert (
+        f"**Approval due:** 1 retrained next month unless approved: {OTHER}; 1 overdue: "
+        f"{HOUSEHOLD}." in text
+    )
+    assert f"| {OTHER} | 2 | trained |" in text and "| overdue since 2016-01 |" in text
+    # The report's short form approves exactly the versions it lists.
+    assert "set `segments` to `reported:2016-01`" in text
+    done = approve.approve(ctx, PREFIX, ["reported:2016-01"], "CAB-2", actor="lead@contoso.com")
+    assert done == {HOUSEHOLD: "1", OTHER: "2"}

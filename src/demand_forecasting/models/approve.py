@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from mlflow.entities.model_registry import ModelVersion
 
 from demand_forecasting import names
+from demand_forecasting.models import approval_requests
+from demand_forecasting.models.approval_requests import REPORTED_PREFIX, reported_month
 from demand_forecasting.models.audit import (
     APPROVE,
     AuditEvent,
@@ -122,7 +124,9 @@ def approve(
     Args:
         ctx: the run context (its registry and audit table are the ones changed).
         model_prefix: registered models are ``<catalog>.<schema>.<prefix>_<segment>``.
-        segments: the segments to approve, each ``segment`` or ``segment=version``; None:
+        segments: the segments to approve, each ``segment`` or ``segment=version``, or
+            ``reported:YYYY-MM`` alone: each version that month's report listed as awaiting
+            approval, pinned (:mod:`~demand_forecasting.models.approval_requests`); None:
             every segment awaiting approval.
         reason: why; recorded on every audit row, with the version and whether it was pinned.
         actor: who approves (default: Spark's ``current_user()``).
@@ -133,10 +137,17 @@ def approve(
 
     Raises:
         LookupError: a named segment has no challenger awaiting approval, or not the pinned
-            version, or (every segment) none has; nothing is promoted then.
-        ValueError: a ``segment=version`` item is malformed (:func:`pinned_versions`).
+            version, or (every segment) none has, or the month's report listed none; nothing
+            is promoted then.
+        ValueError: a ``segment=version`` item is malformed (:func:`pinned_versions`), or a
+            ``reported:`` one (:func:`~demand_forecasting.models.approval_requests.
+            reported_month`).
         FileNotFoundError: every segment was asked and the feature table does not exist.
     """
+    month = reported_month(segments) if segments else None
+    if month is not None:
+        segments = [f"{s}={v}" for s, v in approval_requests.reported(ctx, month).items()]
+        reason = f"{reason}; as listed in the report of {month:%Y-%m}"
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, model_prefix)
     pins = pinned_versions(segments) if segments else {}
     scope = list(pins) if segments else list(read_history(ctx, None).segments)
@@ -163,6 +174,7 @@ def approve(
                 f"{model_prefix!r}), or not the version named: "
                 + "; ".join(f"{_named(s, pins[s])}: {why[s]}" for s in refused)
                 + _known_segments(ctx, why)
+                + (approval_requests.newer_report_hint(ctx, month) if month else "")
                 + _reconciled_note(reconciled)
             )
     elif not pending:
@@ -317,6 +329,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--all", action="store_true", help="approve every challenger awaiting approval"
     )
     parser.add_argument(
+        "--as-reported",
+        metavar="YYYY-MM",
+        default=None,
+        help="approve exactly the versions that month's report listed under 'Awaiting "
+        "approval' (pinned: a version superseded since is refused)",
+    )
+    parser.add_argument(
         "--reason", required=True, help="why (ticket, review); recorded in the audit table"
     )
     add_context_options(parser)
@@ -324,8 +343,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the command; 0 on success, 1 when nothing could be approved as asked."""
-    if not args.segments and not args.all:
-        log.error("name the segments to approve, or pass --all")
+    chosen = [*args.segments, *([REPORTED_PREFIX + args.as_reported] if args.as_reported else [])]
+    if not chosen and not args.all:
+        log.error("name the segments to approve, or pass --as-reported YYYY-MM or --all")
+        return 1
+    if chosen and args.all:
+        log.error("--all approves every segment: name segments (or --as-reported) or --all")
         return 1
     try:
         ctx = command_context("approve", args)
@@ -333,7 +356,7 @@ def main(args: argparse.Namespace) -> int:
         log.error("approve refused: %s", exc)
         return 1
     try:
-        done = approve(ctx, args.model_prefix, args.segments or None, args.reason, args.actor)
+        done = approve(ctx, args.model_prefix, chosen or None, args.reason, args.actor)
     except (LookupError, ValueError, FileNotFoundError) as exc:
         log.error("approve refused: %s", exc)
         return 1
@@ -354,7 +377,7 @@ TASK_KEY = "approve"
 class ApprovalConfig:
     """Parameters of the approve job's task (its job parameters)."""
 
-    #: ``segment`` or ``segment=version`` items (None: all).
+    #: ``segment`` or ``segment=version`` items, or ``reported:YYYY-MM`` (None: all).
     segments: tuple[str, ...] | None
     reason: str
     approver: str
@@ -368,7 +391,8 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
         "--segments",
         default="",
         help="all, or a comma list of segments to approve, each segment or segment=version "
-        "(pinned: only that version is promoted)",
+        "(pinned: only that version is promoted), or reported:YYYY-MM (each version that "
+        "month's report listed, pinned)",
     )
     parser.add_argument("--reason", default="", help="why (ticket, review); audited")
     parser.add_argument("--approver", default="", help="who approves (e-mail); audited")
@@ -383,8 +407,9 @@ def make_task_config(args: argparse.Namespace) -> ApprovalConfig:
             names it and shows the command that sets it.
     """
     usage = (
-        "start the approve job with job parameters segments (all, or a comma list of segment "
-        "or segment=version), reason (ticket, review) and approver (your e-mail)"
+        "start the approve job with job parameters segments (all, reported:YYYY-MM, or a "
+        "comma list of segment or segment=version), reason (ticket, review) and approver "
+        "(your e-mail)"
     )
     for name in ("segments", "reason", "approver"):
         if not str(getattr(args, name)).strip():
@@ -392,6 +417,7 @@ def make_task_config(args: argparse.Namespace) -> ApprovalConfig:
     try:
         segments = parse_segments(args.segments)
         pinned_versions(segments or ())
+        reported_month(segments or ())
     except ValueError as exc:  # SegmentSelectionError is one
         raise ValueError(f"job parameter 'segments': {exc}; {usage}") from exc
     if segments == ():

@@ -51,6 +51,7 @@ from demand_forecasting.models.registry import (
     VALIDATION_REASONS,
     SegmentRegistry,
     add_model_prefix_option,
+    awaits_approval,
     finish_promotion,
     read_each_segment,
 )
@@ -210,7 +211,7 @@ def run(ctx: RunContext, cfg: DeployConfig) -> DeploySummary:
                 continue
             reason = promotion_reason(cfg.reason, challenger)
             if cfg.require_approval:
-                if (challenger.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL:
+                if awaits_approval(challenger):
                     summary.unchanged[segment] = f"version {version} already awaits approval"
                     continue
                 registry.tag(segment, version, {DEPLOYMENT_STATUS: AWAITING_APPROVAL})

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.entities.model_registry.model_version_search import ModelVersionSearch
@@ -289,8 +289,16 @@ class SegmentRegistry:
         awaiting approval (deploy under ``require_approval``)."""
         return {
             segment: str(version.version)
+            for segment, version in self.awaiting_approval_versions(segments).items()
+        }
+
+    def awaiting_approval_versions(self, segments: Iterable[str]) -> dict[str, ModelVersion]:
+        """As :meth:`awaiting_approval`, each with the whole version (its tags say, e.g.,
+        since when it waits: ``trained_until``)."""
+        return {
+            segment: version
             for segment, version in self.segments_with(segments, CHALLENGER).items()
-            if (version.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
+            if awaits_approval(version)
         }
 
 
@@ -355,6 +363,13 @@ def read_each_segment(
             for future in futures.values():
                 future.cancel()
             raise
+
+
+def awaits_approval(version: ModelVersion | None) -> TypeGuard[ModelVersion]:
+    """Whether ``version`` is tagged ``deployment_status=awaiting_approval`` (deploy under
+    ``require_approval`` marked it; the approve job promotes it). Callers check that it still
+    holds ``challenger`` where that matters: a version that lost it is ``superseded``."""
+    return version is not None and (version.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
 
 
 def stale_status(version: ModelVersion) -> str | None:

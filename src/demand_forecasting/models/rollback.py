@@ -51,7 +51,6 @@ from demand_forecasting.models.command_context import (
 )
 from demand_forecasting.models.deploy import promote
 from demand_forecasting.models.registry import (
-    AWAITING_APPROVAL,
     CHALLENGER,
     CHAMPION,
     DEPLOYMENT_STATUS,
@@ -59,6 +58,7 @@ from demand_forecasting.models.registry import (
     ROLLED_BACK,
     SegmentRegistry,
     add_model_prefix_option,
+    awaits_approval,
 )
 from demand_forecasting.platform.context import RunContext
 from demand_forecasting.task import run_task
@@ -163,8 +163,7 @@ def _no_champion(registry: SegmentRegistry, segment: str) -> str:
     awaiting = (
         f"; its challenger v{challenger.version} awaits approval: approve "
         f"{segment}={challenger.version} (the approve job) once reviewed"
-        if challenger is not None
-        and (challenger.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
+        if awaits_approval(challenger)
         else ""
     )
     return (

@@ -57,7 +57,6 @@ from demand_forecasting.models.gate import GateDecision, GateRule, decide
 from demand_forecasting.models.metrics import Accuracy
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.registry import (
-    AWAITING_APPROVAL,
     CHALLENGER,
     CHAMPION,
     DEPLOYMENT_STATUS,
@@ -68,6 +67,7 @@ from demand_forecasting.models.registry import (
     VALIDATION_STATUS,
     SegmentRegistry,
     add_model_prefix_option,
+    awaits_approval,
     read_each_segment,
 )
 from demand_forecasting.models.segment_data import (
@@ -295,7 +295,7 @@ def make_challenger(registry: SegmentRegistry, segment: str, version: str) -> No
     registry.set_alias(segment, CHALLENGER, version)
     if previous is None or str(previous.version) == version:
         return
-    if (previous.tags or {}).get(DEPLOYMENT_STATUS) != AWAITING_APPROVAL:
+    if not awaits_approval(previous):
         return
     # After the alias moved: killed in between, the old version keeps its stale tag, never an
     # approvable challenger without one.
@@ -403,7 +403,7 @@ def _awaits_a_person(registry: SegmentRegistry, segment: str, summary: ValidateS
     """Whether the refused ``segment``, which has no champion, has a challenger awaiting
     approval; if so, records and logs why it gets no fallback (one registry read)."""
     challenger = registry.alias(segment, CHALLENGER)
-    if challenger is None or (challenger.tags or {}).get(DEPLOYMENT_STATUS) != AWAITING_APPROVAL:
+    if not awaits_approval(challenger):
         return False
     why = withheld_fallback_reason(str(challenger.version))
     summary.fallbacks_withheld[segment] = why

@@ -24,6 +24,10 @@ segment whose earlier months were never landed) waits (``wait_history``) instead
 ``train`` every month until it has them. One without champion (or with the fallback) whose
 ``challenger`` awaits approval (``require_approval``) waits for the approver
 (``wait_approval``): retraining it would supersede the version under review every month.
+Only for ``approval_wait_months`` months after that version's data, though: then it is
+retrained (``retrain_approval_overdue``), so that a segment nobody approves does not stay
+without a model of recent data forever; a new version that passes validation supersedes
+the old one, and the approver reviews that.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -86,6 +91,9 @@ class DriftConfig:
     model_prefix: str = "demand"
     run_month: date | None = None
     refused_retry_months: int = 3
+    #: Months a challenger awaiting approval (no champion, or the fallback) waits before its
+    #: segment is retrained anyway (0: only in the month it was trained in).
+    approval_wait_months: int = 3
     psi_driver_max_rows: int = PSI_DRIVER_MAX_ROWS
     #: The bundle's horizon: a champion forecasting another one is retrained (None: not judged).
     horizon: int | None = None
@@ -99,6 +107,11 @@ class DriftConfig:
             raise ValueError(
                 f"refused_retry_months={self.refused_retry_months}: must be >= 0 "
                 "(0 retries a segment without champion every month)"
+            )
+        if self.approval_wait_months < 0:
+            raise ValueError(
+                f"approval_wait_months={self.approval_wait_months}: must be >= 0 (0 retrains "
+                "a segment whose challenger awaits approval every month after its own)"
             )
         if self.psi_driver_max_rows < 0:
             raise ValueError(
@@ -255,6 +268,63 @@ def short_history(
     return young
 
 
+def approval_overdue(
+    pending: dict[str, ModelVersion],
+    fallback: Collection[str],
+    refused: Collection[str],
+    run_month: date,
+    wait_months: int,
+) -> list[str]:
+    """Of the segments whose challenger awaits approval (``pending``), those that have
+    waited longer than ``wait_months`` (:func:`~demand_forecasting.monitoring.drift.
+    approval_refresh_month`), sorted; each segment is logged with what happens to it (those
+    ``refused`` recently wait for their retry, and are logged there). A version without a
+    ``trained_until`` tag (not made by the train task) cannot say since when it waits: it
+    waits, with a warning."""
+    overdue = []
+    for segment, version in sorted(pending.items()):
+        has = "the seasonal-naive fallback" if segment in fallback else "no champion"
+        until = (version.tags or {}).get("trained_until")
+        if not until:
+            log.warning(
+                "segment %s has %s and v%s awaits approval, but has no trained_until tag, so "
+                "approval_wait_months cannot apply: it waits for the approver (wait_approval); "
+                "approve it, or retrain it with the training job (--segments %s)",
+                segment,
+                has,
+                version.version,
+                segment,
+            )
+            continue
+        since = date.fromisoformat(until[:10])
+        refresh = drift.approval_refresh_month(since, wait_months)
+        if run_month >= refresh:
+            overdue.append(segment)
+            if segment in refused:
+                continue
+            log.warning(
+                "segment %s: v%s has awaited approval since its data of %s, longer than "
+                "approval_wait_months=%d: retrained (retrain_approval_overdue); a new "
+                "version that passes validation supersedes it",
+                segment,
+                version.version,
+                f"{since:%Y-%m}",
+                wait_months,
+            )
+        else:
+            log.info(
+                "segment %s has %s and v%s awaits approval: it waits for the approver "
+                "(wait_approval), not retrained this month; retrained in %s if still waiting "
+                "(approval_wait_months=%d)",
+                segment,
+                has,
+                version.version,
+                f"{refresh:%Y-%m}",
+                wait_months,
+            )
+    return overdue
+
+
 def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
     """Measure drift for the newest month, write it, and publish the segments to retrain."""
     table = ctx.table(names.FEATURES)
@@ -304,15 +374,10 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         cfg.refused_retry_months,
     )
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
-    pending = registry.awaiting_approval(sorted(set(without_champion) - set(young)) + fallback)
-    for segment, version in sorted(pending.items()):
-        log.info(
-            "segment %s has %s and v%s awaits approval: it waits for the approver "
-            "(wait_approval), not retrained this month",
-            segment,
-            "the seasonal-naive fallback" if segment in fallback else "no champion",
-            version,
-        )
+    pending = registry.awaiting_approval_versions(
+        sorted(set(without_champion) - set(young)) + fallback
+    )
+    overdue = approval_overdue(pending, fallback, waiting, run_month, cfg.approval_wait_months)
     # A champion of its own whose challenger of this very month was refused (drift, horizon):
     # a rerun of the month does not retrain it again; it is tried next month.
     kept = recently_refused(
@@ -379,6 +444,7 @@ def run(ctx: RunContext, cfg: DriftConfig) -> DriftSummary:
         kept_champion=kept,
         short_history=young,
         awaiting_approval=pending,
+        approval_overdue=overdue,
     )
     for segment in other_horizon:
         if decision.decisions[segment] == drift.RETRAIN_HORIZON:
@@ -450,6 +516,7 @@ _REASONS = {
     drift.RETRAIN_NO_REFERENCE: "no readable reference",
     drift.RETRAIN_FALLBACK: "fallback champion",
     drift.RETRAIN_HORIZON: "other horizon",
+    drift.RETRAIN_APPROVAL_OVERDUE: "approval overdue",
 }
 #: Segments named per reason in the log line (the drift table holds them all).
 _NAMED = 8
@@ -511,6 +578,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "refused_retry_months)",
     )
     parser.add_argument(
+        "--approval-wait-months",
+        type=int,
+        default=3,
+        help="a segment without champion (or on the fallback) whose challenger awaits "
+        "approval is retrained once it waited longer than this many months after its data "
+        "(0: every month after its own; bundle var approval_wait_months)",
+    )
+    parser.add_argument(
         "--horizon",
         type=int,
         default=None,
@@ -544,6 +619,7 @@ def make_config(args: argparse.Namespace) -> DriftConfig:
         model_prefix=args.model_prefix,
         run_month=parse_month(args.run_month) if args.run_month else None,
         refused_retry_months=args.refused_retry_months,
+        approval_wait_months=args.approval_wait_months,
         psi_driver_max_rows=args.psi_driver_max_rows,
         horizon=args.horizon,
     )

@@ -12,7 +12,8 @@ current window against the reference (bins fixed from the reference) is a *breac
 
 A segment is retrained when any of its features breaches, or when it has no champion, or
 when its champion is the seasonal-naive fallback (a real model is retried); the last two wait
-while their newest candidate's refusal is recent, and one without champion waits until it
+while their newest candidate's refusal is recent, or while their challenger awaits a
+person's approval (up to ``approval_wait_months``), and one without champion waits until it
 has the months of history a model needs. A champion that forecasts another horizon
 than the bundle's ``horizon`` is retrained too: a changed horizon reaches every segment.
 """
@@ -22,10 +23,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from statistics import NormalDist
 
 import pandas as pd
 
+from demand_forecasting.data.config import add_month
 from demand_forecasting.monitoring.psi import DEFAULT_EPSILON, population_stability_index
 
 REFERENCE, CURRENT = "reference", "current"
@@ -52,12 +55,17 @@ WAIT_HISTORY = "wait_history"
 #: (``require_approval``): not retrained, so the version under review is not superseded by
 #: a new candidate every month while it waits.
 WAIT_APPROVAL = "wait_approval"
+#: No champion (or the fallback), and its challenger has awaited approval longer than the
+#: bundle's ``approval_wait_months``: retrained, so that a segment nobody approves does not
+#: stay without a model of recent data forever (a passing candidate supersedes the old one).
+RETRAIN_APPROVAL_OVERDUE = "retrain_approval_overdue"
 RETRAIN_DECISIONS = (
     RETRAIN_DRIFT,
     RETRAIN_NO_CHAMPION,
     RETRAIN_NO_REFERENCE,
     RETRAIN_FALLBACK,
     RETRAIN_HORIZON,
+    RETRAIN_APPROVAL_OVERDUE,
 )
 
 #: Columns of :func:`segment_psi`'s output (the Spark schema of the grouped apply).
@@ -193,6 +201,7 @@ def decide(
     kept_champion: Iterable[str] = (),
     short_history: Iterable[str] = (),
     awaiting_approval: Iterable[str] = (),
+    approval_overdue: Iterable[str] = (),
 ) -> DriftDecision:
     """The retraining decision of a run month.
 
@@ -215,11 +224,15 @@ def decide(
             a champion they wait instead of failing in train every month.
         awaiting_approval: segments whose challenger awaits approval: without a champion
             (or with the fallback) they wait for the approver instead of retraining.
+        approval_overdue: of those, the ones whose challenger has waited longer than the
+            bundle allows (:func:`approval_refresh_month`): retrained like a segment with
+            nothing awaiting, unless their newest candidate was refused recently.
     """
     breach, missing, done = set(breaching), set(without_champion), set(already_retrained)
     unreadable, waiting, naive = set(without_reference), set(recently_refused), set(fallback)
     stale_horizon, kept, young = set(other_horizon), set(kept_champion), set(short_history)
-    pending = set(awaiting_approval)
+    pending = set(awaiting_approval) - set(approval_overdue)
+    overdue = set(approval_overdue)
     decisions: dict[str, str] = {}
     for segment in sorted(set(segments)):
         if segment in missing and segment in young:
@@ -227,7 +240,13 @@ def decide(
         elif segment in missing and segment in pending:
             decisions[segment] = WAIT_APPROVAL
         elif segment in missing:
-            decisions[segment] = WAIT_REFUSED if segment in waiting else RETRAIN_NO_CHAMPION
+            decisions[segment] = (
+                WAIT_REFUSED
+                if segment in waiting
+                else RETRAIN_APPROVAL_OVERDUE
+                if segment in overdue
+                else RETRAIN_NO_CHAMPION
+            )
         elif segment in unreadable:
             decisions[segment] = RETRAIN_NO_REFERENCE
         elif segment in done:
@@ -237,7 +256,13 @@ def decide(
         elif segment in naive and segment in pending:
             decisions[segment] = WAIT_APPROVAL
         elif segment in naive:
-            decisions[segment] = WAIT_REFUSED if segment in waiting else RETRAIN_FALLBACK
+            decisions[segment] = (
+                WAIT_REFUSED
+                if segment in waiting
+                else RETRAIN_APPROVAL_OVERDUE
+                if segment in overdue
+                else RETRAIN_FALLBACK
+            )
         elif segment in stale_horizon:
             decisions[segment] = RETRAIN_HORIZON
         elif segment in breach:
@@ -246,3 +271,12 @@ def decide(
             decisions[segment] = KEEP
     chosen = tuple(s for s, d in decisions.items() if d in RETRAIN_DECISIONS)
     return DriftDecision(chosen, decisions)
+
+
+def approval_refresh_month(trained_until: date, wait_months: int) -> date:
+    """The first run month in which ``check_drift`` retrains a segment without a champion
+    (or on the fallback) whose challenger, trained on data up to ``trained_until``, still
+    awaits approval: once it has waited more than ``wait_months`` months (0: from the month
+    after its own). Measured from the version's ``trained_until`` tag, which never changes,
+    in data months, as ``refused_retry_months`` is."""
+    return add_month(trained_until.replace(day=1), wait_months + 1)

@@ -47,7 +47,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
-from demand_forecasting.data.config import DatasetConfig, load_dataset_config, parse_month
+from demand_forecasting.data.config import (
+    DatasetConfig,
+    add_month,
+    load_dataset_config,
+    parse_month,
+)
 from demand_forecasting.data.rules import (
     clean_text,
     file_month_column,
@@ -55,16 +60,16 @@ from demand_forecasting.data.rules import (
     text,
     with_series_and_month,
 )
+from demand_forecasting.models import approval_requests
 from demand_forecasting.models.approve import not_awaiting_reason
 from demand_forecasting.models.audit import AWAITING_APPROVAL as AWAITING_APPROVAL_ACTION
 from demand_forecasting.models.command_context import approve_options
 from demand_forecasting.models.fallback import is_fallback
 from demand_forecasting.models.registry import (
-    AWAITING_APPROVAL,
     CHALLENGER,
-    DEPLOYMENT_STATUS,
     SegmentRegistry,
     add_model_prefix_option,
+    awaits_approval,
     read_each_segment,
     version_by_alias,
 )
@@ -77,6 +82,7 @@ from demand_forecasting.monitoring.accuracy import (
     forecast_errors,
     recent_accuracy,
 )
+from demand_forecasting.monitoring.drift import approval_refresh_month
 from demand_forecasting.monitoring.drift_table import PROVENANCE_COLUMNS
 from demand_forecasting.monitoring.forecast_totals import forecast_totals, spark_forecast_totals
 from demand_forecasting.monitoring.job_run import job_parent_run
@@ -193,6 +199,9 @@ class MonitorConfig:
     #: Registered models are ``<catalog>.<schema>.<model_prefix>_<segment>`` (bundle variable
     #: ``model_prefix``): where monitor looks up why a segment has no champion.
     model_prefix: str = "demand"
+    #: Months a challenger awaiting approval waits before check_drift retrains its segment
+    #: (bundle variable ``approval_wait_months``): the report marks those due or overdue.
+    approval_wait_months: int = 3
     #: The dataset (bundle variable ``dataset``): how quarantined rows name their series and
     #: month, to count those corrected since (None: not counted).
     dataset: DatasetConfig | None = None
@@ -202,6 +211,11 @@ class MonitorConfig:
         if self.alert_wape <= 0:
             raise ValueError(
                 f"--accuracy-alert-wape={self.alert_wape}: must be > 0 (0.15 alerts above 15% WAPE)"
+            )
+        if self.approval_wait_months < 0:
+            raise ValueError(
+                f"--approval-wait-months={self.approval_wait_months}: must be >= 0 (as "
+                "check_drift's)"
             )
         if self.window_months < 1:
             raise ValueError(f"--accuracy-window-months={self.window_months}: must be >= 1")
@@ -376,13 +390,39 @@ def _require_run_month(ctx: RunContext, forecasts: DataFrame, run_month: date) -
 
 
 def report_month(ctx: RunContext, cfg: MonitorConfig) -> Path:
-    """Write the report of ``cfg.run_month`` (default: the newest) from the tables as they are."""
+    """Write the report of ``cfg.run_month`` (default: the newest) from the tables as they are.
+
+    It records no list of versions awaiting approval (the job's report did); it prints
+    ``reported:<month>`` only when the versions it shows are the ones recorded.
+    """
     measured = measure(ctx, cfg)
     try:
         inputs = gather_report_inputs(ctx, cfg, measured)
     finally:
         measured.release()
+    awaiting = inputs.awaiting_approval
+    shown = dict(zip(awaiting["segment"], awaiting["version"], strict=True))
+    if shown and shown == approval_requests.listed(ctx, inputs.run_month):
+        inputs.approvals_reported = inputs.run_month
     return write_report(_report_folder(ctx, measured.run_month), inputs)
+
+
+def record_approval_requests(ctx: RunContext, cfg: MonitorConfig, inputs: ReportInputs) -> None:
+    """Record the versions the report lists as awaiting approval as the run month's
+    (:mod:`~demand_forecasting.models.approval_requests`), so that the report can offer
+    ``reported:<month>`` for them (it does when any awaits: a failed write fails monitor,
+    and its rerun writes both again)."""
+    awaiting = inputs.awaiting_approval
+    approval_requests.record(ctx, inputs.run_month, awaiting, inputs.generated_at, cfg.job_run_id)
+    if not awaiting.empty:
+        log.info(
+            "monitor %s: %d version(s) awaiting approval recorded in %s; the approve job's "
+            "segments=reported:%s approves them",
+            f"{inputs.run_month:%Y-%m}",
+            len(awaiting),
+            ctx.table(names.APPROVAL_REQUESTS),
+            f"{inputs.run_month:%Y-%m}",
+        )
 
 
 def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
@@ -411,6 +451,13 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
             inputs = gather_report_inputs(ctx, cfg, measured)
         finally:
             measured.release()
+        # The versions awaiting approval, recorded for ``reported:<month>`` (one small Delta
+        # commit, ~3 s locally) while the report is drawn, which says so.
+        requests_written = pool.submit(
+            inheritable_thread_target(ctx.spark)(record_approval_requests), ctx, cfg, inputs
+        )
+        if not inputs.awaiting_approval.empty:
+            inputs.approvals_reported = inputs.run_month
         costs_written = (
             pool.submit(
                 inheritable_thread_target(ctx.spark)(write_model_costs),
@@ -424,6 +471,7 @@ def run(ctx: RunContext, cfg: MonitorConfig) -> MonitorSummary:
         )
         report = write_report(folder, inputs)
         written.result()
+        requests_written.result()
         if costs_written is not None:
             costs_written.result()
     log.info(
@@ -763,7 +811,7 @@ def gather_report_inputs(ctx: RunContext, cfg: MonitorConfig, measured: Measured
         ctx, cfg.dataset, measured, sorted(set(current["segment"]))
     )
     without_champion = [s for s in not_forecast if s not in without_data]
-    waiting = awaiting_approval(ctx)
+    waiting = awaiting_approval(ctx, run_month, cfg.approval_wait_months)
     unexplained = sorted(set(without_champion) - set(waiting["segment"]))
     return ReportInputs(
         run_month=run_month,
@@ -924,11 +972,14 @@ def no_champion_reasons(
 #: Columns of :func:`awaiting_approval`.
 #: ``model``: what the version is (a trained model, or the seasonal-naive fallback that
 #: stands in for a refused one): an approver approving a fallback should know it.
+#: ``refresh``: when check_drift retrains the segment if nobody approves the version
+#: (:func:`approval_refresh`).
 AWAITING_COLUMNS = [
     "segment",
     "version",
     "model",
     "marked",
+    "refresh",
     "candidate_mase",
     "champion_mase",
     "naive_mase",
@@ -937,7 +988,9 @@ AWAITING_COLUMNS = [
 TRAINED_MODEL, FALLBACK_MODEL = "trained", "seasonal-naive fallback"
 
 
-def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
+def awaiting_approval(
+    ctx: RunContext, run_month: date | None = None, wait_months: int = 3
+) -> pd.DataFrame:
     """The versions the approve job would promote, with the gate's evidence for the approver.
 
     A segment's version awaits approval while it is the ``challenger`` tagged
@@ -945,9 +998,14 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
     looked at are those the audit table has an ``awaiting_approval`` row for, their registry
     aliases read :data:`~demand_forecasting.models.registry.REGISTRY_READ_THREADS` at a time.
 
+    Args:
+        run_month: the month reported, for ``refresh`` (None: ``refresh`` is empty).
+        wait_months: the bundle's ``approval_wait_months``, as check_drift applies it.
+
     Returns:
-        :data:`AWAITING_COLUMNS` (``marked``: the newest ``awaiting_approval`` row's date; the
-        MASEs: the version's newest evaluation row), by segment; empty when none awaits.
+        :data:`AWAITING_COLUMNS` (``marked``: the newest ``awaiting_approval`` row's date;
+        ``refresh``: :func:`approval_refresh`; the MASEs: the version's newest evaluation
+        row), by segment; empty when none awaits.
     """
     audit = _read(ctx, names.AUDIT)
     if audit is None:
@@ -964,16 +1022,16 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
         zip(marked["segment"].astype(str), marked["model_name"].astype(str), strict=True)
     )
 
-    def challenger(segment: str) -> tuple[str, str] | None:
+    def challenger(segment: str) -> tuple[str, str, str] | None:
         try:
             version = version_by_alias(ctx.mlflow, names_of[segment], CHALLENGER)
         except MlflowException:  # the report goes on without this segment's approval
             return None
-        if version is None:  # approved since, or the model is gone
+        if not awaits_approval(version):  # approved since, or the model is gone
             return None
-        if (version.tags or {}).get(DEPLOYMENT_STATUS) != AWAITING_APPROVAL:
-            return None
-        return str(version.version), FALLBACK_MODEL if is_fallback(version) else TRAINED_MODEL
+        model = FALLBACK_MODEL if is_fallback(version) else TRAINED_MODEL
+        until = (version.tags or {}).get("trained_until")
+        return str(version.version), model, approval_refresh(until, run_month, wait_months)
 
     versions = {
         s: v for s, v in read_each_segment(sorted(names_of), challenger).items() if v is not None
@@ -981,8 +1039,8 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
     if not versions:
         return pd.DataFrame(columns=AWAITING_COLUMNS)
     rows = marked[marked["segment"].isin(list(versions))].copy()
-    rows["version"] = rows["segment"].map({s: v for s, (v, _) in versions.items()})
-    rows["model"] = rows["segment"].map({s: m for s, (_, m) in versions.items()})
+    for index, column in enumerate(("version", "model", "refresh")):
+        rows[column] = rows["segment"].map({s: v[index] for s, v in versions.items()})
     rows["marked"] = pd.to_datetime(rows["marked"]).dt.strftime("%Y-%m-%d")
     evaluations = _read(ctx, names.EVALUATIONS)
     figures = ["candidate_mase", "champion_mase", "naive_mase"]
@@ -999,6 +1057,23 @@ def awaiting_approval(ctx: RunContext) -> pd.DataFrame:
         if column not in rows.columns:
             rows[column] = float("nan")
     return rows[AWAITING_COLUMNS].sort_values("segment", ignore_index=True)
+
+
+def approval_refresh(trained_until: str | None, run_month: date | None, wait_months: int) -> str:
+    """When check_drift retrains a segment whose version (trained on data up to
+    ``trained_until``) still awaits approval, as the report shows it: ``YYYY-MM``, with
+    ``(next month)`` when that is the month after ``run_month``, or ``overdue since YYYY-MM``
+    when it is ``run_month`` or earlier (its new candidate was refused or failed to train,
+    or its newest candidate was refused recently and waits ``refused_retry_months``). Empty
+    when either month is unknown."""
+    if not trained_until or run_month is None:
+        return ""
+    refresh = approval_refresh_month(date.fromisoformat(trained_until[:10]), wait_months)
+    if refresh <= run_month:
+        return f"overdue since {refresh:%Y-%m}"
+    if refresh == add_month(run_month):
+        return f"{refresh:%Y-%m} (next month)"
+    return f"{refresh:%Y-%m}"
 
 
 def fallback_segments(ctx: RunContext, run_month: date) -> list[str]:
@@ -1155,6 +1230,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "champion forecasts another number are named in the report (omit: not checked)",
     )
     add_model_prefix_option(parser)
+    add_approval_wait_option(parser)
     parser.add_argument(
         "--dataset",
         default="aus_retail",
@@ -1195,6 +1271,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_approval_wait_option(parser: argparse.ArgumentParser) -> None:
+    """``--approval-wait-months`` (bundle variable ``approval_wait_months``), as monitor and
+    the report command take it: the report marks the versions awaiting approval that
+    check_drift retrains next month, or should have retrained."""
+    parser.add_argument(
+        "--approval-wait-months",
+        type=int,
+        default=3,
+        help="months a challenger awaiting approval waits before check_drift retrains its "
+        "segment (bundle var approval_wait_months); the report marks those due",
+    )
+
+
 def make_config(args: argparse.Namespace) -> MonitorConfig:
     """Typed config from the parsed options.
 
@@ -1219,6 +1308,7 @@ def make_config(args: argparse.Namespace) -> MonitorConfig:
         upstream_states=upstream_states(args.upstream_state),
         horizon=args.horizon,
         model_prefix=args.model_prefix,
+        approval_wait_months=args.approval_wait_months,
         dataset=load_dataset_config(args.dataset),
     )
 

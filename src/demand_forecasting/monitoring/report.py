@@ -82,6 +82,9 @@ class ReportInputs:
         gaps: the months of the year up to the run month in which series have no value
             inside their span (``month, gaps, series``: gap rows and all rows of the month;
             :func:`demand_forecasting.monitoring.monitor.gap_months`).
+        approvals_reported: the month whose recorded list of versions awaiting approval
+            (``approval_requests``) is the one shown, so that the approve job's
+            ``segments=reported:<month>`` approves exactly them (None: not recorded).
         approve_options: what a local ``demand-forecasting approve`` needs to act on this
             run's models
             (:func:`demand_forecasting.models.command_context.approve_options`); empty:
@@ -121,6 +124,7 @@ class ReportInputs:
     approve_options: str = ""
     quarantine_row_months: dict[str, list[str]] = field(default_factory=dict)
     month_format: str | None = None
+    approvals_reported: date | None = None
 
 
 def _flag(value: object) -> bool:
@@ -515,10 +519,13 @@ def data_quality_section(inputs: ReportInputs) -> list[str]:
     return lines
 
 
-def approval_section(awaiting: pd.DataFrame, approve_options: str = "") -> list[str]:
+def approval_section(
+    awaiting: pd.DataFrame, approve_options: str = "", reported: date | None = None
+) -> list[str]:
     """The versions awaiting approval with the gate's MASEs (nothing when none awaits);
     ``approve_options`` as
-    :func:`demand_forecasting.models.command_context.approve_options` gives them."""
+    :func:`demand_forecasting.models.command_context.approve_options` gives them;
+    ``reported``: :attr:`ReportInputs.approvals_reported`."""
     if awaiting.empty:
         return []
     return [
@@ -528,32 +535,86 @@ def approval_section(awaiting: pd.DataFrame, approve_options: str = "") -> list[
         "(`require_approval`); approving a segment promotes the version below "
         "(docs/deployment.md, 'Approving and rolling back'). `model`: a trained model, or "
         "the seasonal-naive fallback registered when the segment's trained model was refused "
-        "(its MASE is seasonal naive's). Backtest MASE of the version, the current champion "
-        "(empty: none) and seasonal naive, on the same rows:",
+        "(its MASE is seasonal naive's). `retrained in`: a segment without champion (or on "
+        "the fallback) whose version nobody approves is retrained in that month "
+        "(`approval_wait_months` after the version's data), and a new version that passes "
+        "validation supersedes the one listed; `overdue`: due, and still awaiting (this "
+        "month's new candidate was refused or failed to train, or the segment's newest "
+        "candidate was refused recently: it waits `refused_retry_months`). Backtest MASE "
+        "of the version, the current champion (empty: none) and seasonal naive, on the same "
+        "rows:",
         "",
+        *approval_due(awaiting),
         _table(
-            awaiting.rename(columns={"marked": "awaiting since"}),
+            awaiting.rename(columns={"marked": "awaiting since", "refresh": "retrained in"}),
             {"candidate_mase": ".3f", "champion_mase": ".3f", "naive_mase": ".3f"},
             rest=f"the {names.EVALUATIONS} and {names.AUDIT} tables have them all",
         ),
-        *pinned_approval(awaiting, approve_options),
+        *pinned_approval(awaiting, approve_options, reported),
     ]
 
 
-def pinned_approval(awaiting: pd.DataFrame, approve_options: str = "") -> list[str]:
-    """The approve command for exactly the versions listed: a run that validates a newer
+def approval_due(awaiting: pd.DataFrame) -> list[str]:
+    """A line naming the versions that check_drift retrains next month if still not
+    approved, and those overdue (nothing when there are none)."""
+    if "refresh" not in awaiting.columns:
+        return []
+    refresh = awaiting["refresh"].fillna("").astype(str)
+    segments = awaiting["segment"].astype(str)
+    due = {
+        "retrained next month unless approved": list(
+            segments[refresh.str.endswith("(next month)")]
+        ),
+        "overdue": list(segments[refresh.str.startswith("overdue")]),
+    }
+    parts = [f"{len(named)} {label}: {', '.join(named)}" for label, named in due.items() if named]
+    return [f"**Approval due:** {'; '.join(parts)}.", ""] if parts else []
+
+
+#: Up to this many versions awaiting, the report prints the ``segment=version`` list of
+#: them all; above it only ``reported:<month>`` (the list would not fit a job parameter).
+PINNED_LIST_MAX = 10
+
+
+def pinned_approval(
+    awaiting: pd.DataFrame, approve_options: str = "", reported: date | None = None
+) -> list[str]:
+    """The approve commands for exactly the versions listed: a run that validates a newer
     challenger before the approval makes it refuse that segment, instead of promoting a
-    version nobody reviewed."""
-    pins = [f"{s}={v}" for s, v in zip(awaiting["segment"], awaiting["version"], strict=True)]
-    return [
-        "To approve exactly these versions, start the approve job with the job parameter "
-        f"`segments` set to `{','.join(pins)}` (locally: `demand-forecasting approve "
-        f"{' '.join(pins)} {approve_options + ' ' if approve_options else ''}--reason ...`); "
-        "keep only the segments you approve. If a later run "
-        "has validated another version of a segment, the approval is refused, naming both "
-        "(`all` and bare segment names promote whichever version awaits when it runs).",
-        "",
-    ]
+    version nobody reviewed. Each version pinned (``segment=version``, when few wait or the
+    list is not recorded), and ``reported:<month>`` when ``reported`` (however many wait)."""
+    options = approve_options + " " if approve_options else ""
+    refused = (
+        "If a later run has validated another version of a segment, the approval is refused, "
+        "naming both"
+    )
+    lines = []
+    if reported is None or len(awaiting) <= PINNED_LIST_MAX:
+        pins = [f"{s}={v}" for s, v in zip(awaiting["segment"], awaiting["version"], strict=True)]
+        lines += [
+            "To approve exactly these versions, start the approve job with the job parameter "
+            f"`segments` set to `{','.join(pins)}` (locally: `demand-forecasting approve "
+            f"{' '.join(pins)} {options}--reason ...`); keep only the segments you approve. "
+            f"{refused} (`all` and bare segment names promote whichever version awaits when "
+            "it runs).",
+            "",
+        ]
+    if reported is not None:
+        month = f"{reported:%Y-%m}"
+        lines += [
+            f"To approve all {len(awaiting)} versions listed here, set `segments` to "
+            f"`reported:{month}` (locally: `demand-forecasting approve --as-reported {month} "
+            f"{options}--reason ...`): it approves the versions this report lists, each pinned. "
+            f"{refused}."
+            + (
+                ""
+                if len(awaiting) <= PINNED_LIST_MAX
+                else " To approve only some, set `segments` to their `segment=version` pairs "
+                "from the table (e.g. `a=7,b=3`)."
+            ),
+            "",
+        ]
+    return lines
 
 
 def without_champion(segments: Sequence[str], awaiting: pd.DataFrame) -> list[str]:
@@ -746,7 +807,9 @@ def render_markdown(inputs: ReportInputs, images: dict[str, str]) -> str:
             for task, error in inputs.failed_tasks.items()
         ],
         "",
-        *approval_section(inputs.awaiting_approval, inputs.approve_options),
+        *approval_section(
+            inputs.awaiting_approval, inputs.approve_options, inputs.approvals_reported
+        ),
         *data_quality_section(inputs),
         "## Retraining decisions",
         "",

@@ -17,7 +17,11 @@ from pyspark.sql import functions as F
 
 from demand_forecasting import names
 from demand_forecasting.data.config import load_dataset_config, parse_month
-from demand_forecasting.monitoring.monitor import MonitorConfig, report_month
+from demand_forecasting.monitoring.monitor import (
+    MonitorConfig,
+    add_approval_wait_option,
+    report_month,
+)
 
 if TYPE_CHECKING:
     from demand_forecasting.platform.context import RunContext
@@ -58,6 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="months each forecast should cover (the bundle's horizon); segments forecasting "
         "another number are named (default: not checked)",
     )
+    add_approval_wait_option(parser)
     parser.add_argument(
         "--compute-cost-per-hour",
         type=float,
@@ -123,6 +128,7 @@ def main(args: argparse.Namespace) -> int:
         job_run_id=job_run_id,
         cost_per_hour=1.0 if cost_per_hour is None else float(cost_per_hour),
         horizon=args.horizon,
+        approval_wait_months=args.approval_wait_months,
         dataset=load_dataset_config(args.dataset),
     )
     try:

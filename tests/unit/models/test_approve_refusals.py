@@ -331,6 +331,8 @@ def test_an_unpinned_approval_still_promotes_the_current_challenger_and_says_so(
         ("a=v7", "'a=v7': the version after '=' must be a version number"),
         ("=7", "'=7': no segment before '='"),
         ("a=1,a=2", "segment a is named twice (versions 1 and 2)"),
+        ("reported:17-12", "'reported:17-12': write reported:YYYY-MM"),
+        ("reported:2017-12,a=7", "approves a report's whole list: name it alone"),
     ],
 )
 def test_the_approve_job_refuses_a_malformed_pin_before_reading_anything(
@@ -344,7 +346,9 @@ def test_the_approve_job_refuses_a_malformed_pin_before_reading_anything(
     with pytest.raises(ValueError) as refused:
         approve.make_task_config(args)
     assert error in str(refused.value)
-    assert "segments (all, or a comma list of segment or segment=version)" in str(refused.value)
+    assert "segments (all, reported:YYYY-MM, or a comma list of segment or segment=version)" in str(
+        refused.value
+    )
 
 
 def test_the_approve_job_takes_pinned_and_unpinned_segments() -> None:

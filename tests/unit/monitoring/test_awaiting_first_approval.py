@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -20,10 +21,15 @@ import pytest
 from monitoring_support import gold_frame, to_spark
 
 from demand_forecasting import cli, names
-from demand_forecasting.models import deploy
+from demand_forecasting.models import approve, deploy
 from demand_forecasting.models.command_context import approve_options
 from demand_forecasting.models.fallback import FALLBACK_TAG
 from demand_forecasting.models.recipe import SEASONAL_NAIVE
+from demand_forecasting.models.registry import (
+    AWAITING_APPROVAL,
+    DEPLOYMENT_STATUS,
+    SegmentRegistry,
+)
 from demand_forecasting.models.validate import CHALLENGERS_KEY
 from demand_forecasting.monitoring import check_drift, monitor
 from demand_forecasting.monitoring.champions import find_champions
@@ -221,3 +227,144 @@ def test_segments_awaiting_their_first_approval_wait_instead_of_retraining(
         "gamma": "retrain_no_champion",
     }
     assert summary.decision.segments_to_train == ("gamma",)
+
+
+def tag_trained_until(ctx: RunContext, segments: tuple[str, ...], until: str) -> None:
+    """Tag each segment's version 1 as train tags it: the newest month of its data."""
+    for segment in segments:
+        ctx.mlflow.set_model_version_tag(
+            f"main.demand_forecasting.{PREFIX}_{segment}", "1", "trained_until", until
+        )
+
+
+def test_a_challenger_awaiting_approval_longer_than_approval_wait_months_is_retrained(
+    ctx: RunContext, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody approved: after ``approval_wait_months`` months of waiting the segment is
+    retrained, so that it does not stay without a model trained on recent data forever."""
+    first_prod_month(ctx, tmp_path, passed=("alpha", "beta"))
+    tag_trained_until(ctx, ("alpha",), "2022-01-01")
+    tag_trained_until(ctx, ("beta",), "2021-12-01")
+    # Three more months of data (to 2022-04).
+    gold = gold_frame(dict.fromkeys(SEGMENTS, 2), date(2019, 1, 1), 40)
+    ctx.tables.write(to_spark(ctx.spark, gold), ctx.table(names.FEATURES), mode="overwrite")
+    wait_two = check_drift.DriftConfig(model_prefix=PREFIX, approval_wait_months=2)
+
+    march = check_drift.run(ctx, replace(wait_two, run_month=date(2022, 3, 1)))
+    april = check_drift.run(ctx, wait_two)
+
+    # alpha (data to 2022-01) waits through 2022-03; beta (2021-12) waited two months by then.
+    assert march.decision.decisions == {
+        "alpha": "wait_approval",
+        "beta": "retrain_approval_overdue",
+        "gamma": "retrain_no_champion",
+    }
+    assert april.run_month == date(2022, 4, 1)
+    assert april.decision.segments_to_train == ("alpha", "beta", "gamma")
+    assert april.decision.decisions["alpha"] == "retrain_approval_overdue"
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(
+        "segment alpha: v1 has awaited approval since its data of 2022-01, longer than "
+        "approval_wait_months=2: retrained (retrain_approval_overdue)" in m
+        for m in logged
+    ), logged
+    # 0: a challenger waits for the approver only in the month it was trained in.
+    now = check_drift.run(ctx, replace(wait_two, approval_wait_months=0, run_month=RUN_MONTH))
+    assert now.decision.decisions["alpha"] == "wait_approval"
+    with pytest.raises(ValueError, match="approval_wait_months=-1: must be >= 0"):
+        check_drift.DriftConfig(approval_wait_months=-1)
+
+
+def test_the_report_marks_versions_retrained_next_month_and_overdue_ones(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    first_prod_month(ctx, tmp_path, passed=SEGMENTS)
+    tag_trained_until(ctx, ("alpha",), "2022-01-01")  # waited 0 months of 1
+    tag_trained_until(ctx, ("beta",), "2021-12-01")  # 1 of 1: retrained next month
+    tag_trained_until(ctx, ("gamma",), "2021-11-01")  # 2 of 1: overdue (due this month)
+
+    monitor.run(ctx, monitor.MonitorConfig(approval_wait_months=1))
+
+    text = report_text(ctx)
+    assert "| alpha | 1 | trained | " in text and "| 2022-03 |" in text
+    assert "| 2022-02 (next month) |" in text
+    assert "| overdue since 2022-01 |" in text
+    assert (
+        "**Approval due:** 1 retrained next month unless approved: beta; 1 overdue: gamma." in text
+    )
+
+
+def test_reported_month_approves_exactly_the_versions_that_months_report_listed(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    # The report lists alpha and beta; gamma's version is marked after the report (another
+    # run): the short form copied from the report approves the two it listed, not gamma.
+    first_prod_month(ctx, tmp_path, passed=("alpha", "beta"))
+    with pytest.raises(monitor.NoChampionError):  # gamma: no model yet; the report is written
+        monitor.run(ctx, monitor.MonitorConfig(model_prefix=PREFIX))
+    text = report_text(ctx)
+    assert "set `segments` to `reported:2022-01`" in text
+    short = re.search(r"\(locally: `demand-forecasting (approve --as-reported [^`]*)`\)", text)
+    assert short is not None
+    gamma = register_validated(ctx, "gamma", tmp_path, prefix=PREFIX)
+    registry = SegmentRegistry(ctx.mlflow, "main", "demand_forecasting", PREFIX)
+    registry.tag("gamma", gamma, {DEPLOYMENT_STATUS: AWAITING_APPROVAL})
+
+    command = shlex.split(short.group(1).replace("--reason ...", "--reason 'CAB-2 reviewed'"))
+    assert cli.main(command) == 0
+
+    champions = find_champions(ctx.mlflow, "main", "demand_forecasting", PREFIX, list(SEGMENTS))
+    assert {s: c.version for s, c in champions.items()} == {"alpha": "1", "beta": "1"}
+    assert registry.awaiting_approval(["gamma"]) == {"gamma": gamma}
+    reasons = {
+        r["segment"]: r["reason"]
+        for r in ctx.tables.read(ctx.table(names.AUDIT)).where("action = 'approve'").collect()
+    }
+    assert reasons["alpha"] == (
+        "CAB-2 reviewed; as listed in the report of 2022-01; approved v1 as pinned"
+    )
+
+
+def test_reported_month_refuses_a_version_superseded_since_the_report(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    first_prod_month(ctx, tmp_path, passed=SEGMENTS)
+    monitor.run(ctx, monitor.MonitorConfig(model_prefix=PREFIX))
+    # A later run validated and marked beta's v2, superseding the v1 the report listed.
+    newer = register_validated(ctx, "beta", tmp_path, prefix=PREFIX)
+    registry = SegmentRegistry(ctx.mlflow, "main", "demand_forecasting", PREFIX)
+    registry.tag("beta", newer, {DEPLOYMENT_STATUS: AWAITING_APPROVAL})
+
+    with pytest.raises(LookupError) as refused:
+        approve.approve(ctx, PREFIX, ["reported:2022-01"], "CAB-3", actor="lead@contoso.com")
+
+    message = str(refused.value)
+    assert "nothing was approved: 1 named segment(s)" in message
+    assert (
+        "beta (reviewed v1): its challenger awaiting approval is now v2, not the v1 named "
+        "(v1 is superseded" in message
+    )
+    assert find_champions(ctx.mlflow, "main", "demand_forecasting", PREFIX, list(SEGMENTS)) == {}
+
+
+def test_reported_month_with_nothing_listed_says_so_and_malformed_forms_are_refused(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    first_prod_month(ctx, tmp_path, passed=SEGMENTS)
+    with pytest.raises(LookupError, match="no report has listed any yet"):
+        approve.approve(ctx, PREFIX, ["reported:2022-01"], "CAB-4")
+    monitor.run(ctx, monitor.MonitorConfig(model_prefix=PREFIX))
+
+    with pytest.raises(LookupError) as nothing:
+        approve.approve(ctx, PREFIX, ["reported:2021-12"], "CAB-4")
+
+    assert str(nothing.value) == (
+        "nothing was approved: the report of 2021-12 listed no version awaiting approval in "
+        "main.demand_forecasting.approval_requests (nothing awaited then, or the monthly "
+        "job's monitor did not run that month); reports that listed some: 2022-01"
+    )
+    with pytest.raises(ValueError, match="write reported:YYYY-MM"):
+        approve.approve(ctx, PREFIX, ["reported:2022-1"], "CAB-4")
+    with pytest.raises(ValueError, match="name it alone"):
+        approve.approve(ctx, PREFIX, ["reported:2022-01", "alpha"], "CAB-4")
+    assert find_champions(ctx.mlflow, "main", "demand_forecasting", PREFIX, list(SEGMENTS)) == {}

@@ -130,6 +130,27 @@ def test_a_seasonal_naive_fallback_champion_retries_a_model_unless_refused_recen
     }
 
 
+def test_a_challenger_awaiting_approval_too_long_is_retrained_unless_refused_recently() -> None:
+    # a and b have no champion, c and d the fallback; each has a challenger awaiting approval.
+    decision = drift.decide(
+        segments=["a", "b", "c", "d", "e"],
+        breaching=[],
+        without_champion=["a", "b"],
+        fallback=["c", "d"],
+        recently_refused=["d"],
+        awaiting_approval=["a", "b", "c", "d", "e"],
+        approval_overdue=["b", "c", "d", "e"],
+    )
+    assert decision.segments_to_train == ("b", "c")
+    assert decision.decisions == {
+        "a": drift.WAIT_APPROVAL,  # not waited long enough yet
+        "b": drift.RETRAIN_APPROVAL_OVERDUE,
+        "c": drift.RETRAIN_APPROVAL_OVERDUE,
+        "d": drift.WAIT_REFUSED,  # its refresh was refused: the refusal's own retry rule
+        "e": drift.KEEP,  # a champion of its own: approval waits do not retrain it
+    }
+
+
 def test_a_champion_of_another_horizon_retrains_unless_retrained_this_month_or_waiting() -> None:
     decision = drift.decide(
         segments=["a", "b", "c", "d"],

@@ -15,6 +15,7 @@ from demand_forecasting.monitoring.report import (
     TASK_TIME_FILE,
     ReportInputs,
     decisions_table,
+    pinned_approval,
     write_report,
 )
 
@@ -376,3 +377,18 @@ def test_a_rerun_that_trained_says_what_it_trained(tmp_path: Path) -> None:
 
     assert "This rerun retrained 1 segment(s): other." in text
     assert "this rerun retrained 1: other)" in text
+
+
+def test_many_versions_awaiting_get_the_short_approval_form_only() -> None:
+    # 300 segments' pinned list would be ~12,000 bytes: over the job parameter limit.
+    awaiting = pd.DataFrame({"segment": [f"segment_{i:03d}" for i in range(300)], "version": "7"})
+    many = "\n".join(pinned_approval(awaiting, "--catalog main", JAN))
+    few = "\n".join(pinned_approval(awaiting.head(2), "", JAN))
+    unrecorded = "\n".join(pinned_approval(awaiting.head(2)))
+
+    assert "segment_000=7" not in many
+    assert "set `segments` to `reported:2016-01`" in many
+    assert "`demand-forecasting approve --as-reported 2016-01 --catalog main --reason ...`" in many
+    assert "To approve only some, set `segments` to their `segment=version` pairs" in many
+    assert "`segment_000=7,segment_001=7`" in few and "`reported:2016-01`" in few
+    assert "`segment_000=7,segment_001=7`" in unrecorded and "reported:" not in unrecorded
