@@ -15,6 +15,9 @@ QUARANTINE = "quarantine_sales"
 VALIDATED = "validated_sales"
 SILVER = "silver_sales"
 FEATURES = "gold_features"
+#: Planned covariates (price lists, promotion calendars) for future months, one row per
+#: series, month and plan issued (:mod:`demand_forecasting.data.plans` reads the newest).
+PLANS = "silver_plans"
 
 # Models and governance
 EVALUATIONS = "model_evaluations"

@@ -2,8 +2,8 @@
 
 A config names the landing files' columns and maps them to canonical snake_case names
 (``rename``), then says which canonical columns are the series keys, the month (and its
-format), the target, the exogenous regressors and the model-segment keys. Adding a dataset
-needs a config file and landing files, no code.
+format), the target, the exogenous regressors (and which of them are planned ahead) and the
+model-segment keys. Adding a dataset needs a config file and landing files, no code.
 
 Configs ship inside the package (``demand_forecasting/conf/datasets/<name>.yml``) so that the
 wheel on Databricks has them; ``--dataset`` takes such a name or the path of a YAML file
@@ -93,6 +93,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
         "month",
         "target",
         "exogenous",
+        "planned",
         "segment",
         "source",
     ),
@@ -109,7 +110,7 @@ _REQUIRED_KEYS = (
     "segment.keys",
 )
 _MAPPING_KEYS = ("rename", "month", "segment", "segment.known_values", "segment.groups", "source")
-_LIST_KEYS = ("series_keys", "exogenous", "segment.keys")
+_LIST_KEYS = ("series_keys", "exogenous", "planned", "segment.keys")
 
 
 class DatasetConfigError(ValueError):
@@ -250,6 +251,10 @@ class DatasetConfig:
     known_values: Mapping[str, tuple[str, ...]]
     groups: tuple[GroupedKey, ...]
     source: PackageCsvSource | CsvFileSource | SyntheticSource | None = None
+    #: Exogenous columns whose future values are supplied as plans (price lists, promotion
+    #: calendars): the models use them at the target month. The other exogenous columns
+    #: stay unused by the models.
+    planned: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         canonical = [c for _, c in self.rename]
@@ -292,6 +297,17 @@ class DatasetConfig:
             "and separators (e.g. yyyy-MM-dd, or yyyy MMM for 1991 Jul)",
         )
         self._check_segment(canonical)
+        for column in self.planned:
+            self._require(
+                column in self.exogenous,
+                "planned",
+                f"{column!r} is not in `exogenous` ({', '.join(self.exogenous) or 'empty'}): a "
+                "planned covariate must also be listed under `exogenous` (its actual values "
+                "are the model's history of it)",
+            )
+        self._require(
+            len(self.planned) == len(set(self.planned)), "planned", "names a column twice"
+        )
 
     def _roles(self) -> list[tuple[str, str]]:
         """(config key, canonical column) of every column the config gives a role."""
@@ -519,6 +535,7 @@ def _from_mapping(raw: Mapping[str, Any]) -> DatasetConfig:
         month_format=str(raw["month"]["format"]),
         target=str(raw["target"]),
         exogenous=tuple(str(c) for c in raw.get("exogenous") or ()),
+        planned=tuple(str(c) for c in raw.get("planned") or ()),
         segment_keys=tuple(str(k) for k in segment["keys"]),
         known_values={
             str(k): tuple(str(v) for v in vs)
