@@ -59,6 +59,10 @@ class Recipe:
         method: ``combination`` (the members above) or ``seasonal_naive`` (each month's
             value a year before, nothing fitted: the governed fallback of a segment whose
             candidate the gate refused, see :mod:`demand_forecasting.models.fallback`).
+        covariates: the dataset's planned covariates (its config's ``planned``) the XGBoost
+            member reads at the target month (:mod:`.features`); such a model forecasts only
+            with their plans. Empty (the default, and every recipe stored before) is left out
+            of the JSON, so recipes without covariates keep their text and fingerprint.
     """
 
     horizon: int = 12
@@ -68,8 +72,10 @@ class Recipe:
     theta_weight: float = 0.5
     xgb_params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_XGB_PARAMS))
     method: str = COMBINATION
+    covariates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "covariates", tuple(str(c) for c in self.covariates))
         if self.method not in METHODS:
             raise ValueError(f"recipe method={self.method!r}: must be one of {', '.join(METHODS)}")
         if not 1 <= self.horizon <= 24:
@@ -92,7 +98,10 @@ class Recipe:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys): the same recipe always gives the same text."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        raw = asdict(self)
+        if not raw["covariates"]:
+            del raw["covariates"]
+        return json.dumps(raw, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Recipe:
