@@ -20,6 +20,9 @@ import pandas as pd
 
 #: Columns of a history frame (one row per series and month).
 HISTORY_COLUMNS = ("series_id", "month", "y")
+#: Column of a model's input marking the rows that carry plans of the planned covariates
+#: (months after the history), not history (:mod:`demand_forecasting.models.pyfunc`).
+PLAN_FLAG = "is_plan"
 #: A run of at least this many zero months ends a series' life so far: its next non-zero
 #: value is a new start (a product relaunched, or launched after a year or more of zeros).
 DORMANT_MONTHS = 12

@@ -34,6 +34,9 @@ COMBINATION = "combination"
 SEASONAL_NAIVE = "seasonal_naive"
 METHODS = (COMBINATION, SEASONAL_NAIVE)
 
+#: The longest horizon a recipe may have (months).
+MAX_HORIZON = 24
+
 #: Fields added after recipes were first stored, with the value an older recipe meant.
 LEGACY_DEFAULTS: dict[str, Any] = {"theta_weight": 0.0, "method": COMBINATION}
 
@@ -78,9 +81,10 @@ class Recipe:
         object.__setattr__(self, "covariates", tuple(str(c) for c in self.covariates))
         if self.method not in METHODS:
             raise ValueError(f"recipe method={self.method!r}: must be one of {', '.join(METHODS)}")
-        if not 1 <= self.horizon <= 24:
+        if not 1 <= self.horizon <= MAX_HORIZON:
             raise ValueError(
-                f"recipe horizon={self.horizon}: must be 1..24 months (bundle variable horizon)"
+                f"recipe horizon={self.horizon}: must be 1..{MAX_HORIZON} months (bundle "
+                "variable horizon)"
             )
         if self.train_window_months < 12:
             raise ValueError(
@@ -129,3 +133,9 @@ class Recipe:
         params = {**raw.pop("xgb_params"), **changes.pop("xgb_params", {})}
         raw.update(changes)
         return Recipe(**raw, xgb_params=params)
+
+
+def default_recipe(horizon: int, covariates: tuple[str, ...] = ()) -> Recipe:
+    """The recipe the train task starts from: the defaults, the bundle's horizon and the
+    dataset's planned covariates (its config's ``planned``)."""
+    return Recipe(horizon=horizon, covariates=covariates)

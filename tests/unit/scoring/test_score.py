@@ -189,6 +189,7 @@ def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
         "forecast_upper": 12.5,
         "forecast_xgb": 9.0,
         "forecast_holt_winters": 11.0,
+        "plan_missing": False,  # a model without planned covariates (or saved before them)
         "model_name": "main.s.demand_alpha",
         "model_version": "3",
         "score_seconds": 0.25,
