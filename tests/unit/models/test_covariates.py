@@ -13,7 +13,7 @@ from demand_forecasting.models.covariates import MissingPlanError
 from demand_forecasting.models.features import FEATURE_NAMES, design_rows, feature_names
 from demand_forecasting.models.forecaster import fit_forecaster, load_forecaster
 from demand_forecasting.models.panel import HistoryError, panel_from_history
-from demand_forecasting.models.recipe import Recipe
+from demand_forecasting.models.recipe import Recipe, default_recipe
 
 COVARIATES = ("price", "promo")
 RECIPE = Recipe(horizon=4, covariates=COVARIATES).with_overrides(
@@ -155,3 +155,9 @@ def test_recipes_without_covariates_keep_their_stored_text() -> None:
     with_plans = Recipe(horizon=12, covariates=COVARIATES)
     assert Recipe.from_json(with_plans.to_json()) == with_plans
     assert with_plans.fingerprint() != plain.fingerprint()
+
+
+def test_the_train_tasks_recipe_uses_xgboost_alone_only_with_planned_covariates() -> None:
+    assert default_recipe(12) == Recipe(horizon=12)  # aus_retail, pbs: unchanged
+    with_plans = default_recipe(12, COVARIATES)
+    assert with_plans.xgb_weight == 1.0 and with_plans.covariates == COVARIATES
