@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import date
 
 import pandas as pd
-from pyspark.sql import Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
@@ -24,7 +24,8 @@ from demand_forecasting.platform.context import RunContext
 
 #: The columns of the plans table besides the planned covariates.
 PLAN_KEYS = ("series_id", "month")
-PLAN_METADATA = ("plan_month", "source_file", "load_time")
+#: The columns that order a series' plans for one month: newest first wins.
+PLAN_ORDER = ("plan_month", "load_time")
 
 
 class PlansTableError(ValueError):
@@ -56,11 +57,7 @@ def read_planned_covariates(
             f"{config.name!r} (planned: {', '.join(config.planned)}) first"
         )
     plans = ctx.tables.read(table)
-    missing = [
-        c
-        for c in (*PLAN_KEYS, *config.planned, "plan_month", "load_time")
-        if c not in plans.columns
-    ]
+    missing = [c for c in (*PLAN_KEYS, *config.planned, *PLAN_ORDER) if c not in plans.columns]
     if missing:
         raise PlansTableError(
             f"plans table {table} lacks column(s) {missing} that dataset {config.name!r} "
@@ -74,11 +71,9 @@ def read_planned_covariates(
     )
 
 
-def newest_plans(plans, planned: Sequence[str]):  # type: ignore[no-untyped-def]
+def newest_plans(plans: DataFrame, planned: Sequence[str]) -> DataFrame:
     """One row per (series, month): the newest ``plan_month``, then the newest ``load_time``."""
-    newest_first = Window.partitionBy(*PLAN_KEYS).orderBy(
-        F.col("plan_month").desc(), F.col("load_time").desc()
-    )
+    newest_first = Window.partitionBy(*PLAN_KEYS).orderBy(*[F.col(c).desc() for c in PLAN_ORDER])
     return (
         plans.withColumn("_rank", F.row_number().over(newest_first))
         .where(F.col("_rank") == 1)
