@@ -16,9 +16,15 @@ nothing here is tuned on the test origins.
 It also times one fit and one forecast per segment on the whole history (1982-2018, one
 process, CPU seconds): what the train task pays per segment.
 
+``--dataset synthetic`` runs the same protocol on the synthetic generator's default dataset
+(152 series of unit sales with price and promotions, 1982-04 .. 2018-12, 32 segments);
+``--covariates`` then fits the recipe with the dataset's planned covariates (price, promo),
+their actual values at the target months standing in for the plans (ex post).
+
 Usage:
     .venv/bin/python benchmarks/model_accuracy.py [--jobs 2] [--origins 13] \
-        [--last-origin 2017-12] [--output model_accuracy.json] [--recipe JSON]
+        [--last-origin 2017-12] [--output model_accuracy.json] [--recipe JSON] \
+        [--dataset aus_retail|synthetic] [--covariates]
 
 ``--recipe`` overrides recipe fields as the train task's ``--recipe`` does (e.g. the
 previous booster, ``'{"xgb_params": {"n_estimators": 200, "max_depth": 5,
@@ -39,13 +45,14 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from demand_forecasting.data.config import load_dataset_config
+from demand_forecasting.data.config import SyntheticSource, load_dataset_config
+from demand_forecasting.data.synthetic import synthetic_months
 from demand_forecasting.models.backtest import NAIVE
 from demand_forecasting.models.baseline import seasonal_naive
 from demand_forecasting.models.forecaster import fit_forecaster
 from demand_forecasting.models.metrics import accuracy, seasonal_scale
 from demand_forecasting.models.panel import panel_from_history
-from demand_forecasting.models.recipe import Recipe
+from demand_forecasting.models.recipe import Recipe, default_recipe
 from machine_info import machine
 
 HERE = Path(__file__).resolve().parent
@@ -76,13 +83,43 @@ def load_aus_retail() -> pd.DataFrame:
     ]
 
 
+def load_synthetic() -> pd.DataFrame:
+    """``series_id, segment, month, y, price, promo`` of the synthetic dataset's defaults."""
+    config = load_dataset_config("synthetic")
+    source = config.source
+    assert isinstance(source, SyntheticSource)
+    frames = []
+    for month, raw in synthetic_months(
+        config, source.series, source.seed, source.first_month, source.last_month
+    ):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "series_id": raw["Region"] + "|" + raw["Product"],
+                    "segment": [
+                        config.segment_of({"region": r, "category": c})
+                        for r, c in zip(raw["Region"], raw["Category"], strict=True)
+                    ],
+                    "month": pd.Timestamp(month),
+                    "y": raw["Units"].astype(float),
+                    "price": raw["Price"].astype(float),
+                    "promo": raw["Promo"].astype(float),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
 def forecast_segment(
     history: pd.DataFrame, origin: pd.Timestamp, recipe: Recipe
 ) -> tuple[pd.DataFrame, float]:
-    """Fit at ``origin`` and forecast; return the forecasts and the CPU seconds spent."""
+    """Fit at ``origin`` and forecast; return the forecasts and the CPU seconds spent.
+
+    With planned covariates, their actual values after the origin are the plans (ex post).
+    """
     warnings.filterwarnings("ignore")
     started = time.process_time()
-    panel = panel_from_history(history).until(origin)
+    panel = panel_from_history(history, recipe.covariates).until(origin)
     forecast = fit_forecaster(panel, recipe).predict(panel)
     naive = seasonal_naive(panel, recipe.horizon).rename(columns={"forecast": NAIVE})
     scale = pd.Series(seasonal_scale(panel.values), index=list(panel.series), name="scale")
@@ -96,11 +133,11 @@ def full_history_cost(data: pd.DataFrame, recipe: Recipe) -> dict[str, float]:
     """CPU seconds per segment to fit on the whole history and to forecast from it."""
     fit_seconds, predict_seconds = [], []
     for _, frame in data.groupby("segment"):
-        panel = panel_from_history(frame[["series_id", "month", "y"]])
+        panel = panel_from_history(frame, recipe.covariates)
         started = time.process_time()
         forecaster = fit_forecaster(panel, recipe)
         fitted = time.process_time()
-        forecaster.predict(panel)
+        forecaster.predict(panel.with_unknown_plans(recipe.horizon))
         fit_seconds.append(fitted - started)
         predict_seconds.append(time.process_time() - fitted)
     return {
@@ -119,7 +156,7 @@ def combinations(forecasts: pd.DataFrame, recipe: Recipe) -> dict[str, pd.Series
         recipe.theta_weight * logs["theta"] + (1 - recipe.theta_weight) * logs["holt_winters"]
     )
     out = {"Holt-Winters + Theta (statistical members, equal weights)": np.expm1(statistical)}
-    for weight in (0.25, 0.5):
+    for weight in (0.25, 0.5, 0.75):
         blend = weight * logs["xgb"] + (1 - weight) * statistical
         out[f"statistical members + XGBoost at weight {weight}"] = np.expm1(blend)
     out["Holt-Winters + XGBoost at weight 0.5 (the previous weights)"] = np.expm1(
@@ -158,18 +195,25 @@ def main() -> None:
     )
     parser.add_argument("--output", default="model_accuracy.json", help="file in results/")
     parser.add_argument("--recipe", default="{}", help="JSON overrides of the recipe")
+    parser.add_argument("--dataset", choices=("aus_retail", "synthetic"), default="aus_retail")
+    parser.add_argument(
+        "--covariates",
+        action="store_true",
+        help="fit with the dataset's planned covariates (synthetic: price, promo)",
+    )
     args = parser.parse_args()
 
     warnings.filterwarnings("ignore")
     start_machine = machine()
-    data = load_aus_retail()
-    recipe = Recipe(horizon=HORIZON).with_overrides(**json.loads(args.recipe))
+    data = load_aus_retail() if args.dataset == "aus_retail" else load_synthetic()
+    covariates = load_dataset_config(args.dataset).planned if args.covariates else ()
+    recipe = default_recipe(HORIZON, covariates).with_overrides(**json.loads(args.recipe))
     cost = full_history_cost(data, recipe)
     last_origin = pd.Timestamp(f"{args.last_origin}-01")
     origins = [last_origin - pd.DateOffset(months=k) for k in range(args.origins - 1, -1, -1)]
     started = time.perf_counter()
     tasks = [
-        (segment, frame[["series_id", "month", "y"]], origin)
+        (segment, frame[["series_id", "month", "y", *covariates]], origin)
         for segment, frame in data.groupby("segment")
         for origin in origins
     ]
@@ -199,6 +243,8 @@ def main() -> None:
     champion = rows[CHAMPION]["mean_mase"]
     result = {
         "protocol": {
+            "dataset": args.dataset,
+            "covariates": list(covariates),
             "origins": [o.strftime("%Y-%m") for o in origins],
             "horizon": HORIZON,
             "series_scored": int(forecasts["series_id"].nunique()),

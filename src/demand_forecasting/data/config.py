@@ -2,8 +2,8 @@
 
 A config names the landing files' columns and maps them to canonical snake_case names
 (``rename``), then says which canonical columns are the series keys, the month (and its
-format), the target, the exogenous regressors and the model-segment keys. Adding a dataset
-needs a config file and landing files, no code.
+format), the target, the exogenous regressors (and which of them are planned ahead) and the
+model-segment keys. Adding a dataset needs a config file and landing files, no code.
 
 Configs ship inside the package (``demand_forecasting/conf/datasets/<name>.yml``) so that the
 wheel on Databricks has them; ``--dataset`` takes such a name or the path of a YAML file
@@ -252,7 +252,9 @@ class DatasetConfig:
     groups: tuple[GroupedKey, ...]
     source: PackageCsvSource | CsvFileSource | SyntheticSource | None = None
     #: Exogenous columns whose values for future months come as plans (price lists, promo
-    #: calendars): plan files load into silver_plans (:mod:`demand_forecasting.data.plans`).
+    #: calendars): plan files load into silver_plans (:mod:`demand_forecasting.data.plans`),
+    #: and the models use them at the target month. The other exogenous columns stay unused
+    #: by the models.
     planned: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -300,10 +302,13 @@ class DatasetConfig:
             self._require(
                 column in self.exogenous,
                 "planned",
-                f"{column!r} is not one of `exogenous` ({', '.join(self.exogenous) or 'none'}): "
-                "a planned column is an exogenous column whose future values are planned; "
-                "add it to `exogenous` or remove it from `planned`",
+                f"{column!r} is not in `exogenous` ({', '.join(self.exogenous) or 'empty'}): a "
+                "planned covariate must also be listed under `exogenous` (its actual values "
+                "are the model's history of it)",
             )
+        self._require(
+            len(self.planned) == len(set(self.planned)), "planned", "names a column twice"
+        )
 
     def _roles(self) -> list[tuple[str, str]]:
         """(config key, canonical column) of every column the config gives a role."""

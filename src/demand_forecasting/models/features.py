@@ -14,6 +14,13 @@ and learns growth and seasonal shape rather than levels:
   Holt-Winters, combined with Theta by the recipe's ``theta_weight``; the name predates Theta
   and stays so that stored boosters keep their feature names).
 
+Planned covariates (a dataset's ``planned`` columns, in the recipe's ``covariates``) add two
+columns each, after the block above: ``plan_<name>``, the covariate at the target month (its
+plan when forecasting, its actual value in training and backtests), and ``plan_<name>_rel``,
+that value over the series' mean of the covariate in the 12 months up to the origin (a price
+10 % under its usual level reads 0.9 whatever the series' price; NaN where that mean is 0 or
+unknown). Nothing else after the origin is read.
+
 The target is ``log1p(y[t+h])`` minus the level; a forecast adds the level back.
 
 A new feature is a name appended to :data:`FEATURE_NAMES` and its column at the same position
@@ -24,6 +31,7 @@ of the block in :func:`design_rows`. Models trained before it keep their own fea
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,12 +58,23 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+def covariate_feature_names(covariates: Sequence[str]) -> tuple[str, ...]:
+    """The feature names of ``covariates``, in the order :func:`design_rows` builds them."""
+    return tuple(name for c in covariates for name in (f"plan_{c}", f"plan_{c}_rel"))
+
+
+def feature_names(covariates: Sequence[str] = ()) -> tuple[str, ...]:
+    """Every feature a model with these planned covariates is trained on."""
+    return (*FEATURE_NAMES, *covariate_feature_names(covariates))
+
+
 @dataclass(frozen=True)
 class DesignRows:
     """Feature rows with where they come from.
 
     Attributes:
-        features: ``n x len(FEATURE_NAMES)`` float matrix (NaN = unknown, XGBoost handles it).
+        features: ``n x len(feature_names(covariates))`` float matrix (NaN = unknown,
+            XGBoost handles it).
         target: ``n`` relative log targets (NaN where the target month is not observed).
         origin: row index into the panel's months of each row's origin.
         series: column index into the panel's series.
@@ -99,6 +118,7 @@ def design_rows(
     origins: np.ndarray,
     horizon: int,
     holt_winters: np.ndarray,
+    covariates: Sequence[str] = (),
 ) -> DesignRows:
     """Feature rows for every series at each origin and every horizon 1..``horizon``.
 
@@ -110,6 +130,7 @@ def design_rows(
         holt_winters: ``T x S x horizon`` statistical forecast paths (Holt-Winters from
             :func:`demand_forecasting.models.holt_winters.panel_paths`, or its combination
             with Theta).
+        covariates: planned covariates of ``panel`` to add (:func:`covariate_feature_names`).
 
     Returns:
         Rows whose origin month is observed, in (horizon, origin, series) order.
@@ -131,6 +152,7 @@ def design_rows(
     volatility = _nanstd(lags[..., :LEVEL_MONTHS] - lags[..., LEVEL_MONTHS:], axis=2)
     relative = lags - level[..., None]
     origin_month = panel.months[origins].month.to_numpy()
+    usual = {c: _covariate_usual(panel.covariates[c], origins) for c in covariates}
 
     blocks, targets, origin_idx, series_idx, horizons, levels = [], [], [], [], [], []
     series_range = np.arange(n_series)
@@ -163,7 +185,18 @@ def design_rows(
                 f"{len(FEATURE_NAMES)}: add a feature's name to FEATURE_NAMES and its column to "
                 "the block together, at the same position"
             )
-        blocks.append(block.reshape(-1, len(FEATURE_NAMES)))
+        if covariates:
+            block = np.concatenate(
+                [
+                    block,
+                    *(
+                        _covariate_columns(panel.covariates[c], origins + h, usual[c])
+                        for c in covariates
+                    ),
+                ],
+                axis=2,
+            )
+        blocks.append(block.reshape(-1, block.shape[-1]))
         targets.append(target.ravel())
         origin_idx.append(np.repeat(origins, n_series))
         series_idx.append(np.tile(series_range, len(origins)))
@@ -180,3 +213,21 @@ def design_rows(
     # A row needs its origin month observed and a level to be relative to.
     usable = ~np.isnan(rows.features[:, 0]) & ~np.isnan(rows.level)
     return rows.select(usable)
+
+
+def _covariate_usual(values: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """``origins x series``: the covariate's mean over the 12 months up to each origin."""
+    if len(origins) == 0:
+        return np.empty((0, values.shape[1]))
+    windows = sliding_window_view(values[: origins.max() + 1], LEVEL_MONTHS, axis=0)
+    return _nanmean(windows[origins - (LEVEL_MONTHS - 1)], axis=2)
+
+
+def _covariate_columns(values: np.ndarray, targets: np.ndarray, usual: np.ndarray) -> np.ndarray:
+    """``origins x series x 2``: the covariate at each target month, and over its usual level."""
+    at_target = np.full(usual.shape, np.nan)
+    known = targets < len(values)
+    at_target[known] = values[targets[known]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(usual != 0, at_target / usual, np.nan)
+    return np.stack([at_target, relative], axis=2)

@@ -31,7 +31,15 @@ import xgboost as xgb
 
 from demand_forecasting.models import holt_winters, theta
 from demand_forecasting.models.baseline import seasonal_naive, source_rows, values_at
-from demand_forecasting.models.features import FEATURE_NAMES, LEVEL_MONTHS, N_LAGS, design_rows
+from demand_forecasting.models.covariates import require_plans, stand_in_plans
+from demand_forecasting.models.features import (
+    FEATURE_NAMES,
+    LEVEL_MONTHS,
+    N_LAGS,
+    covariate_feature_names,
+    design_rows,
+    feature_names,
+)
 from demand_forecasting.models.holt_winters import HoltWintersParams
 from demand_forecasting.models.intervals import ForecastInterval, seasonal_naive_offsets
 from demand_forecasting.models.panel import Panel, panel_from_history
@@ -64,6 +72,9 @@ FORECAST_COLUMNS = (
     "forecast_xgb",
     "forecast_holt_winters",
     "forecast_theta",
+    # True where a planned covariate's plan was missing and a stand-in was used
+    # (:mod:`.covariates`); False for a model without planned covariates.
+    "plan_missing",
 )
 
 
@@ -105,25 +116,37 @@ class SegmentForecaster:
         """Forecast h = 1..H from the newest month of ``history``.
 
         Args:
-            history: long frame ``series_id, month, y`` (or a :class:`Panel`).
+            history: long frame ``series_id, month, y`` (or a :class:`Panel`); a model with
+                planned covariates needs a Panel carrying them and their plans
+                (:func:`.panel_from_history` with ``plans``).
 
         Returns:
             One row per forecast series and horizon, columns :data:`FORECAST_COLUMNS`
             (``forecast`` is the combination, on the target's scale, never negative;
             ``forecast_lower`` / ``forecast_upper`` its interval, NaN without one; the other
-            forecast columns are its members alone).
+            forecast columns are its members alone; ``plan_missing`` marks the rows whose
+            plan was stood in).
+
+        Raises:
+            MissingPlanError: the model has planned covariates and the input has no plans
+                for the months forecast (:func:`.covariates.require_plans`).
         """
         panel = history if isinstance(history, Panel) else panel_from_history(history)
         horizon = self.recipe.horizon
         if self.recipe.is_seasonal_naive:
             return seasonal_naive_forecast(panel, horizon)
+        covariates = self.recipe.covariates
+        missing_plans = np.zeros((horizon, len(panel.series)), dtype=bool)
+        if covariates:
+            require_plans(panel, covariates, horizon)
+            panel, missing_plans = stand_in_plans(panel, covariates, horizon)
         known = [self.holt_winters_params.get(s) for s in panel.series]
         hw_paths, _ = holt_winters.panel_paths(panel.log_values, horizon, known)
         alphas = [self.theta_alphas.get(s) for s in panel.series]
         theta_paths, _ = theta.panel_paths(panel.log_values, horizon, alphas)
         paths = combine_logs(theta_paths, hw_paths, self.recipe.theta_weight)
         newest = len(panel.months) - 1
-        rows = design_rows(panel, np.array([newest]), horizon, paths)
+        rows = design_rows(panel, np.array([newest]), horizon, paths, covariates)
         if len(rows.level) == 0:
             return pd.DataFrame(columns=list(FORECAST_COLUMNS))
         hw_log = hw_paths[newest, rows.series, rows.horizon - 1]
@@ -131,7 +154,10 @@ class SegmentForecaster:
         statistical_log = paths[newest, rows.series, rows.horizon - 1]
         if self.booster is not None:
             matrix = xgb.DMatrix(
-                self.booster_input(rows.features), feature_names=list(self.feature_names)
+                self.booster_input(
+                    rows.features, (*FEATURE_NAMES, *covariate_feature_names(covariates))
+                ),
+                feature_names=list(self.feature_names),
             )
             xgb_log = self.booster.predict(matrix) + rows.level
         else:
@@ -160,11 +186,14 @@ class SegmentForecaster:
                 "forecast_xgb": _to_scale(xgb_log),
                 "forecast_holt_winters": _to_scale(hw_log),
                 "forecast_theta": _to_scale(theta_log),
+                "plan_missing": missing_plans[rows.horizon - 1, rows.series],
             }
         ).sort_values(["series_id", "horizon"], ignore_index=True)
 
-    def booster_input(self, features: np.ndarray) -> np.ndarray:
-        """The columns of ``features`` (built for :data:`FEATURE_NAMES`) this model's booster
+    def booster_input(
+        self, features: np.ndarray, built: tuple[str, ...] = FEATURE_NAMES
+    ) -> np.ndarray:
+        """The columns of ``features`` (built for the names ``built``) this model's booster
         was trained on, in its order.
 
         A model keeps the features it was trained with: a feature added to the code later is
@@ -173,9 +202,9 @@ class SegmentForecaster:
         Raises:
             FeatureMismatchError: the booster needs a feature the code no longer builds.
         """
-        if self.feature_names == FEATURE_NAMES:
+        if self.feature_names == built:
             return features
-        gone = [name for name in self.feature_names if name not in FEATURE_NAMES]
+        gone = [name for name in self.feature_names if name not in built]
         if gone:
             raise FeatureMismatchError(
                 f"the model was trained with features {gone} that "
@@ -183,7 +212,7 @@ class SegmentForecaster:
                 "building them, or retrain every segment with this feature code "
                 "(`demand-forecasting run full_retrain`) before scoring"
             )
-        return features[:, [FEATURE_NAMES.index(name) for name in self.feature_names]]
+        return features[:, [built.index(name) for name in self.feature_names]]
 
     def to_files(self, folder: Path) -> list[Path]:
         """Write the booster (XGBoost UBJ) and the rest (JSON) into ``folder``."""
@@ -347,6 +376,7 @@ def seasonal_naive_forecast(panel: Panel, horizon: int) -> pd.DataFrame:
     forecast["forecast_upper"] = np.maximum(_to_scale(forecast_log + upper), value)
     for member in ("forecast_xgb", "forecast_holt_winters", "forecast_theta"):
         forecast[member] = np.nan
+    forecast["plan_missing"] = False  # reads no covariate
     return forecast[list(FORECAST_COLUMNS)]
 
 
@@ -358,14 +388,19 @@ def fit_forecaster(history: pd.DataFrame | Panel, recipe: Recipe) -> SegmentFore
     """Fit a segment's forecaster on all of ``history``.
 
     Args:
-        history: long frame ``series_id, month, y`` of the segment's series (or a Panel).
+        history: long frame ``series_id, month, y`` (and the recipe's covariates) of the
+            segment's series, or a Panel.
         recipe: how to fit.
 
     Returns:
         The fitted forecaster; its XGBoost half is None when the history yields fewer than
         :data:`MIN_TRAINING_ROWS` training rows. The seasonal-naive recipe fits nothing.
     """
-    panel = history if isinstance(history, Panel) else panel_from_history(history)
+    panel = (
+        history
+        if isinstance(history, Panel)
+        else panel_from_history(history, () if recipe.is_seasonal_naive else recipe.covariates)
+    )
     if recipe.is_seasonal_naive:
         return SegmentForecaster(recipe, None, {}, trained_until=panel.end)
     horizon = recipe.horizon
@@ -374,7 +409,11 @@ def fit_forecaster(history: pd.DataFrame | Panel, recipe: Recipe) -> SegmentFore
     paths = combine_logs(theta_paths, hw_paths, recipe.theta_weight)
     newest = len(panel.months) - 1
     first_origin = max(N_LAGS - 1, newest - recipe.train_window_months)
-    rows = design_rows(panel, np.arange(first_origin, newest), horizon, paths)
+    covariates = recipe.covariates
+    if covariates:
+        require_plans(panel, covariates, 0)  # their history, at least
+    names = feature_names(covariates)
+    rows = design_rows(panel, np.arange(first_origin, newest), horizon, paths, covariates)
     rows = rows.select(~np.isnan(rows.target))
     booster = None
     if len(rows.target) >= MIN_TRAINING_ROWS:
@@ -383,7 +422,7 @@ def fit_forecaster(history: pd.DataFrame | Panel, recipe: Recipe) -> SegmentFore
             age = newest - (rows.origin + rows.horizon)
             weights = 0.5 ** (age / recipe.recency_halflife_months)
         model = xgb.XGBRegressor(**recipe.xgb_params)
-        frame = pd.DataFrame(rows.features, columns=list(FEATURE_NAMES))
+        frame = pd.DataFrame(rows.features, columns=list(names))
         model.fit(frame, rows.target, sample_weight=weights)
         booster = model.get_booster()
     return SegmentForecaster(
@@ -394,6 +433,7 @@ def fit_forecaster(history: pd.DataFrame | Panel, recipe: Recipe) -> SegmentFore
         },
         trained_until=panel.end,
         training_rows=len(rows.target),
+        feature_names=names,
         theta_alphas={s: a for s, a in zip(panel.series, alphas, strict=True) if a is not None},
     )
 

@@ -6,8 +6,15 @@ fewer than 36 months is young and forecast by its segment's shape, see
 :func:`~demand_forecasting.models.forecaster.young_series_log`; the rule is code, not model
 state, so champions saved before it get it too). Output: one row per series observed in the
 newest month and horizon 1..H: ``series_id, origin, horizon, month, forecast, forecast_lower,
-forecast_upper, forecast_xgb, forecast_holt_winters, forecast_theta``. Scoring loads
-``models:/<name>@champion`` and calls ``predict(history)``.
+forecast_upper, forecast_xgb, forecast_holt_winters, forecast_theta, plan_missing``. Scoring
+loads ``models:/<name>@champion`` and calls ``predict(history)``.
+
+A model trained with planned covariates (its recipe's ``covariates``: price, promotion) takes
+them as more input columns (double): their actual values on the history rows, and on rows
+with ``is_plan = true``, one per series and month after the history, their plans for the
+months forecast. Its signature lists those columns; without the plan rows it refuses to
+forecast (:class:`~demand_forecasting.models.covariates.MissingPlanError`). A model without
+covariates (every model saved before them) takes and reads only ``series_id, month, y``.
 
 The model folder holds XGBoost's own UBJ file and a JSON state. The wrapper class is pickled
 by reference, so loading the model needs this project's wheel (the job clusters have it; for
@@ -19,8 +26,9 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +37,10 @@ import pandas as pd
 from mlflow.models import Model
 from mlflow.models.signature import ModelSignature
 from mlflow.pyfunc import PythonModel
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, Schema, TensorSpec
 
-from demand_forecasting.models.forecaster import FORECAST_COLUMNS, load_forecaster
+from demand_forecasting.models.forecaster import FORECAST_COLUMNS, STATE_FILE, load_forecaster
+from demand_forecasting.models.panel import HISTORY_COLUMNS, PLAN_FLAG, Panel, panel_from_history
 
 ARTIFACT_KEY = "forecaster"
 #: Distributions the model needs at load time, pinned to what trained it.
@@ -54,16 +63,44 @@ class SegmentForecastModel(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """Forecast h = 1..H from the newest month of ``model_input``."""
-        history = model_input[["series_id", "month", "y"]]
-        return self.forecaster.predict(history)[list(FORECAST_COLUMNS)]
+        """Forecast h = 1..H from the newest history month of ``model_input``."""
+        covariates = self.forecaster.recipe.covariates
+        if not covariates:
+            history = model_input[list(HISTORY_COLUMNS)]
+            return self.forecaster.predict(history)[list(FORECAST_COLUMNS)]
+        return self.forecaster.predict(covariate_panel(model_input, covariates))[
+            list(FORECAST_COLUMNS)
+        ]
 
 
-def model_signature() -> ModelSignature:
-    """The signature every segment model is logged with."""
-    inputs = Schema(
-        [ColSpec("string", "series_id"), ColSpec("datetime", "month"), ColSpec("double", "y")]
+def covariate_panel(model_input: pd.DataFrame, covariates: Sequence[str]) -> Panel:
+    """The panel of an input with planned covariates: history rows, then the plan rows
+    (:data:`PLAN_FLAG`). An input lacking a covariate column gives a panel without
+    covariates, which the forecaster refuses by name."""
+    if not all(c in model_input.columns for c in covariates):
+        return panel_from_history(model_input[list(HISTORY_COLUMNS)])
+    flag = model_input.get(PLAN_FLAG)
+    is_plan = (
+        flag.fillna(False).astype(bool)
+        if flag is not None
+        else pd.Series(False, index=model_input.index)
     )
+    history = model_input[~is_plan]
+    plans = model_input.loc[is_plan, ["series_id", "month", *covariates]]
+    return panel_from_history(history, covariates, plans)
+
+
+def model_signature(covariates: Sequence[str] = ()) -> ModelSignature:
+    """The signature a segment model is logged with (``covariates``: its planned ones)."""
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec("string", "series_id"),
+        ColSpec("datetime", "month"),
+        ColSpec("double", "y"),
+    ]
+    if covariates:
+        columns += [ColSpec("double", c) for c in covariates]
+        columns.append(ColSpec("boolean", PLAN_FLAG))
+    inputs = Schema(columns)
     outputs = Schema(
         [
             ColSpec("string", "series_id"),
@@ -76,6 +113,7 @@ def model_signature() -> ModelSignature:
             ColSpec("double", "forecast_xgb"),
             ColSpec("double", "forecast_holt_winters"),
             ColSpec("double", "forecast_theta"),
+            ColSpec("boolean", "plan_missing"),
         ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)
@@ -178,7 +216,7 @@ def log_forecaster(
         flavor=_PyfuncFlavor,
         python_model=SegmentForecastModel(),
         artifacts={ARTIFACT_KEY: str(folder)},
-        signature=model_signature(),
+        signature=model_signature(_covariates_of(folder)),
         input_example=example,
         pip_requirements=pip_requirements(),
         flavor_name="pyfunc.CustomPythonModel",
@@ -187,6 +225,12 @@ def log_forecaster(
         params=dict(params) if params else None,
     )
     return str(info.model_uri)
+
+
+def _covariates_of(folder: Path) -> tuple[str, ...]:
+    """The planned covariates of the forecaster saved in ``folder`` (its recipe's)."""
+    state = json.loads((folder / STATE_FILE).read_text())
+    return tuple(state["recipe"].get("covariates", ()))
 
 
 def _current_experiment_id() -> str | None:

@@ -2,8 +2,10 @@
 
 Train and validate read the same thing: ``segment, series_id, month, y`` of the gold feature
 table (:data:`demand_forecasting.names.FEATURES`) at one Delta version, which every model
-version and evaluation row records. Models compute their own features from this history
-(``models.features``), so training, backtests and scoring share one feature code path.
+version and evaluation row records, and for a recipe with planned covariates their columns
+(the actual values: the history the model learns them from). Models compute their own
+features from this history (``models.features``), so training, backtests and scoring share
+one feature code path.
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ def parse_segments(text: str | None) -> tuple[str, ...] | None:
 
 
 def read_history(
-    ctx: RunContext, segments: tuple[str, ...] | None, version: int | None = None
+    ctx: RunContext,
+    segments: tuple[str, ...] | None,
+    version: int | None = None,
+    covariates: tuple[str, ...] = (),
 ) -> SegmentHistory:
     """The history of ``segments`` (None: all) from the gold feature table.
 
@@ -78,10 +83,12 @@ def read_history(
         ctx: run context.
         segments: segment names, or None for every segment in the table.
         version: Delta version to read (None: the latest, recorded).
+        covariates: planned covariates to read besides ``y`` (as doubles).
 
     Raises:
         FileNotFoundError: the feature table does not exist yet.
         SegmentSelectionError: a requested segment is not in the table.
+        KeyError: the table lacks a covariate column.
     """
     table = ctx.table(names.FEATURES)
     if not ctx.tables.exists(table):
@@ -91,8 +98,20 @@ def read_history(
         )
     pinned = version if version is not None else ctx.tables.version(table)
     assert pinned is not None  # the table exists, so it has a version
-    frame = ctx.tables.read(table, version=pinned).select(
-        "segment", "series_id", "month", F.col("y").cast("double").alias("y")
+    gold = ctx.tables.read(table, version=pinned)
+    absent = [c for c in covariates if c not in gold.columns]
+    if absent:
+        raise KeyError(
+            f"feature table {table} (version {pinned}) has no column(s) {absent}, which the "
+            "recipe reads as planned covariates: list them under `exogenous` of the dataset "
+            "config and rebuild the features, or drop them from `planned`"
+        )
+    frame = gold.select(
+        "segment",
+        "series_id",
+        "month",
+        F.col("y").cast("double").alias("y"),
+        *[F.col(c).cast("double").alias(c) for c in covariates],
     )
     available = sorted(r[0] for r in frame.select("segment").distinct().collect())
     if segments is None:

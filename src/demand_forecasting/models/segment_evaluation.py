@@ -37,7 +37,8 @@ def evaluate_segment(
         One row per method (keys :data:`RESULT_COLUMNS` but ``segment``).
     """
     started = time.perf_counter()
-    panel = panel_from_history(history[["series_id", "month", "y"]])
+    covariates = tuple(dict.fromkeys(c for r in recipes.values() for c in r.covariates))
+    panel = panel_from_history(history, covariates)
     horizon = max(r.horizon for r in recipes.values())
     chosen = backtest_origins(panel.end, horizon, origins)
     frame = backtest(panel, recipes, chosen, horizon)

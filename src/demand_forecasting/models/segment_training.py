@@ -18,7 +18,7 @@ import io
 import json
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,12 @@ from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins
 from demand_forecasting.models.features import MIN_HISTORY_MONTHS
 from demand_forecasting.models.forecaster import SegmentForecaster, fit_forecaster
 from demand_forecasting.models.metrics import segment_accuracy
-from demand_forecasting.models.panel import Panel, panel_from_history
+from demand_forecasting.models.panel import (
+    HISTORY_COLUMNS,
+    PLAN_FLAG,
+    Panel,
+    panel_from_history,
+)
 from demand_forecasting.models.plots import forecast_vs_actual_png
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.segment_evaluation import CANDIDATE
@@ -44,17 +49,40 @@ RESULT_SCHEMA = (
 RESULT_COLUMNS = [part.strip().split(" ")[0] for part in RESULT_SCHEMA.split(",")]
 
 
-def input_example(history: pd.DataFrame, months: int = 30) -> pd.DataFrame:
-    """The newest ``months`` months of one series of ``history`` (enough for a forecast)."""
+def input_example(
+    history: pd.DataFrame, months: int = 30, covariates: Sequence[str] = (), horizon: int = 0
+) -> pd.DataFrame:
+    """The newest ``months`` months of one series of ``history`` (enough for a forecast).
+
+    With planned ``covariates``, the example carries them and, flagged ``is_plan``, a plan
+    for each of the ``horizon`` months after the history: the series' newest values (what a
+    plan file could say), so that the example forecasts as scoring does.
+    """
     first = sorted(history["series_id"].astype(str).unique())[0]
     one = history[history["series_id"].astype(str) == first].sort_values("month").tail(months)
-    return pd.DataFrame(
+    example = pd.DataFrame(
         {
             "series_id": one["series_id"].astype(str).to_numpy(),
             "month": pd.to_datetime(one["month"]).to_numpy(),
             "y": one["y"].astype(float).to_numpy(),
         }
     )
+    if not covariates:
+        return example
+    for c in covariates:
+        example[c] = one[c].astype(float).to_numpy()
+    example[PLAN_FLAG] = False
+    newest = example["month"].max()
+    plans = pd.DataFrame(
+        {
+            "series_id": first,
+            "month": pd.date_range(newest + pd.DateOffset(months=1), periods=horizon, freq="MS"),
+            "y": np.nan,
+            **{c: example[c].ffill().iloc[-1] for c in covariates},
+            PLAN_FLAG: True,
+        }
+    )
+    return pd.concat([example, plans], ignore_index=True)
 
 
 def read_input_example(text: str) -> pd.DataFrame:
@@ -62,14 +90,20 @@ def read_input_example(text: str) -> pd.DataFrame:
 
     The column types are given, not inferred: pandas would read a ``y`` of whole numbers
     (counts such as scripts or units) as int64, which the model signature's double refuses,
-    and a ``series_id`` such as ``001`` as the number 1.
+    and a ``series_id`` such as ``001`` as the number 1. Planned covariates (every column
+    but the history's and :data:`~.panel.PLAN_FLAG`) are doubles too.
     """
-    return pd.read_json(
+    frame = pd.read_json(
         io.StringIO(text),
         orient="records",
         convert_dates=["month"],
         dtype={"series_id": "str", "y": "float64"},
     )
+    extra = [c for c in frame.columns if c not in (*HISTORY_COLUMNS, PLAN_FLAG)]
+    frame[extra] = frame[extra].astype("float64")
+    if PLAN_FLAG in frame.columns:
+        frame[PLAN_FLAG] = frame[PLAN_FLAG].astype(bool)
+    return frame
 
 
 def backtest_summary(
@@ -124,8 +158,9 @@ def train_segment(
         One result row (keys :data:`RESULT_COLUMNS`).
     """
     started = time.perf_counter()
-    history = history[["series_id", "month", "y"]]
-    panel = panel_from_history(history)
+    covariates = recipe.covariates
+    history = history[[*HISTORY_COLUMNS, *covariates]]
+    panel = panel_from_history(history, covariates)
     if len(panel.months) < MIN_HISTORY_MONTHS:
         # The model's features look N_LAGS months back: a new segment (or one whose earlier
         # months were never landed) cannot be fitted, nor forecast from, before that.
@@ -139,7 +174,8 @@ def train_segment(
         )
     forecaster, frame, chosen = fit_and_backtest(panel, recipe, origins)
     summary = backtest_summary(frame, chosen, recipe.horizon)
-    forecast = forecaster.predict(panel)
+    # No plans at training: the plot's forecast stands in every plan (marked plan_missing).
+    forecast = forecaster.predict(panel.with_unknown_plans(recipe.horizon))
     metrics: dict[str, float] = {
         "series": float(len(panel.series)),
         "series_forecast": float(forecast["series_id"].nunique()),
@@ -166,7 +202,9 @@ def train_segment(
         "metrics": json.dumps({k: v for k, v in metrics.items() if np.isfinite(v)}),
         "importance": json.dumps(forecaster.feature_importance()),
         "plot": plot,
-        "example": input_example(history).to_json(orient="records", date_format="iso"),
+        "example": input_example(history, covariates=covariates, horizon=recipe.horizon).to_json(
+            orient="records", date_format="iso"
+        ),
         "backtest": json.dumps(summary, sort_keys=True),
         "series_count": len(panel.series),
         "training_rows": forecaster.training_rows,

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from demand_forecasting.data.config import load_dataset_config
-from demand_forecasting.models.recipe import Recipe
+from demand_forecasting.models.recipe import Recipe, default_recipe
 from demand_forecasting.models.registry import (
     SegmentRegistry,
     add_model_prefix_option,
@@ -190,7 +190,7 @@ def run(ctx: RunContext, cfg: TrainConfig) -> TrainSummary:
         log.info("train: no segment to retrain in this run; nothing trained")
         ctx.handover.publish(TASK_KEY, {CANDIDATES_KEY: {}})
         return TrainSummary()
-    history = read_history(ctx, segments)
+    history = read_history(ctx, segments, covariates=cfg.recipe.covariates)
     registry = SegmentRegistry(ctx.mlflow, ctx.catalog, ctx.schema, cfg.model_prefix)
     summary = TrainSummary()
     hashes = segment_hashes(history.frame)
@@ -350,8 +350,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    """The recipe: defaults, the bundle's horizon, then ``--recipe`` overrides.
+def recipe_from_args(args: argparse.Namespace, covariates: tuple[str, ...] = ()) -> Recipe:
+    """The recipe: defaults, the bundle's horizon and the dataset's planned covariates, then
+    ``--recipe`` overrides.
 
     Raises:
         ValueError: ``--recipe`` is not a JSON object of recipe fields.
@@ -363,12 +364,12 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
     if not isinstance(overrides, dict):
         raise ValueError("--recipe must be a JSON object of recipe fields")
     try:
-        return Recipe(horizon=args.horizon).with_overrides(**overrides)
+        return default_recipe(args.horizon, covariates).with_overrides(**overrides)
     except TypeError as exc:
         raise ValueError(
             f"--recipe has an unknown field ({exc}); fields: horizon, "
             "train_window_months, recency_halflife_months, xgb_weight, theta_weight, "
-            "xgb_params"
+            "xgb_params, covariates"
         ) from exc
 
 
@@ -379,17 +380,18 @@ def make_config(args: argparse.Namespace) -> TrainConfig:
         segments = None if from_check_drift else parse_segments(args.segments)
     except SegmentSelectionError as exc:
         raise ValueError(str(exc)) from exc
+    dataset = load_dataset_config(args.dataset)
     return TrainConfig(
         segments=segments,
         from_check_drift=from_check_drift,
-        recipe=recipe_from_args(args),
+        recipe=recipe_from_args(args, dataset.planned),
         model_prefix=args.model_prefix,
         experiment=args.experiment,
         git_commit=args.git_commit,
         job_run_id=args.job_run_id,
         parallel=not args.sequential,
         backtest_origins=args.backtest_origins,
-        dataset=load_dataset_config(args.dataset).name,
+        dataset=dataset.name,
     )
 
 

@@ -354,6 +354,9 @@ def run(ctx: RunContext, cfg: ValidateConfig) -> ValidateSummary:
     for segment, why in sorted(summary.skipped.items()):
         log.info("segment %s not validated: %s", segment, why)
     if contests:
+        covariates = contest_covariates(contests)
+        if covariates:  # the recipes read planned covariates: their history too
+            history = read_history(ctx, history.segments, history.version, covariates)
         results = backtest_results(ctx, cfg, history, contests, summary)
         horizon = {c.segment: _horizon(c.candidate_recipe) for c in contests}
         # Each segment's own work (its backtest, its gate and registry updates), for its cost.
@@ -552,6 +555,12 @@ def _logged_rows(contest: Contest, logged: dict[str, Any]) -> list[dict[str, obj
         {**shared, "method": method, **{k: figures[k] for k in ("mase", "wape", "bias", "pairs")}}
         for method, figures in methods.items()
     ]
+
+
+def contest_covariates(contests: list[Contest]) -> tuple[str, ...]:
+    """The planned covariates any candidate's or champion's recipe reads, in first-seen order."""
+    texts = [t for c in contests for t in (c.candidate_recipe, c.champion_recipe) if t]
+    return tuple(dict.fromkeys(name for t in texts for name in _recipe(t).covariates))
 
 
 def _horizon(recipe_json: str) -> int:

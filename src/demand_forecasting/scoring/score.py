@@ -19,6 +19,14 @@ quarantined) gets no forecast from the model, nor does a segment with no row in 
 counted in the task value ``series_not_forecast`` (a series that stopped longer ago is not
 news every month).
 
+A dataset with planned covariates (``planned`` in its config: price, promotion) gives each
+series a row per month of the next :data:`~demand_forecasting.models.recipe.MAX_HORIZON`
+months with the newest plan from :data:`~demand_forecasting.names.PLANS`
+(:func:`demand_forecasting.data.plans.read_planned_covariates`), NaN where none was landed; a
+champion trained with covariates forecasts from them, standing in a missing plan (the series'
+median of the last 12 months) and marking those rows ``plan_missing`` (one log line counts
+them); a champion without covariates never sees these rows.
+
 No forecast is written by a champion the audit trail does not account for: with the champions
 it loads, score reconciles the trail first (:func:`demand_forecasting.models.audit.reconcile`:
 one read of the audit table; a ``reconciled`` row for a champion whose row a killed deploy,
@@ -33,6 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,9 +49,17 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from demand_forecasting import names
-from demand_forecasting.data.config import load_dataset_config, parse_month
+from demand_forecasting.data.config import (
+    DatasetConfig,
+    add_month,
+    load_dataset_config,
+    parse_month,
+)
+from demand_forecasting.data.plans import read_planned_covariates
 from demand_forecasting.data.silver import series_attributes
 from demand_forecasting.models.audit import reconcile
+from demand_forecasting.models.panel import HISTORY_COLUMNS, PLAN_FLAG
+from demand_forecasting.models.recipe import MAX_HORIZON
 from demand_forecasting.models.registry import CHAMPION, SegmentRegistry, add_model_prefix_option
 from demand_forecasting.models.segment_data import grouped_tasks
 from demand_forecasting.monitoring.telemetry import record_segment_seconds
@@ -65,7 +82,7 @@ ON_FALLBACK_KEY = "segments_on_fallback"
 MODEL_OUTPUT_SCHEMA = (
     "segment string, series_id string, origin date, horizon int, month date, "
     "forecast double, forecast_lower double, forecast_upper double, forecast_xgb double, "
-    "forecast_holt_winters double, "
+    "forecast_holt_winters double, plan_missing boolean, "
     "model_name string, model_version string, score_seconds double"
 )
 #: Not written to the forecast table: each segment's own seconds go to the run telemetry.
@@ -84,6 +101,8 @@ class ScoreConfig:
     series_attributes: tuple[str, ...] = ("segment",)
     run_month: date | None = None
     job_run_id: str | None = None
+    #: The dataset config, when it has planned covariates (None: no plans to read).
+    planned_dataset: DatasetConfig | None = None
 
 
 @dataclass
@@ -103,15 +122,37 @@ class ScoreSummary:
     rows_out: int = 0
 
 
-def model_input(group: pd.DataFrame) -> pd.DataFrame:
-    """A segment's history rows as the pyfunc takes them (``series_id, month, y``)."""
-    return pd.DataFrame(
+def model_input(group: pd.DataFrame, covariates: Sequence[str] = ()) -> pd.DataFrame:
+    """A segment's rows as the pyfunc takes them: ``series_id, month, y``, and for a model
+    with planned ``covariates`` those columns and the plan rows (:data:`PLAN_FLAG`); a
+    model without covariates gets the history rows only."""
+    is_plan = (
+        group[PLAN_FLAG].fillna(False).astype(bool)
+        if PLAN_FLAG in group.columns
+        else pd.Series(False, index=group.index)
+    )
+    rows = group if covariates else group[~is_plan]
+    frame = pd.DataFrame(
         {
-            "series_id": group["series_id"].astype(str),
-            "month": pd.to_datetime(group["month"]),
-            "y": pd.to_numeric(group["y"], errors="coerce").astype(float),
+            "series_id": rows["series_id"].astype(str),
+            "month": pd.to_datetime(rows["month"]),
+            "y": pd.to_numeric(rows["y"], errors="coerce").astype(float),
+            **{c: pd.to_numeric(rows[c], errors="coerce").astype(float) for c in covariates},
         }
-    ).sort_values(["series_id", "month"], ignore_index=True)
+    )
+    if covariates:
+        frame[PLAN_FLAG] = is_plan.to_numpy()
+    return frame.sort_values(["series_id", "month"], ignore_index=True)
+
+
+def input_covariates(pyfunc: object) -> tuple[str, ...]:
+    """The planned covariates a loaded pyfunc's signature takes (none for a model without
+    them, and for every model saved before them)."""
+    schema = pyfunc.metadata.get_input_schema()  # type: ignore[attr-defined]
+    names_ = schema.input_names() if schema is not None else []
+    if PLAN_FLAG not in names_:
+        return ()
+    return tuple(n for n in names_ if n not in (*HISTORY_COLUMNS, PLAN_FLAG))
 
 
 def forecast_rows(
@@ -135,11 +176,14 @@ def forecast_rows(
             "forecast_upper": prediction.get("forecast_upper", np.nan),
             "forecast_xgb": prediction["forecast_xgb"].astype(float),
             "forecast_holt_winters": prediction["forecast_holt_winters"].astype(float),
+            # False from a model without planned covariates (or saved before them).
+            "plan_missing": prediction.get("plan_missing", False),
             "model_name": model.model_name,
             "model_version": model.version,
             SECONDS_COLUMN: float(seconds),
         }
     )
+    out["plan_missing"] = out["plan_missing"].fillna(False).astype(bool)
     return out[columns]
 
 
@@ -154,7 +198,7 @@ def score_group(models: dict[str, ChampionModel]):  # type: ignore[no-untyped-de
         try:
             # The driver checked the champions' environments (champion_models.champions).
             pyfunc = mlflow.pyfunc.load_model(model.folder, suppress_warnings=True)
-            prediction = pyfunc.predict(model_input(group))
+            prediction = pyfunc.predict(model_input(group, input_covariates(pyfunc)))
         except Exception as exc:  # the worker's traceback names no segment: say which
             raise SegmentScoringError(
                 f"score: segment {model.segment}: champion {model.model_id} could not "
@@ -177,6 +221,82 @@ def forecasts(
         .withColumn("run_month", F.lit(run_month))
         .withColumn("run_timestamp", F.lit(run_month).cast("timestamp"))
         .withColumn("model_id", F.concat_ws("/", "model_name", "model_version"))
+    )
+
+
+def with_plan_rows(
+    ctx: RunContext,
+    config: DatasetConfig,
+    history: DataFrame,
+    scored: dict[str, ChampionModel],
+    run_month: date,
+) -> DataFrame:
+    """The scored segments' history with their planned covariates, plus one plan row
+    (:data:`PLAN_FLAG`) per series and month of the next :data:`MAX_HORIZON` months: the
+    newest plan, NaN where none was landed (the model stands it in and marks the row)."""
+    planned = list(config.planned)
+    months = [add_month(run_month, k) for k in range(1, MAX_HORIZON + 1)]
+    table = ctx.table(names.PLANS)
+    if ctx.tables.exists(table):
+        plans = read_planned_covariates(ctx, config, months)
+    else:
+        log.warning(
+            "score: dataset %s plans %s but %s does not exist (no plan file landed): every "
+            "plan is stood in by the series' median of the last 12 months (plan_missing)",
+            config.name,
+            ", ".join(planned),
+            table,
+        )
+        plans = pd.DataFrame(columns=["series_id", "month", *planned])
+    plan_schema = ", ".join(["series_id string", "month date", *[f"{c} double" for c in planned]])
+    plan_frame = ctx.spark.createDataFrame(
+        plans.assign(month=pd.to_datetime(plans["month"]).dt.date)[
+            ["series_id", "month", *planned]
+        ],
+        plan_schema,
+    )
+    in_scope = history.where(F.col("segment").isin(list(scored)))
+    grid = (
+        in_scope.select("segment", "series_id")
+        .distinct()
+        .crossJoin(ctx.spark.createDataFrame([(m,) for m in months], "month date"))
+    )
+    plan_rows = (
+        grid.join(plan_frame, ["series_id", "month"], "left")
+        .withColumn("y", F.lit(None).cast("double"))
+        .withColumn(PLAN_FLAG, F.lit(True))
+    )
+    columns = ["segment", "series_id", "month", "y", *planned, PLAN_FLAG]
+    history_rows = in_scope.select(
+        "segment",
+        "series_id",
+        "month",
+        F.col("y").cast("double").alias("y"),
+        *[F.col(c).cast("double").alias(c) for c in planned],
+        F.lit(False).alias(PLAN_FLAG),
+    )
+    return history_rows.unionByName(plan_rows.select(*columns))
+
+
+def log_missing_plans(counts: list[Any], config: DatasetConfig | None) -> None:
+    """One line: how many forecast rows (of how many series) stood in a missing plan."""
+    if config is None:
+        return
+    missing = [r for r in counts if (r["plan_missing"] or 0) > 0]
+    rows = sum(int(r["plan_missing"]) for r in missing)
+    series = sum(int(r["plan_missing_series"]) for r in missing)
+    if not rows:
+        log.info("score: every forecast month had a plan of %s", ", ".join(config.planned))
+        return
+    log.warning(
+        "score: %d forecast row(s) of %d series in %d segment(s) had no plan of %s in %s: "
+        "the series' median of the last 12 months stood in (plan_missing = true); land the "
+        "plan files of those series and months and rerun score to replace them",
+        rows,
+        series,
+        len(missing),
+        ", ".join(config.planned),
+        names.PLANS,
     )
 
 
@@ -263,14 +383,12 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
         else keys.count().drop("count")
     )
     scored = {s: m for s, m in models.items() if s not in stale}
-    rows = forecasts(
-        history.where(F.col("segment").isin(list(scored))).select(
-            "segment", "series_id", "month", "y"
-        ),
-        scored,
-        latest_attributes,
-        run_month,
+    model_rows = history.where(F.col("segment").isin(list(scored))).select(
+        "segment", "series_id", "month", "y"
     )
+    if cfg.planned_dataset is not None:
+        model_rows = with_plan_rows(ctx, cfg.planned_dataset, history, scored, run_month)
+    rows = forecasts(model_rows, scored, latest_attributes, run_month)
     if warm_up is not None:
         warm_up.wait()
     # Materialise once: the counts and the write must not run the models twice. Segments
@@ -287,9 +405,14 @@ def run(ctx: RunContext, cfg: ScoreConfig) -> ScoreSummary:
             F.count(F.lit(1)).alias("rows"),
             F.countDistinct("series_id").alias("series"),
             F.max(SECONDS_COLUMN).alias("seconds"),
+            F.sum(F.col("plan_missing").cast("int")).alias("plan_missing"),
+            F.countDistinct(F.when(F.col("plan_missing"), F.col("series_id"))).alias(
+                "plan_missing_series"
+            ),
         )
         .collect()
     )
+    log_missing_plans(counts, cfg.planned_dataset)
     summary.rows_out = sum(int(r["rows"]) for r in counts)
     summary.series_forecast = sum(int(r["series"]) for r in counts)
     record_segment_seconds({r["segment"]: float(r["seconds"] or 0.0) for r in counts})
@@ -352,9 +475,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def make_config(args: argparse.Namespace) -> ScoreConfig:
     """Typed config from the parsed options."""
+    dataset = load_dataset_config(args.dataset)
     return ScoreConfig(
         model_prefix=args.model_prefix,
-        series_attributes=tuple(series_attributes(load_dataset_config(args.dataset))),
+        series_attributes=tuple(series_attributes(dataset)),
+        planned_dataset=dataset if dataset.planned else None,
         run_month=parse_month(args.run_month) if args.run_month else None,
         job_run_id=args.job_run_id,
     )

@@ -71,6 +71,8 @@ def test_a_config_file_path_works_and_may_extend_a_shipped_config(tmp_path: Path
 def test_synthetic_has_exogenous_columns_and_no_id_column() -> None:
     config = load_dataset_config("synthetic")
     assert config.exogenous == ("price", "promo")
+    assert config.planned == ("price", "promo")
+    assert load_dataset_config("pbs").planned == ()  # Cost is not known ahead
     assert config.series_id is None
     assert config.segment_keys == ("region", "category")
     assert len(config.known_segments()) == 4 * 8
@@ -88,6 +90,8 @@ def test_synthetic_has_exogenous_columns_and_no_id_column() -> None:
         ("month: {column: month, format: yyyy MMMMM}", r"one month field \(MM a number, MMM"),
         ("month: {column: month, format: MM yyyy MMM}", r"one month field"),
         ("segment: {keys: [state, industry]}", "known values of segment key .industry."),
+        ("planned: [turnover]", r"planned: 'turnover' is not in `exogenous` \(empty\)"),
+        ("planned: turnover", "`planned` must be a list"),
         ("exogeneous: [turnover]", r"unknown key\(s\) \['exogeneous'\]; the keys are .*exogenous"),
         (
             "segment: {known_value: {state: [x]}}",
@@ -135,7 +139,7 @@ def test_planned_columns_are_exogenous_columns(tmp_path: Path) -> None:
     assert load_dataset_config("aus_retail").planned == ()
     path = tmp_path / "planned.yml"
     path.write_text("extends: synthetic\nname: planned\nplanned: [price, units]\n", "utf-8")
-    with pytest.raises(DatasetConfigError, match=r"planned: 'units' is not one of `exogenous`"):
+    with pytest.raises(DatasetConfigError, match=r"planned: 'units' is not in `exogenous`"):
         load_dataset_config(str(path))
     path.write_text("extends: synthetic\nname: planned\nplanned: price\n", "utf-8")
     with pytest.raises(DatasetConfigError, match="`planned` must be a list"):

@@ -189,6 +189,7 @@ def test_model_output_becomes_forecast_rows_of_the_segment() -> None:
         "forecast_upper": 12.5,
         "forecast_xgb": 9.0,
         "forecast_holt_winters": 11.0,
+        "plan_missing": False,  # a model without planned covariates (or saved before them)
         "model_name": "main.s.demand_alpha",
         "model_version": "3",
         "score_seconds": 0.25,
@@ -227,6 +228,39 @@ def test_model_input_is_sorted_typed_history() -> None:
     assert list(frame.columns) == ["series_id", "month", "y"]
     assert frame["series_id"].tolist() == ["a", "b"]
     assert str(frame["month"].dtype).startswith("datetime64") and np.isnan(frame["y"][0])
+
+
+def test_plan_rows_reach_only_a_model_with_planned_covariates() -> None:
+    group = pd.DataFrame(
+        {
+            "segment": "a",
+            "series_id": ["a", "a", "a"],
+            "month": [date(2015, 11, 1), date(2015, 12, 1), date(2016, 1, 1)],
+            "y": [1.0, 2.0, None],
+            "price": [2.0, 2.0, None],
+            "is_plan": [False, False, True],
+        }
+    )
+    # a model without covariates (any model saved before them): the history as before
+    plain = score.model_input(group)
+    assert list(plain.columns) == ["series_id", "month", "y"] and len(plain) == 2
+    with_plans = score.model_input(group, ("price",))
+    assert list(with_plans.columns) == ["series_id", "month", "y", "price", "is_plan"]
+    assert with_plans["is_plan"].tolist() == [False, False, True]
+
+
+def test_a_model_logged_before_covariates_takes_none(ctx: RunContext, tmp_path: Path) -> None:
+    import mlflow.pyfunc
+
+    history = _history("alpha", 1)
+    register_champion(
+        ctx,
+        "main.demand_forecasting.demand_alpha",
+        history[["series_id", "month", "y"]].assign(month=pd.to_datetime(history["month"])),
+        tmp_path,
+    )
+    model = mlflow.pyfunc.load_model("models:/main.demand_forecasting.demand_alpha@champion")
+    assert score.input_covariates(model) == ()
 
 
 def test_environment_problems_name_what_this_environment_lacks(tmp_path: Path) -> None:
