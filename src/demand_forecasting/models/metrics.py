@@ -22,6 +22,12 @@ import pandas as pd
 #: In a segment's gate MASE, pairs whose scale is below this share of the segment's median
 #: scale count in WAPE and bias, not in MASE (as a zero scale never did).
 MIN_SCALE_SHARE = 0.01
+#: Version of the gate's accuracy definition (:func:`segment_accuracy`). Train logs it with
+#: its backtest, and validate reuses a logged backtest only when it carries this version:
+#: figures computed under another definition (version 1, before :data:`MIN_SCALE_SHARE`:
+#: the mean over every pair) do not compare with figures computed now. Raise it whenever
+#: :func:`segment_accuracy` changes what it measures.
+GATE_METRICS_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from demand_forecasting.models import intervals
 from demand_forecasting.models.backtest import NAIVE, backtest, backtest_origins, comparable
 from demand_forecasting.models.features import MIN_HISTORY_MONTHS
 from demand_forecasting.models.forecaster import SegmentForecaster, fit_forecaster
-from demand_forecasting.models.metrics import segment_accuracy
+from demand_forecasting.models.metrics import GATE_METRICS_VERSION, segment_accuracy
 from demand_forecasting.models.panel import (
     HISTORY_COLUMNS,
     PLAN_FLAG,
@@ -113,8 +113,10 @@ def backtest_summary(
 
     Returns:
         JSON-ready ``{"origins", "first_origin", "last_origin", "horizon", "candidate",
-        "naive"}``; the last two are :class:`~demand_forecasting.models.metrics.Accuracy`
-        fields (``mase, wape, bias, pairs``).
+        "naive", "metrics_version"}``; ``candidate`` and ``naive`` are
+        :class:`~demand_forecasting.models.metrics.Accuracy` fields (``mase, wape, bias,
+        pairs``), ``metrics_version`` the definition they were computed with
+        (:data:`~demand_forecasting.models.metrics.GATE_METRICS_VERSION`).
     """
     rows = comparable(frame, [CANDIDATE, NAIVE])
     return {
@@ -124,6 +126,7 @@ def backtest_summary(
         "horizon": horizon,
         CANDIDATE: segment_accuracy(rows, CANDIDATE).__dict__,
         "naive": segment_accuracy(rows, NAIVE).__dict__,
+        "metrics_version": GATE_METRICS_VERSION,
     }
 
 

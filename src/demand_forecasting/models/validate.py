@@ -5,10 +5,10 @@ feature table (``backtest_origins``), the candidate's recipe and the champion's 
 fitted at the oldest origin, forecast from each origin (see
 :mod:`demand_forecasting.models.backtest`) and are scored with MASE, WAPE and bias on the
 same rows as seasonal naive. The train task already ran the candidate's backtest (run param
-``backtest``): when it was run on this feature table version with this K, and the champion
-(if any) has the same recipe, so that refitting it would repeat the same fit on the same
-data, those figures are used as they are; otherwise the backtest runs here (Spark, one task
-per segment).
+``backtest``): when it was run on this feature table version with this K and today's gate
+metric definition (``metrics.GATE_METRICS_VERSION``), and the champion (if any) has the same
+recipe, so that refitting it would repeat the same fit on the same data, those figures are
+used as they are; otherwise the backtest runs here (Spark, one task per segment).
 
 The gate (:mod:`demand_forecasting.models.gate`) decides; the result goes to the evaluation
 table (MERGE on segment, version and data version, so a rerun adds no row) and onto the
@@ -54,7 +54,7 @@ from demand_forecasting.models.fallback import (
     register_fallback,
 )
 from demand_forecasting.models.gate import GateDecision, GateRule, decide
-from demand_forecasting.models.metrics import Accuracy
+from demand_forecasting.models.metrics import GATE_METRICS_VERSION, Accuracy
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.registry import (
     CHALLENGER,
@@ -167,9 +167,12 @@ class Contest:
     def logged_backtest(self, table: str, version: int, origins: int) -> dict[str, Any] | None:
         """The train task's backtest of the candidate, if it answers this validation.
 
-        It does when it ran on ``table`` at ``version`` with ``origins`` origins and there is
-        no champion, or the champion has the candidate's recipe (same fits, same data), or
-        the champion is a seasonal-naive fallback (its forecasts are the logged naive ones).
+        It does when it ran on ``table`` at ``version`` with ``origins`` origins, its figures
+        follow today's gate definition (``metrics_version`` =
+        :data:`~demand_forecasting.models.metrics.GATE_METRICS_VERSION`; a backtest logged
+        before has none, and its MASE is the mean over every pair), and there is no
+        champion, or the champion has the candidate's recipe (same fits, same data), or the
+        champion is a seasonal-naive fallback (its forecasts are the logged naive ones).
         """
         if (
             self.champion_recipe is not None
@@ -189,6 +192,15 @@ class Contest:
         except json.JSONDecodeError:
             return None
         if logged.get("origins") != origins:
+            return None
+        if logged.get("metrics_version") != GATE_METRICS_VERSION:
+            log.info(
+                "segment %s: the training run's backtest has metrics version %s, the gate's "
+                "is %s: backtesting again",
+                self.segment,
+                logged.get("metrics_version", 1),
+                GATE_METRICS_VERSION,
+            )
             return None
         return dict(logged)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from demand_forecasting.models.backtest import NAIVE
+from demand_forecasting.models.metrics import GATE_METRICS_VERSION
 from demand_forecasting.models.recipe import Recipe
 from demand_forecasting.models.segment_evaluation import CANDIDATE, evaluate_segment
 from demand_forecasting.models.segment_training import train_segment
+from demand_forecasting.models.tracking import BACKTEST_PARAM
+from demand_forecasting.models.validate import Contest
 
 SMALL = Recipe(horizon=6).with_overrides(xgb_params={"n_estimators": 40, "learning_rate": 0.2})
 ORIGINS = 3
@@ -45,3 +50,26 @@ def test_a_series_launched_after_zeros_does_not_decide_the_segments_gate_figures
     # train logs the same figures for validate to reuse.
     logged = train_segment("s", history, SMALL, ORIGINS)["backtest"]
     assert isinstance(logged, str) and f'"mase": {rows[CANDIDATE]["mase"]}' in logged
+
+
+def test_validate_reuses_a_training_backtest_only_under_todays_gate_metric_definition() -> None:
+    history = segment_with_a_launch()
+    logged = json.loads(str(train_segment("s", history, SMALL, ORIGINS)["backtest"]))
+    table, version = "gold.features", 7
+
+    def contest(backtest: dict[str, object]) -> Contest:
+        params = {
+            "training_table": table,
+            "training_table_version": str(version),
+            BACKTEST_PARAM: json.dumps(backtest),
+        }
+        return Contest("s", "1", "run", SMALL.to_json(), None, None, params)
+
+    assert logged["metrics_version"] == GATE_METRICS_VERSION
+    assert contest(logged).logged_backtest(table, version, ORIGINS) == logged
+    # Logged before the gate left near-zero scales out of MASE (no version: the mean over
+    # every pair, the launched series' ~10,000 included): validate backtests again.
+    before = {k: v for k, v in logged.items() if k != "metrics_version"}
+    assert contest(before).logged_backtest(table, version, ORIGINS) is None
+    older = {**logged, "metrics_version": GATE_METRICS_VERSION - 1}
+    assert contest(older).logged_backtest(table, version, ORIGINS) is None
