@@ -269,7 +269,9 @@ def young_series_log(
     in: its forecast for month o+h is its mean log over its newest min(age, 12) months plus
     the mean, over the mature series forecast here, of (their forecast for o+h minus their
     mean log over those same months). Season and growth come from the segment, the level
-    from the series.
+    from the series. A series launched after zeros fewer than :data:`YOUNG_MONTHS` months
+    ago (:func:`launched_series`) is no mature peer: its months of zeros make it old, but
+    the model's forecast of it extrapolates its launch.
 
     Rows of mature series are returned unchanged (the same array values); so is everything
     when no young series is forecast or no mature series can lend its shape.
@@ -288,7 +290,14 @@ def young_series_log(
     n_horizons = int(horizon.max())
     grid = np.full((len(panel.series), n_horizons), np.nan)
     grid[series, horizon - 1] = forecast_log
-    mature = [s for s in forecast_series if not young[s] and np.isfinite(grid[s]).all()]
+    # A recent launch is old by its observed months (its zeros), but its members read the
+    # launch as a trend: no shape to lend.
+    launched = launched_series(panel)
+    mature = [
+        s
+        for s in forecast_series
+        if not young[s] and not launched[s] and np.isfinite(grid[s]).all()
+    ]
     if not mature:
         return forecast_log
     z = panel.log_values
@@ -325,17 +334,23 @@ def launched_series_log(panel: Panel, series: np.ndarray, forecast_log: np.ndarr
 
     Rows of every other series are returned unchanged (the same array values).
     """
-    observed = ~np.isnan(panel.values)
-    start = panel.start_rows()
-    after_zeros = start > np.argmax(observed, axis=0)
-    since_start = np.arange(len(panel.months))[:, None] >= start[None, :]
-    launched = after_zeros & ((observed & since_start).sum(axis=0) < YOUNG_MONTHS)
-    rows = launched[series]
+    rows = launched_series(panel)[series]
     if not rows.any():
         return forecast_log
     out = forecast_log.copy()
     out[rows] = panel.log_values[-1, series[rows]]
     return out
+
+
+def launched_series(panel: Panel) -> np.ndarray:
+    """Per series of ``panel``, True when it started after its first observed month (after
+    zeros or stray values, :meth:`.Panel.start_rows`) and has been observed in fewer than
+    :data:`YOUNG_MONTHS` months since: the series :func:`launched_series_log` forecasts."""
+    observed = ~np.isnan(panel.values)
+    start = panel.start_rows()
+    after_zeros = start > np.argmax(observed, axis=0)
+    since_start = np.arange(len(panel.months))[:, None] >= start[None, :]
+    return after_zeros & ((observed & since_start).sum(axis=0) < YOUNG_MONTHS)
 
 
 def seasonal_naive_log(panel: Panel, series: np.ndarray, horizon: np.ndarray) -> np.ndarray:

@@ -311,3 +311,23 @@ def test_a_series_launched_after_zeros_long_ago_is_forecast_by_the_model() -> No
     forecast = forecaster.predict(frame).set_index(["series_id", "horizon"])
     assert not np.allclose(forecast.loc["launched", "forecast"], 600.0 + 10 * (months - 1))
     assert forecast.loc["launched", "forecast_holt_winters"].notna().all()
+
+
+def test_a_recent_launch_lends_no_shape_to_a_young_series() -> None:
+    # A segment of two mature series (s0, s1), one launched after zeros 9 months ago (old
+    # by its observed months) and one new series observed in 5 months.
+    frame = with_new_series(with_launched_series(history(), 9, before=0.0), 5)
+    forecaster = fit_forecaster(frame, SMALL)
+
+    forecast = forecaster.predict(frame).set_index(["series_id", "horizon"])
+
+    # The young series moves as the mature series s0 and s1 are forecast to move, not as
+    # the model extrapolates the launch (zeros, then ~600 and rising).
+    wide = frame.pivot(index="month", columns="series_id", values="y")
+    recent = np.log1p(wide.tail(5))
+    shape = np.mean(
+        [np.log1p(forecast.loc[s, "forecast"].to_numpy()) - recent[s].mean() for s in ("s0", "s1")],
+        axis=0,
+    )
+    expected = np.expm1(recent["new"].mean() + shape)
+    np.testing.assert_allclose(forecast.loc["new", "forecast"].to_numpy(), expected, rtol=1e-9)
