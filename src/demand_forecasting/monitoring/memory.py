@@ -20,8 +20,12 @@ _PROC = Path("/proc")
 
 
 def _children(pid: int) -> list[int]:
+    try:  # listing the task folder fails if the process ends while it is being listed
+        tasks = list((_PROC / str(pid) / "task").glob("*/children"))
+    except OSError:
+        return []
     found: list[int] = []
-    for task in (_PROC / str(pid) / "task").glob("*/children"):
+    for task in tasks:
         try:
             found.extend(int(c) for c in task.read_text().split())
         except OSError:  # the thread or process ended while we looked
