@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from demand_forecasting.data.config import (
     slugify,
 )
 from demand_forecasting.data.landing import land
-from demand_forecasting.platform.context import build_context
+from demand_forecasting.platform.context import RunContext, build_context
 from demand_forecasting.runner.results import JobRunResult
 
 RESTATED_SUFFIX = "restated"
@@ -128,3 +129,39 @@ def land_tiny_history(state: Path, catalog: str, schema: str) -> tuple[Path, Dat
     land(config, landing, until=parse_month("2015-12"))
     drop_landed_before(landing, config, 2006)
     return dataset, config, landing
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Tables docs/tables.md documents that a plain monthly run does not make: silver_plans only
+#: for a dataset with `planned` columns, approval_requests only on a target with
+#: require_approval. Their columns are checked by the tests that make them.
+CONDITIONAL_TABLES = (names.PLANS, names.APPROVAL_REQUESTS)
+
+
+def documented_columns() -> dict[str, set[str]]:
+    """``{table: columns}`` from docs/tables.md (a row's first cell may name several)."""
+    documented: dict[str, set[str]] = {}
+    table = None
+    for line in (ROOT / "docs" / "tables.md").read_text(encoding="utf-8").splitlines():
+        heading = re.fullmatch(r"## `(\w+)`", line.strip())
+        if heading:
+            table = heading.group(1)
+            documented[table] = set()
+        elif table and line.startswith("| `"):
+            documented[table] |= set(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return documented
+
+
+def assert_documented_columns(
+    ctx: RunContext, table: str, extra: frozenset[str] = frozenset()
+) -> None:
+    """``table`` exists with exactly the columns docs/tables.md gives it, plus ``extra``
+    (columns a table has per dataset, e.g. silver_plans' one per planned covariate)."""
+    columns = documented_columns()[table] | extra
+    assert ctx.tables.exists(ctx.table(table)), f"docs/tables.md documents {table}"
+    actual = set(ctx.tables.read(ctx.table(table)).columns)
+    assert actual == columns, (
+        f"{table}: written but not documented {sorted(actual - columns)}, documented but "
+        f"not written {sorted(columns - actual)}"
+    )

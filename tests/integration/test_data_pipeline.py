@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from monthly_support import assert_documented_columns
 
 from demand_forecasting import names
 from demand_forecasting.cli import main as cli_main
@@ -142,6 +143,7 @@ def test_plan_files_of_the_synthetic_dataset_fill_silver_plans(
     assert arguments[arguments.index("--horizon") + 1] == "12"
     # Twelve plan files (1982-04 .. 1983-03), each of 8 series x the next 12 months.
     assert len(plans()) == 12 * 8 * 12
+    assert_documented_columns(ctx, names.PLANS, extra=frozenset({"price", "promo"}))
     assert plans() == _plan_rows(folder)
 
     assert cli_main([*land, "--next-month"]) == 0

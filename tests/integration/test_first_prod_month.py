@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from monthly_support import handed_over, land_tiny_history
+from monthly_support import assert_documented_columns, handed_over, land_tiny_history
 
 from demand_forecasting import names
 from demand_forecasting.data.landing import land
@@ -100,6 +100,7 @@ def test_the_first_month_forecasts_nothing_and_succeeds_with_a_report_for_the_ap
     assert_costs_add_up(prod_like, run)
     assert "attributed to no model** (ingest, validate_data, build_features, check_drift" in text
     assert "this run forecast no series" in text
+    assert_documented_columns(prod_like.ctx(), names.APPROVAL_REQUESTS)
 
 
 def test_approving_one_segment_and_rerunning_the_month_forecasts_it_the_others_still_wait(
