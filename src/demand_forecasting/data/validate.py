@@ -257,8 +257,8 @@ def cut_file_hint(verdict: BatchVerdict) -> str:
     )
 
 
-#: A landing file's name: prefix, month, optional suffix.
-_FILE_NAME = re.compile(r"^(.*)_([0-9]{4}-[0-9]{2})(_[^.]*)?[.]csv$")
+#: A landing file's name: prefix, month, optional suffix (the report's advice reads it too).
+LANDING_FILE_NAME = re.compile(r"^(.*)_([0-9]{4}-[0-9]{2})(_[^.]*)?[.]csv$")
 
 
 def file_month_hint(verdict: BatchVerdict) -> str:
@@ -266,7 +266,7 @@ def file_month_hint(verdict: BatchVerdict) -> str:
     why those rows are not merged, and where to land them instead."""
     hints, example = [], ""
     for counts in verdict.files:
-        found = _FILE_NAME.match(counts.source_file.rsplit("/", 1)[-1])
+        found = LANDING_FILE_NAME.match(counts.source_file.rsplit("/", 1)[-1])
         if not counts.other_months or found is None:
             continue
         prefix, month, suffix = found.groups()
@@ -298,7 +298,7 @@ def month_parses_hint(verdict: BatchVerdict, config: DatasetConfig) -> str:
         if not counts.by_rule.get(MONTH_PARSES):
             continue
         name = counts.source_file.rsplit("/", 1)[-1]
-        found = _FILE_NAME.match(name)
+        found = LANDING_FILE_NAME.match(name)
         seen = ", ".join(repr(v) for v in counts.unparsed_months)
         hints.append(
             f"{name}: {counts.by_rule[MONTH_PARSES]} row(s)"

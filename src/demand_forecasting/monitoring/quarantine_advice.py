@@ -12,12 +12,11 @@ are :func:`demand_forecasting.data.rules.build_rules`; ``docs/data_pipeline.md``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: A landing file's name: prefix, month, optional suffix (as validation reads it).
-_FILE_NAME = re.compile(r"^(.*)_([0-9]{4}-[0-9]{2})(_[^.]*)?[.]csv$")
+from demand_forecasting.data.validate import LANDING_FILE_NAME
+
 #: The rule whose rows belong to a correction file of their own month.
 EARLIER_MONTH_RULE = "month_not_before_file_month"
 
@@ -25,7 +24,7 @@ EARLIER_MONTH_RULE = "month_not_before_file_month"
 def correction_file(file_name: str, month: str | None = None) -> str:
     """The correction file of ``month`` (default: the month ``file_name`` is named for) with
     the prefix of ``file_name``; a placeholder name for a file not named by month."""
-    found = _FILE_NAME.match(file_name)
+    found = LANDING_FILE_NAME.match(file_name)
     if found is None:
         return f"<file_prefix>_{month or '<YYYY-MM>'}_correction.csv"
     return f"{found.group(1)}_{month or found.group(2)}_correction.csv"
