@@ -651,11 +651,12 @@ APPROVE_THEN_SCORE = (
 #: ``{options}``: :attr:`ReportInputs.approve_options`.
 APPROVE_COMMANDS = r"""```bash
 # Databricks, logged in as yourself (or Jobs UI: Run now with different parameters); the
-# pinned value is the one 'Awaiting approval' ends with:
+# value is the one 'Awaiting approval' ends with: `reported:<YYYY-MM>` (every version that
+# section lists, each pinned) or `<segment>=<version>` pairs:
 JOB_ID=$(databricks jobs list --name demand-forecasting-approve --output json | jq '.[0].job_id')
 databricks jobs run-now --json "{\"job_id\": $JOB_ID, \"job_parameters\": {\"segments\":
   \"<segment>=<version>,...\", \"reason\": \"<ticket, review>\", \"approver\": \"<your e-mail>\"}}"
-# local runner:
+# local runner (or: demand-forecasting approve --as-reported <YYYY-MM> ...):
 demand-forecasting approve <segment>=<version> ... {options}--reason "<ticket, review>"
 ```"""
 
@@ -673,8 +674,8 @@ def status_section(inputs: ReportInputs) -> list[str]:
             + "). Their challengers passed validation and wait for a person "
             "(`require_approval`): this is how a new deployment starts, not a failure. "
             "Review 'Awaiting approval' below, then approve the versions you reviewed with the "
-            "pinned `segments` value it ends with (a version validated after your review is "
-            "then refused, not promoted):",
+            "`segments` value it ends with, which pins each version (a version validated "
+            "after your review is then refused, not promoted):",
             "",
             APPROVE_COMMANDS.replace(
                 "{options}", inputs.approve_options + " " if inputs.approve_options else ""

@@ -87,6 +87,7 @@ def test_everything_awaiting_approval_writes_the_report_and_does_not_fail(
     assert "alpha, beta, gamma" in top
     assert "databricks jobs run-now" in top
     assert "demand-forecasting approve <segment>=<version>" in top
+    assert "`reported:<YYYY-MM>`" in top and "approve --as-reported <YYYY-MM>" in top
     assert "rerun this month (job `demand-forecasting-monthly`" in top
     assert "FAILED" not in text
     # The approver's table, with the gate's figures of each version.
