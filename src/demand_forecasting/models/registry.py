@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from typing import TypeGuard, TypeVar
 
 from mlflow.entities.model_registry import ModelVersion
@@ -370,6 +371,13 @@ def awaits_approval(version: ModelVersion | None) -> TypeGuard[ModelVersion]:
     ``require_approval`` marked it; the approve job promotes it). Callers check that it still
     holds ``challenger`` where that matters: a version that lost it is ``superseded``."""
     return version is not None and (version.tags or {}).get(DEPLOYMENT_STATUS) == AWAITING_APPROVAL
+
+
+def trained_until(version: ModelVersion) -> date | None:
+    """The newest month of ``version``'s training data (its ``trained_until`` tag), or None
+    for a version without the tag (not made by the train task)."""
+    until = (version.tags or {}).get("trained_until")
+    return date.fromisoformat(until[:10]) if until else None
 
 
 def stale_status(version: ModelVersion) -> str | None:

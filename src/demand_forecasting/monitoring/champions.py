@@ -21,6 +21,7 @@ from demand_forecasting.models.registry import (
     VALIDATION_STATUS,
     SegmentRegistry,
     read_each_segment,
+    trained_until,
 )
 
 log = logging.getLogger(__name__)
@@ -133,11 +134,9 @@ def recently_refused(
         newest = newest_trained_version(registry, segment)
         if newest is None:
             return None
-        tags = dict(newest.tags or {})
-        trained_until = tags.get("trained_until")
-        if tags.get(VALIDATION_STATUS) != "refused" or not trained_until:
+        until = trained_until(newest)
+        if (newest.tags or {}).get(VALIDATION_STATUS) != "refused" or until is None:
             return None
-        until = date.fromisoformat(trained_until[:10])
         age = (run_month.year - until.year) * 12 + run_month.month - until.month
         return Refusal(str(newest.version), until) if age < months else None
 

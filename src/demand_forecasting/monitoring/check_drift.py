@@ -48,7 +48,11 @@ from demand_forecasting import names
 from demand_forecasting.data.config import add_month, month_count, parse_month
 from demand_forecasting.data.features import CALENDAR, feature_columns
 from demand_forecasting.models.features import MIN_HISTORY_MONTHS
-from demand_forecasting.models.registry import SegmentRegistry, add_model_prefix_option
+from demand_forecasting.models.registry import (
+    SegmentRegistry,
+    add_model_prefix_option,
+    trained_until,
+)
 from demand_forecasting.monitoring import drift
 from demand_forecasting.monitoring.champions import Champion, find_champions, recently_refused
 from demand_forecasting.monitoring.drift_table import (
@@ -284,8 +288,8 @@ def approval_overdue(
     overdue = []
     for segment, version in sorted(pending.items()):
         has = "the seasonal-naive fallback" if segment in fallback else "no champion"
-        until = (version.tags or {}).get("trained_until")
-        if not until:
+        since = trained_until(version)
+        if since is None:
             log.warning(
                 "segment %s has %s and v%s awaits approval, but has no trained_until tag, so "
                 "approval_wait_months cannot apply: it waits for the approver (wait_approval); "
@@ -296,7 +300,6 @@ def approval_overdue(
                 segment,
             )
             continue
-        since = date.fromisoformat(until[:10])
         refresh = drift.approval_refresh_month(since, wait_months)
         if run_month >= refresh:
             overdue.append(segment)

@@ -71,6 +71,7 @@ from demand_forecasting.models.registry import (
     add_model_prefix_option,
     awaits_approval,
     read_each_segment,
+    trained_until,
     version_by_alias,
 )
 from demand_forecasting.models.tracking import DATASET_TAG
@@ -1030,8 +1031,8 @@ def awaiting_approval(
         if not awaits_approval(version):  # approved since, or the model is gone
             return None
         model = FALLBACK_MODEL if is_fallback(version) else TRAINED_MODEL
-        until = (version.tags or {}).get("trained_until")
-        return str(version.version), model, approval_refresh(until, run_month, wait_months)
+        refresh = approval_refresh(trained_until(version), run_month, wait_months)
+        return str(version.version), model, refresh
 
     versions = {
         s: v for s, v in read_each_segment(sorted(names_of), challenger).items() if v is not None
@@ -1059,16 +1060,16 @@ def awaiting_approval(
     return rows[AWAITING_COLUMNS].sort_values("segment", ignore_index=True)
 
 
-def approval_refresh(trained_until: str | None, run_month: date | None, wait_months: int) -> str:
+def approval_refresh(since: date | None, run_month: date | None, wait_months: int) -> str:
     """When check_drift retrains a segment whose version (trained on data up to
-    ``trained_until``) still awaits approval, as the report shows it: ``YYYY-MM``, with
+    ``since``) still awaits approval, as the report shows it: ``YYYY-MM``, with
     ``(next month)`` when that is the month after ``run_month``, or ``overdue since YYYY-MM``
     when it is ``run_month`` or earlier (its new candidate was refused or failed to train,
     or its newest candidate was refused recently and waits ``refused_retry_months``). Empty
     when either month is unknown."""
-    if not trained_until or run_month is None:
+    if since is None or run_month is None:
         return ""
-    refresh = approval_refresh_month(date.fromisoformat(trained_until[:10]), wait_months)
+    refresh = approval_refresh_month(since, wait_months)
     if refresh <= run_month:
         return f"overdue since {refresh:%Y-%m}"
     if refresh == add_month(run_month):
